@@ -1,0 +1,67 @@
+//! `cramp-cds evaluate`: the engine on a Bundle from a file or stdin.
+
+use std::io::Read;
+
+use chrono::Utc;
+
+use crate::config::{EvaluateArgs, OutputFormat};
+use crate::engine::{split_drafts, Evaluation};
+use crate::protocol::response::{CdsResponse, Indicator};
+use crate::record::{Payload, RecordBuilder};
+use crate::startup::build_engine;
+
+pub fn evaluate(args: &EvaluateArgs) -> Result<String, String> {
+    let text = if args.file.as_os_str() == "-" {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text).map_err(|e| format!("stdin: {e}"))?;
+        text
+    } else {
+        std::fs::read_to_string(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?
+    };
+    let engine = build_engine(&args.engine)?;
+    if crate::fhir::resource_type_of(&text) != Some("Bundle") {
+        return Err(format!("{}: not a FHIR Bundle", args.file.display()));
+    }
+    let mut builder = RecordBuilder::new();
+    if builder.add_json(&text) != Payload::Data {
+        return Err(format!("{}: not a readable FHIR Bundle", args.file.display()));
+    }
+    let mut record = builder.finish();
+    let drafts = split_drafts(&mut record, args.hook);
+    let response = engine.run(&Evaluation {
+        hook: args.hook,
+        record: &record,
+        draft_orders: &drafts,
+        selections: &[],
+        encounter_id: None,
+        now: Utc::now(),
+    });
+    Ok(match args.format {
+        OutputFormat::Json => serde_json::to_string_pretty(&response).map_err(|e| e.to_string())?,
+        OutputFormat::Text => as_text(&response),
+    })
+}
+
+fn as_text(response: &CdsResponse) -> String {
+    if response.cards.is_empty() {
+        return "No cards.\n".into();
+    }
+    let mut out = String::new();
+    for card in &response.cards {
+        let indicator = match card.indicator {
+            Indicator::Info => "INFO",
+            Indicator::Warning => "WARNING",
+            Indicator::Critical => "CRITICAL",
+        };
+        out.push_str(&format!("[{indicator}] {} ({})\n\n{}\n", card.summary, card.source.topic.code, card.detail));
+        for finding in &card.extension.cramp_cds.findings {
+            out.push_str(&format!("  finding {}: {}\n", finding.code, finding.evidence.join(", ")));
+        }
+        for suggestion in &card.suggestions {
+            let marker = if suggestion.is_recommended { " (recommended)" } else { "" };
+            out.push_str(&format!("  suggestion: {}{marker}\n", suggestion.label));
+        }
+        out.push_str(&format!("{}\n", "-".repeat(72)));
+    }
+    out
+}

@@ -1,0 +1,107 @@
+//! Command line and environment: every setting has a flag, an environment
+//! variable and an embedded default, so `cramp-cds` alone just runs.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::protocol::Hook;
+
+#[derive(Debug, Parser)]
+#[command(name = "cramp-cds", version, about = "CDS Hooks 2.0 decision support for leg cramps", long_about = None)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// With no subcommand, cramp-cds serves with these settings.
+    #[command(flatten)]
+    pub serve: ServeSettings,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the CDS Hooks endpoints (the default).
+    Serve(ServeSettings),
+    /// Evaluate a FHIR Bundle from a file (or - for stdin) and print the cards.
+    Evaluate(EvaluateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeSettings {
+    /// Address to listen on.
+    #[arg(long, env = "CRAMP_CDS_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "CRAMP_CDS_PORT", default_value_t = 8080)]
+    pub port: u16,
+    /// The URL clients use to reach the service, when it sits behind a proxy
+    /// (e.g. https://cds.example.org). Defaults to http://HOST:PORT.
+    #[arg(long, env = "CRAMP_CDS_PUBLIC_BASE_URL")]
+    pub public_base_url: Option<String>,
+    /// Largest request body accepted, in bytes (larger: 413).
+    #[arg(long, env = "CRAMP_CDS_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Browser origins allowed by CORS: `*` (any, without credentials) or a
+    /// comma-separated list such as https://sandbox.cds-hooks.org.
+    #[arg(long, env = "CRAMP_CDS_CORS_ORIGINS", default_value = "*", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "CRAMP_CDS_WORKERS")]
+    pub workers: Option<usize>,
+    #[command(flatten)]
+    pub engine: EngineSettings,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EngineSettings {
+    /// Read the knowledge base from this directory (laid out like
+    /// cds-hooks/knowledge/) instead of the copy built into the binary.
+    #[arg(long, env = "CRAMP_CDS_KNOWLEDGE_DIR")]
+    pub knowledge_dir: Option<PathBuf>,
+    /// Age from which `older-age` is reported as a risk factor.
+    #[arg(long, env = "CRAMP_CDS_OLDER_AGE_YEARS", default_value_t = 50)]
+    pub older_age_years: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EvaluateArgs {
+    /// A FHIR R4 Bundle with one patient's resources; `-` reads stdin.
+    pub file: PathBuf,
+    /// The hook to evaluate as; for order hooks the Bundle's draft
+    /// MedicationRequests are the orders.
+    #[arg(long, default_value = "patient-view", value_parser = parse_hook)]
+    pub hook: Hook,
+    /// Output: the CDS Hooks response as JSON, or readable text.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
+    pub format: OutputFormat,
+    #[command(flatten)]
+    pub engine: EngineSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Json,
+    Text,
+}
+
+fn parse_hook(text: &str) -> Result<Hook, String> {
+    text.parse()
+}
+
+impl ServeSettings {
+    /// The defaults, as `cramp-cds serve` with no flags and no environment.
+    pub fn defaults() -> Self {
+        Cli::parse_from(["cramp-cds"]).serve
+    }
+
+    pub fn public_base_url(&self, port: u16) -> String {
+        match &self.public_base_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => match self.host {
+                IpAddr::V6(v6) => format!("http://[{v6}]:{port}"),
+                IpAddr::V4(v4) => format!("http://{v4}:{port}"),
+            },
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! The FHIR R4 read model: only the elements the rules read. Unknown elements
+//! are skipped by serde; a resource whose known elements have the wrong shape
+//! fails on its own and is skipped by the record builder, never the request.
+
+use chrono::{DateTime, Utc};
+use serde::de::{self, IgnoredAny, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+use std::fmt;
+
+use super::time::parse_fhir_datetime;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Coding {
+    pub system: Option<String>,
+    pub code: Option<String>,
+    pub display: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct CodeableConcept {
+    pub coding: Vec<Coding>,
+    pub text: Option<String>,
+}
+
+impl CodeableConcept {
+    /// Does any coding carry one of these codes (any system)? For the small
+    /// HL7 code systems (clinical status, interpretation) the code is unique.
+    pub fn has_code(&self, codes: &[&str]) -> bool {
+        self.coding
+            .iter()
+            .filter_map(|c| c.code.as_deref())
+            .any(|code| codes.contains(&code))
+    }
+
+    /// The human text: `text`, else the first coding display.
+    pub fn label(&self) -> Option<&str> {
+        self.text
+            .as_deref()
+            .or_else(|| self.coding.iter().find_map(|c| c.display.as_deref()))
+    }
+
+    /// Every piece of free text: `text` and each coding display.
+    pub fn texts(&self) -> impl Iterator<Item = &str> {
+        self.text
+            .as_deref()
+            .into_iter()
+            .chain(self.coding.iter().filter_map(|c| c.display.as_deref()))
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Reference {
+    pub reference: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Period {
+    #[serde(deserialize_with = "lenient_datetime")]
+    pub start: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    pub end: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Quantity {
+    pub value: Option<f64>,
+    pub unit: Option<String>,
+    pub system: Option<String>,
+    pub code: Option<String>,
+}
+
+impl Quantity {
+    /// The unit as written: UCUM `code` first, else the human `unit`.
+    pub fn unit_text(&self) -> Option<&str> {
+        self.code.as_deref().or(self.unit.as_deref())
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct ReferenceRange {
+    pub low: Option<Quantity>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Patient {
+    pub id: Option<String>,
+    pub birth_date: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Condition {
+    pub id: Option<String>,
+    pub clinical_status: Option<CodeableConcept>,
+    pub verification_status: Option<CodeableConcept>,
+    pub code: Option<CodeableConcept>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    pub onset_date_time: Option<DateTime<Utc>>,
+    pub onset_period: Option<Period>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    pub abatement_date_time: Option<DateTime<Utc>>,
+    pub abatement_period: Option<Period>,
+    /// abatementString, abatementAge, abatementRange, abatementBoolean: an
+    /// abatement without a date the rules can compare.
+    pub abatement_string: Option<IgnoredAny>,
+    pub abatement_age: Option<IgnoredAny>,
+    pub abatement_range: Option<IgnoredAny>,
+    pub abatement_boolean: Option<bool>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    pub recorded_date: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Observation {
+    pub id: Option<String>,
+    pub status: Option<String>,
+    pub code: Option<CodeableConcept>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    pub effective_date_time: Option<DateTime<Utc>>,
+    pub effective_period: Option<Period>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    pub effective_instant: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    pub issued: Option<DateTime<Utc>>,
+    pub value_quantity: Option<Quantity>,
+    pub value_codeable_concept: Option<CodeableConcept>,
+    pub interpretation: Vec<CodeableConcept>,
+    pub reference_range: Vec<ReferenceRange>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct MedicationRequest<'a> {
+    pub id: Option<String>,
+    pub status: Option<String>,
+    pub medication_codeable_concept: Option<CodeableConcept>,
+    pub medication_reference: Option<Reference>,
+    #[serde(borrow)]
+    pub contained: Vec<&'a RawValue>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    pub authored_on: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct MedicationStatement<'a> {
+    pub id: Option<String>,
+    pub status: Option<String>,
+    pub medication_codeable_concept: Option<CodeableConcept>,
+    pub medication_reference: Option<Reference>,
+    #[serde(borrow)]
+    pub contained: Vec<&'a RawValue>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    pub effective_date_time: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    pub date_asserted: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Medication {
+    pub id: Option<String>,
+    pub code: Option<CodeableConcept>,
+    pub ingredient: Vec<MedicationIngredient>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct MedicationIngredient {
+    pub item_codeable_concept: Option<CodeableConcept>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Procedure {
+    pub id: Option<String>,
+    pub status: Option<String>,
+    pub code: Option<CodeableConcept>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    pub performed_date_time: Option<DateTime<Utc>>,
+    pub performed_period: Option<Period>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Encounter {
+    pub id: Option<String>,
+    pub status: Option<String>,
+    /// R4 has a Coding here, R5 a list of CodeableConcepts: read either.
+    #[serde(deserialize_with = "lenient_encounter_class")]
+    pub class: Vec<Coding>,
+    pub period: Option<Period>,
+    pub reason_code: Vec<CodeableConcept>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct Bundle<'a> {
+    #[serde(borrow)]
+    pub entry: Vec<BundleEntry<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct BundleEntry<'a> {
+    pub full_url: Option<String>,
+    #[serde(borrow)]
+    pub resource: Option<&'a RawValue>,
+}
+
+/// A date that cannot be read is absent, not an error: one odd date must not
+/// cost the rest of the resource.
+fn lenient_datetime<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
+    struct DateVisitor;
+    impl<'de> Visitor<'de> for DateVisitor {
+        type Value = Option<DateTime<Utc>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a FHIR date or dateTime")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(parse_fhir_datetime(v))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    }
+    d.deserialize_any(DateVisitor)
+}
+
+fn lenient_encounter_class<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Coding>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ClassShape {
+        R4(Coding),
+        R5(Vec<CodeableConcept>),
+        Other(IgnoredAny),
+    }
+    Ok(match ClassShape::deserialize(d)? {
+        ClassShape::R4(coding) => vec![coding],
+        ClassShape::R5(concepts) => concepts.into_iter().flat_map(|c| c.coding).collect(),
+        ClassShape::Other(_) => Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_dates_are_absent_not_fatal() {
+        let c: Condition = serde_json::from_str(
+            r#"{"id":"c1","onsetDateTime":"last week","recordedDate":20240101,"abatementDateTime":{"x":1},"unknown":[1,2]}"#,
+        )
+        .unwrap();
+        assert!(c.onset_date_time.is_none() && c.recorded_date.is_none() && c.abatement_date_time.is_none());
+        assert_eq!(c.id.as_deref(), Some("c1"));
+    }
+
+    #[test]
+    fn encounter_class_in_r4_and_r5_shapes() {
+        let r4: Encounter = serde_json::from_str(r#"{"class":{"code":"IMP"}}"#).unwrap();
+        let r5: Encounter = serde_json::from_str(r#"{"class":[{"coding":[{"code":"IMP"}]}]}"#).unwrap();
+        let odd: Encounter = serde_json::from_str(r#"{"class":"IMP"}"#).unwrap();
+        assert_eq!(r4.class[0].code.as_deref(), Some("IMP"));
+        assert_eq!(r5.class[0].code.as_deref(), Some("IMP"));
+        assert!(odd.class.is_empty());
+    }
+}

@@ -1,0 +1,74 @@
+//! FHIR `date`, `dateTime` and `instant` values, reduced to the instant the
+//! rules compare with: the start of the stated precision, in UTC.
+
+use chrono::{DateTime, NaiveDate, NaiveTime, TimeZone, Utc};
+
+/// Parses a FHIR date or dateTime ("2020", "2020-03", "2020-03-04",
+/// "2020-03-04T10:00:00+01:00"). Anything else yields `None`: a date the
+/// rules cannot read is treated as absent, never guessed.
+pub fn parse_fhir_datetime(text: &str) -> Option<DateTime<Utc>> {
+    let text = text.trim();
+    if text.len() > 10 {
+        return DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| t.with_timezone(&Utc));
+    }
+    let date = match text.len() {
+        4 => NaiveDate::from_ymd_opt(text.parse().ok()?, 1, 1)?,
+        7 => {
+            let (year, month) = text.split_once('-')?;
+            NaiveDate::from_ymd_opt(year.parse().ok()?, month.parse().ok()?, 1)?
+        }
+        10 => NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?,
+        _ => return None,
+    };
+    if !text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        return None;
+    }
+    Some(Utc.from_utc_datetime(&date.and_time(NaiveTime::MIN)))
+}
+
+/// Parses a FHIR `date` (Patient.birthDate) at day precision; a year or
+/// year-month birth date is too vague for an age threshold and yields `None`.
+pub fn parse_fhir_date(text: &str) -> Option<NaiveDate> {
+    let text = text.trim();
+    if text.len() != 10 {
+        return None;
+    }
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+}
+
+/// Whole years between a birth date and a day, as clinicians count age.
+pub fn age_in_years(birth: NaiveDate, on: NaiveDate) -> Option<u32> {
+    on.years_since(birth)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_fhir_precision() {
+        let full = parse_fhir_datetime("2024-03-05T10:30:00+02:00").unwrap();
+        assert_eq!(full.to_rfc3339(), "2024-03-05T08:30:00+00:00");
+        assert_eq!(parse_fhir_datetime("2024-03-05").unwrap().to_rfc3339(), "2024-03-05T00:00:00+00:00");
+        assert_eq!(parse_fhir_datetime("2024-03").unwrap().to_rfc3339(), "2024-03-01T00:00:00+00:00");
+        assert_eq!(parse_fhir_datetime("2024").unwrap().to_rfc3339(), "2024-01-01T00:00:00+00:00");
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_date() {
+        for bad in ["", "yesterday", "2024-13-01", "2024-02-30", "20240101", "2024-1", "-2024", "2024-03-05T25:00:00Z"] {
+            assert!(parse_fhir_datetime(bad).is_none(), "{bad}");
+        }
+        assert!(parse_fhir_date("1970").is_none());
+    }
+
+    #[test]
+    fn counts_age_in_whole_years() {
+        let birth = NaiveDate::from_ymd_opt(1976, 6, 15).unwrap();
+        assert_eq!(age_in_years(birth, NaiveDate::from_ymd_opt(2026, 6, 14).unwrap()), Some(49));
+        assert_eq!(age_in_years(birth, NaiveDate::from_ymd_opt(2026, 6, 15).unwrap()), Some(50));
+        assert_eq!(age_in_years(birth, NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()), None);
+    }
+}

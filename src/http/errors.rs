@@ -1,0 +1,78 @@
+//! Every non-2xx answer: a status and a FHIR OperationOutcome that says what
+//! is wrong and where.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::fhir::outcome::{Issue, OperationOutcome};
+
+pub const FHIR_JSON: &str = "application/fhir+json";
+
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    outcome: OperationOutcome,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, outcome: OperationOutcome) -> Self {
+        Self { status, outcome }
+    }
+
+    pub fn bad_request(issues: Vec<Issue>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, OperationOutcome::new(issues))
+    }
+
+    pub fn invalid(pointer: &str, diagnostics: impl Into<String>) -> Self {
+        Self::bad_request(vec![Issue::error("invalid", diagnostics, Some(pointer.to_owned()))])
+    }
+
+    pub fn not_found(diagnostics: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, OperationOutcome::error("not-found", diagnostics))
+    }
+
+    pub fn method_not_allowed(diagnostics: impl Into<String>) -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, OperationOutcome::error("not-supported", diagnostics))
+    }
+
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            OperationOutcome::error("too-costly", format!("the request body is larger than the limit of {limit} bytes")),
+        )
+    }
+
+    pub fn unsupported_media_type(found: &str) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            OperationOutcome::error(
+                "not-supported",
+                format!("Content-Type must be application/json or application/fhir+json, not '{found}'"),
+            ),
+        )
+    }
+
+    pub fn precondition_failed(issues: Vec<Issue>) -> Self {
+        Self::new(StatusCode::PRECONDITION_FAILED, OperationOutcome::new(issues))
+    }
+
+    pub fn internal(diagnostics: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, OperationOutcome::error("exception", diagnostics))
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.status)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status).content_type(FHIR_JSON).json(&self.outcome)
+    }
+}

@@ -1,0 +1,184 @@
+//! The endpoints: discovery, hook calls, /analyze, and the published
+//! OpenAPI document and JSON Schemas.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde::Deserialize;
+
+use super::body::read_json_body;
+use super::errors::ApiError;
+use super::AppState;
+use crate::engine::{split_drafts, Evaluation};
+use crate::fhir::outcome::Issue;
+use crate::prefetch;
+use crate::protocol::request::{json_syntax_issue, parse_hook_request};
+use crate::protocol::response::CdsResponse;
+use crate::protocol::Hook;
+use crate::record::{record_from, Payload, RecordBuilder};
+use crate::validation::Schemas;
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .service(web::resource("/cds-services").route(web::get().to(discovery)).default_service(web::to(not_allowed)))
+        .service(web::resource("/cds-services/{id}").route(web::post().to(call_hook)).default_service(web::to(not_allowed)))
+        .service(web::resource("/analyze").route(web::post().to(analyze)).default_service(web::to(not_allowed)))
+        .service(web::resource("/openapi.json").route(web::get().to(openapi)).default_service(web::to(not_allowed)))
+        .service(web::resource("/schemas/{file}").route(web::get().to(schema)).default_service(web::to(not_allowed)))
+        .default_service(web::to(not_found));
+}
+
+async fn discovery(state: web::Data<AppState>) -> HttpResponse {
+    HttpResponse::Ok().json(state.catalog.discovery())
+}
+
+async fn call_hook(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let service_id = path.into_inner();
+    let service = state
+        .catalog
+        .get(&service_id)
+        .ok_or_else(|| ApiError::not_found(format!("no CDS service '{service_id}' here; GET /cds-services lists them")))?;
+    let body = read_json_body(&request, payload, state.max_body_bytes).await?;
+    let arrived = Utc::now();
+    let hook_request = parse_hook_request(&body, &state.schemas).map_err(ApiError::bad_request)?;
+    if hook_request.hook != service.hook.as_str() {
+        return Err(ApiError::invalid(
+            "/hook",
+            format!("service '{}' answers the {} hook, not '{}'", service.id, service.hook, hook_request.hook),
+        ));
+    }
+    let record = prefetch::resolve(service, &hook_request.prefetch).map_err(|unsatisfied| {
+        let why = if hook_request.fhir_server.is_some() {
+            "fetching from fhirServer is not supported yet, so the data must be prefetched"
+        } else {
+            "no fhirServer was given to fetch it from"
+        };
+        ApiError::precondition_failed(
+            unsatisfied
+                .keys
+                .into_iter()
+                .map(|(key, reason)| {
+                    Issue::error(
+                        "incomplete",
+                        format!("required prefetch '{key}' is missing: {reason}, and {why}"),
+                        Some(format!("/prefetch/{key}")),
+                    )
+                })
+                .collect(),
+        )
+    })?;
+    let drafts = match hook_request.context.draft_orders {
+        Some(raw) => record_from([raw.get()]).medications,
+        None => Vec::new(),
+    };
+    log::info!(
+        "hook {} instance {} patient {}: {} resources read, {} malformed skipped, {} duplicates, {} other types",
+        service.id,
+        hook_request.hook_instance,
+        hook_request.context.patient_id.as_deref().unwrap_or("-"),
+        record.stats.read,
+        record.stats.malformed,
+        record.stats.duplicates,
+        record.stats.other_types
+    );
+    let response = state.engine.run(&Evaluation {
+        hook: service.hook,
+        record: &record,
+        draft_orders: &drafts,
+        selections: &hook_request.context.selections,
+        encounter_id: hook_request.context.encounter_id.as_deref(),
+        now: arrived,
+    });
+    respond(&state.schemas, &response)
+}
+
+#[derive(Deserialize)]
+struct AnalyzeQuery {
+    hook: Option<String>,
+}
+
+async fn analyze(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let query = web::Query::<AnalyzeQuery>::from_query(request.query_string())
+        .map_err(|e| ApiError::invalid("hook", format!("unreadable query string: {e}")))?;
+    let hook: Hook = match query.hook.as_deref() {
+        Some(name) => name.parse().map_err(|e: String| ApiError::invalid("hook", e))?,
+        None => Hook::PatientView,
+    };
+    let body = read_json_body(&request, payload, state.max_body_bytes).await?;
+    let now = Utc::now();
+    let text = std::str::from_utf8(&body).map_err(|e| ApiError::invalid("/", format!("the body is not UTF-8: {e}")))?;
+    if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
+        return Err(ApiError::bad_request(vec![json_syntax_issue(&error)]));
+    }
+    if crate::fhir::resource_type_of(text) != Some("Bundle") {
+        return Err(ApiError::invalid("/resourceType", "the body must be a FHIR Bundle (resourceType \"Bundle\")"));
+    }
+    let mut builder = RecordBuilder::new();
+    if builder.add_json(text) != Payload::Data {
+        return Err(ApiError::invalid("/", "the body is not a readable FHIR Bundle"));
+    }
+    let mut record = builder.finish();
+    let drafts = split_drafts(&mut record, hook);
+    let patient_id = record.patient_reference().map(str::to_owned);
+    log::info!(
+        "analyze {hook} for {}: {} resources read, {} malformed skipped",
+        patient_id.as_deref().unwrap_or("no patient"),
+        record.stats.read,
+        record.stats.malformed
+    );
+    let response = state.engine.run(&Evaluation {
+        hook,
+        record: &record,
+        draft_orders: &drafts,
+        selections: &[],
+        encounter_id: None,
+        now,
+    });
+    respond(&state.schemas, &response)
+}
+
+/// Every answer is checked against our response schema: a card that breaks
+/// it is our bug, logged and answered as 500, never sent to an EHR.
+fn respond(schemas: &Schemas, response: &CdsResponse) -> Result<HttpResponse, ApiError> {
+    let document = serde_json::to_value(response).map_err(|e| ApiError::internal(format!("response encoding: {e}")))?;
+    let issues = schemas.check_response(&document);
+    if let Some(issue) = issues.first() {
+        log::error!("a response failed our response schema: {} at {:?}", issue.diagnostics, issue.expression);
+        return Err(ApiError::internal("the service produced an invalid response; this is a bug and has been logged"));
+    }
+    Ok(HttpResponse::Ok().json(document))
+}
+
+async fn openapi(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let text = Schemas::published("openapi.json").ok_or_else(|| ApiError::internal("openapi.json is not built in"))?;
+    let mut document: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| ApiError::internal(format!("openapi.json: {e}")))?;
+    document["servers"] = serde_json::json!([{ "url": state.public_base_url }]);
+    Ok(HttpResponse::Ok().json(document))
+}
+
+async fn schema(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let file = path.into_inner();
+    let text = Schemas::published(&file)
+        .filter(|_| file.ends_with(".json") && !file.contains('/'))
+        .ok_or_else(|| ApiError::not_found(format!("no schema '{file}'")))?;
+    let content_type = if file.ends_with(".schema.json") { "application/schema+json" } else { "application/json" };
+    Ok(HttpResponse::Ok().insert_header((header::CONTENT_TYPE, content_type)).body(text))
+}
+
+async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::not_found(format!("no endpoint at {}", request.path())))
+}
+
+async fn not_allowed(request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::method_not_allowed(format!("{} is not allowed on {}", request.method(), request.path())))
+}

@@ -1,0 +1,283 @@
+//! Drug classes that can cause cramps (and quinine, and anticoagulants):
+//! matched by RxNorm ingredient or product code, by ATC prefix, and when no
+//! code matches by whole-word ingredient or brand name in the text.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+use super::codes::CodeSystem;
+use super::Category;
+use crate::fhir::model::CodeableConcept;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strength {
+    Moderate,
+    Low,
+    Weak,
+    Reported,
+    #[serde(rename = "n/a")]
+    NotApplicable,
+}
+
+impl Strength {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strength::Moderate => "moderate",
+            Strength::Low => "low",
+            Strength::Weak => "weak",
+            Strength::Reported => "reported",
+            Strength::NotApplicable => "n/a",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DrugClass {
+    pub code: String,
+    pub display: String,
+    pub category: Category,
+    pub strength: Strength,
+    pub strength_note: String,
+    pub sources: Vec<String>,
+    #[serde(default)]
+    pub systemic_only: bool,
+    pub ingredients: Vec<Ingredient>,
+    #[serde(default)]
+    pub brands: Vec<String>,
+    #[serde(default)]
+    pub atc: Vec<String>,
+    #[serde(default)]
+    pub products: Vec<Product>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ingredient {
+    pub name: String,
+    pub rxnorm: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Product {
+    pub rxnorm: String,
+    pub display: String,
+    pub source: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DrugClassesFile {
+    classes: Vec<DrugClass>,
+}
+
+/// A set of drug classes (at most 64), by position in the file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClassSet(u64);
+
+impl ClassSet {
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = usize> {
+        (0..64).filter(move |i| self.0 & (1 << i) != 0)
+    }
+
+    fn union(self, other: ClassSet) -> ClassSet {
+        ClassSet(self.0 | other.0)
+    }
+}
+
+/// Words that put a product outside the systemic route (eye drops, creams,
+/// inhalers): a systemic-only class is not matched on them by ingredient
+/// code or name. Product codes and ATC codes are curated and trusted.
+const NON_SYSTEMIC_WORDS: &[&str] = &[
+    "ophthalmic", "otic", "nasal", "topical", "cream", "ointment", "lotion", "gel", "eye", "ear", "drops",
+    "rectal", "enema", "suppository", "foam", "spray", "shampoo", "cutaneous", "dermal", "vaginal", "mouthwash",
+    "dental", "paste", "inhaler", "inhalation", "inhaled", "inhalant", "nebulizer", "nebuliser",
+];
+
+pub struct DrugIndex {
+    classes: Vec<DrugClass>,
+    products: HashMap<String, ClassSet>,
+    ingredients: HashMap<String, ClassSet>,
+    atc: HashMap<String, ClassSet>,
+    names: HashMap<String, ClassSet>,
+    longest_name: usize,
+    longest_atc: usize,
+}
+
+impl DrugIndex {
+    pub fn from_json(json: &str) -> Result<Self, String> {
+        let file: DrugClassesFile = serde_json::from_str(json).map_err(|e| format!("drug-classes.json: {e}"))?;
+        if file.classes.len() > 64 {
+            return Err("drug-classes.json: more than 64 classes".into());
+        }
+        let mut index = Self {
+            classes: Vec::new(),
+            products: HashMap::new(),
+            ingredients: HashMap::new(),
+            atc: HashMap::new(),
+            names: HashMap::new(),
+            longest_name: 0,
+            longest_atc: 0,
+        };
+        for (position, class) in file.classes.iter().enumerate() {
+            if class.sources.is_empty() {
+                return Err(format!("drug-classes.json: class '{}' cites no source", class.code));
+            }
+            let bit = ClassSet(1 << position);
+            let add = |map: &mut HashMap<String, ClassSet>, key: String| {
+                let set = map.entry(key).or_default();
+                *set = set.union(bit);
+            };
+            for product in &class.products {
+                add(&mut index.products, product.rxnorm.clone());
+            }
+            for ingredient in &class.ingredients {
+                if let Some(code) = &ingredient.rxnorm {
+                    add(&mut index.ingredients, code.clone());
+                }
+                add(&mut index.names, normalize_name(&ingredient.name));
+            }
+            for brand in &class.brands {
+                add(&mut index.names, normalize_name(brand));
+            }
+            for prefix in &class.atc {
+                index.longest_atc = index.longest_atc.max(prefix.len());
+                add(&mut index.atc, CodeSystem::Atc.normalize(prefix));
+            }
+        }
+        index.longest_name = index.names.keys().map(|n| n.split(' ').count()).max().unwrap_or(1);
+        index.classes = file.classes;
+        Ok(index)
+    }
+
+    pub fn classes(&self) -> &[DrugClass] {
+        &self.classes
+    }
+
+    pub fn class(&self, position: usize) -> &DrugClass {
+        &self.classes[position]
+    }
+
+    pub fn position(&self, code: &str) -> Option<usize> {
+        self.classes.iter().position(|c| c.code == code)
+    }
+
+    /// The classes a medicine belongs to, from all its concepts (a
+    /// combination product gives every class it contains).
+    pub fn classify(&self, concepts: &[CodeableConcept]) -> ClassSet {
+        let mut trusted = ClassSet::default();
+        let mut by_ingredient = ClassSet::default();
+        for coding in concepts.iter().flat_map(|c| c.coding.iter()) {
+            let (Some(system), Some(code)) =
+                (coding.system.as_deref().and_then(CodeSystem::from_uri), coding.code.as_deref())
+            else {
+                continue;
+            };
+            let code = system.normalize(code);
+            match system {
+                CodeSystem::RxNorm => {
+                    trusted = trusted.union(self.products.get(&code).copied().unwrap_or_default());
+                    by_ingredient = by_ingredient.union(self.ingredients.get(&code).copied().unwrap_or_default());
+                }
+                CodeSystem::Atc => {
+                    for end in 1..=code.len().min(self.longest_atc) {
+                        if let Some(set) = self.atc.get(&code[..end]) {
+                            trusted = trusted.union(*set);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let mut untrusted = by_ingredient;
+        if trusted.is_empty() && by_ingredient.is_empty() {
+            for text in concepts.iter().flat_map(|c| c.texts()) {
+                untrusted = untrusted.union(self.classify_text(text));
+            }
+        }
+        if !untrusted.is_empty() && concepts.iter().flat_map(|c| c.texts()).any(mentions_non_systemic_route) {
+            untrusted = ClassSet(untrusted.iter().filter(|i| !self.classes[*i].systemic_only).fold(0, |s, i| s | (1 << i)));
+        }
+        trusted.union(untrusted)
+    }
+
+    /// Whole-word, case-insensitive names (up to the longest name's words).
+    fn classify_text(&self, text: &str) -> ClassSet {
+        let words = words(text);
+        let mut found = ClassSet::default();
+        for start in 0..words.len() {
+            for len in 1..=self.longest_name.min(words.len() - start) {
+                if let Some(set) = self.names.get(&words[start..start + len].join(" ")) {
+                    found = found.union(*set);
+                }
+            }
+        }
+        found
+    }
+}
+
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
+}
+
+fn normalize_name(name: &str) -> String {
+    words(name).join(" ")
+}
+
+fn mentions_non_systemic_route(text: &str) -> bool {
+    words(text).iter().any(|w| NON_SYSTEMIC_WORDS.contains(&w.as_str()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fhir::model::Coding;
+
+    const FILE: &str = r#"{"classes":[
+      {"code":"loop-diuretic","display":"Loop diuretic","category":"medication","strength":"low","strengthNote":"n.s.",
+       "sources":["garrison-2012"],"ingredients":[{"name":"furosemide","rxnorm":"4603"},{"name":"ethacrynic acid","rxnorm":"4109"}],
+       "brands":["Lasix"],"atc":["C03C"],"products":[{"rxnorm":"313988","display":"furosemide 40 MG Oral Tablet","source":"t"}]},
+      {"code":"beta-blocker","display":"Beta-blocker","category":"medication","strength":"weak","strengthNote":"control",
+       "sources":["garrison-2012"],"systemicOnly":true,"ingredients":[{"name":"timolol","rxnorm":"10600"}],"atc":["C07"]}]}"#;
+
+    fn concept(system: Option<&str>, code: Option<&str>, text: Option<&str>) -> CodeableConcept {
+        CodeableConcept {
+            coding: system.map(|s| Coding { system: Some(s.into()), code: code.map(Into::into), display: None }).into_iter().collect(),
+            text: text.map(Into::into),
+        }
+    }
+
+    fn codes(index: &DrugIndex, concept: CodeableConcept) -> Vec<&str> {
+        index.classify(&[concept]).iter().map(|i| index.class(i).code.as_str()).collect()
+    }
+
+    #[test]
+    fn matches_by_product_ingredient_atc_and_text() {
+        let index = DrugIndex::from_json(FILE).unwrap();
+        let rx = "http://www.nlm.nih.gov/research/umls/rxnorm";
+        assert_eq!(codes(&index, concept(Some(rx), Some("313988"), None)), ["loop-diuretic"]);
+        assert_eq!(codes(&index, concept(Some(rx), Some("4603"), None)), ["loop-diuretic"]);
+        assert_eq!(codes(&index, concept(Some("http://www.whocc.no/atc"), Some("C03CA01"), None)), ["loop-diuretic"]);
+        assert_eq!(codes(&index, concept(None, None, Some("LASIX 40mg tablet"))), ["loop-diuretic"]);
+        assert_eq!(codes(&index, concept(None, None, Some("Ethacrynic  Acid 25 mg"))), ["loop-diuretic"]);
+        assert!(codes(&index, concept(None, None, Some("furosemidex"))).is_empty());
+        assert!(codes(&index, concept(Some(rx), Some("999999"), Some("vitamin D"))).is_empty());
+    }
+
+    #[test]
+    fn systemic_only_classes_ignore_eye_drops() {
+        let index = DrugIndex::from_json(FILE).unwrap();
+        assert!(codes(&index, concept(None, None, Some("timolol 0.5% ophthalmic solution"))).is_empty());
+        assert_eq!(codes(&index, concept(None, None, Some("timolol 10 mg oral tablet"))), ["beta-blocker"]);
+    }
+}

@@ -1,0 +1,74 @@
+//! The knowledge files, from the binary or from a directory.
+
+use std::path::Path;
+
+use include_dir::{include_dir, Dir};
+use serde::de::DeserializeOwned;
+
+static EMBEDDED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/cds-hooks/knowledge");
+
+/// The knowledge files by path relative to the knowledge root.
+pub struct KnowledgeFiles {
+    pub origin: String,
+    files: Vec<(String, String)>,
+}
+
+impl KnowledgeFiles {
+    pub fn embedded() -> Self {
+        let mut files = Vec::new();
+        collect_embedded(&EMBEDDED, &mut files);
+        Self { origin: "embedded".into(), files }
+    }
+
+    pub fn read_dir(root: &Path) -> Result<Self, String> {
+        let mut files = Vec::new();
+        read_tree(root, root, &mut files)?;
+        Ok(Self { origin: root.display().to_string(), files })
+    }
+
+    pub fn text(&self, name: &str) -> Result<&str, String> {
+        self.files
+            .iter()
+            .find(|(path, _)| path == name)
+            .map(|(_, text)| text.as_str())
+            .ok_or_else(|| format!("knowledge ({}): {name} is missing", self.origin))
+    }
+
+    pub fn parse<T: DeserializeOwned>(&self, name: &str) -> Result<T, String> {
+        serde_json::from_str(self.text(name)?).map_err(|e| format!("knowledge ({}): {name}: {e}", self.origin))
+    }
+
+    /// The ValueSet files: valuesets/*.json, by name.
+    pub fn value_sets(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.files
+            .iter()
+            .filter(|(path, _)| path.starts_with("valuesets/") && path.ends_with(".json"))
+            .map(|(path, text)| (path.as_str(), text.as_str()))
+    }
+}
+
+fn collect_embedded(dir: &Dir<'_>, out: &mut Vec<(String, String)>) {
+    for file in dir.files() {
+        if let Some(text) = file.contents_utf8() {
+            out.push((file.path().to_string_lossy().replace('\\', "/"), text.to_owned()));
+        }
+    }
+    for sub in dir.dirs() {
+        collect_embedded(sub, out);
+    }
+}
+
+fn read_tree(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> Result<(), String> {
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("knowledge directory {}: {e}", dir.display()))?;
+    for entry in entries {
+        let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
+        if path.is_dir() {
+            read_tree(root, &path, out)?;
+        } else if path.extension().is_some_and(|e| e == "json") {
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let relative = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+            out.push((relative, text));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,180 @@
+//! The hook request: parsed once, validated against schemas/request.schema.json
+//! on a shallow copy (each prefetch value reduced to its resourceType, which is
+//! all CDS Hooks says about it), then read into typed parts. Prefetch values
+//! stay borrowed raw JSON until the record builder reads them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use crate::fhir::outcome::Issue;
+use crate::validation::Schemas;
+
+/// A validated hook request, borrowing from the request body.
+#[derive(Debug)]
+pub struct HookRequest<'a> {
+    pub hook: String,
+    pub hook_instance: String,
+    pub fhir_server: Option<String>,
+    pub fhir_authorization: Option<FhirAuthorization>,
+    pub context: HookContext<'a>,
+    /// Every prefetch key the client sent; `None` is an explicit `null`.
+    pub prefetch: BTreeMap<String, Option<&'a RawValue>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct HookContext<'a> {
+    pub user_id: Option<String>,
+    pub patient_id: Option<String>,
+    pub encounter_id: Option<String>,
+    /// order-select: the "Type/id" of the orders just selected.
+    pub selections: Vec<String>,
+    #[serde(borrow)]
+    pub draft_orders: Option<&'a RawValue>,
+}
+
+/// The bearer token for the EHR's FHIR server. It is never logged: Debug
+/// prints no token.
+#[derive(Clone, Deserialize)]
+pub struct FhirAuthorization {
+    pub access_token: String,
+    pub token_type: String,
+    pub scope: String,
+    pub subject: String,
+}
+
+impl fmt::Debug for FhirAuthorization {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FhirAuthorization").field("access_token", &"<redacted>").finish_non_exhaustive()
+    }
+}
+
+/// The top level, every member kept raw: only JSON syntax can fail here.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    hook: Option<&'a RawValue>,
+    #[serde(borrow)]
+    hook_instance: Option<&'a RawValue>,
+    #[serde(borrow)]
+    fhir_server: Option<&'a RawValue>,
+    #[serde(borrow)]
+    fhir_authorization: Option<&'a RawValue>,
+    #[serde(borrow)]
+    context: Option<&'a RawValue>,
+    #[serde(borrow)]
+    prefetch: Option<&'a RawValue>,
+}
+
+/// Parses and validates a hook request body. Every failure is the client's:
+/// the issues name the JSON pointer and the problem.
+pub fn parse_hook_request<'a>(body: &'a [u8], schemas: &Schemas) -> Result<HookRequest<'a>, Vec<Issue>> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| vec![Issue::error("structure", format!("the body is not UTF-8: {e}"), None)])?;
+    let envelope: Envelope = serde_json::from_str(text).map_err(|e| vec![json_syntax_issue(&e)])?;
+
+    let shallow = shallow_document(&envelope)?;
+    let issues = schemas.check_request(&shallow);
+    if !issues.is_empty() {
+        return Err(issues);
+    }
+    let string = |member: &str| shallow.get(member).and_then(Value::as_str).map(str::to_owned);
+    let context = match envelope.context {
+        Some(raw) => serde_json::from_str::<HookContext>(raw.get()).map_err(|e| vec![member_issue("/context", &e)])?,
+        None => HookContext::default(),
+    };
+    let fhir_authorization = envelope
+        .fhir_authorization
+        .map(|raw| serde_json::from_str(raw.get()))
+        .transpose()
+        .map_err(|e| vec![member_issue("/fhirAuthorization", &e)])?;
+    let prefetch = match envelope.prefetch {
+        Some(raw) => serde_json::from_str::<BTreeMap<String, &RawValue>>(raw.get())
+            .map_err(|e| vec![member_issue("/prefetch", &e)])?
+            .into_iter()
+            .map(|(key, value)| (key, (value.get() != "null").then_some(value)))
+            .collect(),
+        None => BTreeMap::new(),
+    };
+    Ok(HookRequest {
+        hook: string("hook").unwrap_or_default(),
+        hook_instance: string("hookInstance").unwrap_or_default(),
+        fhir_server: string("fhirServer"),
+        fhir_authorization,
+        context,
+        prefetch,
+    })
+}
+
+/// The request with each prefetch value reduced to `{"resourceType": ...}`:
+/// what the schema needs, without building a tree of the patient's chart.
+fn shallow_document(envelope: &Envelope) -> Result<Value, Vec<Issue>> {
+    let mut document = Map::new();
+    let members = [
+        ("hook", envelope.hook),
+        ("hookInstance", envelope.hook_instance),
+        ("fhirServer", envelope.fhir_server),
+        ("fhirAuthorization", envelope.fhir_authorization),
+        ("context", envelope.context),
+    ];
+    for (name, raw) in members {
+        if let Some(raw) = raw {
+            let value = serde_json::from_str(raw.get()).map_err(|e| vec![member_issue(&format!("/{name}"), &e)])?;
+            document.insert(name.to_owned(), value);
+        }
+    }
+    if let Some(raw) = envelope.prefetch {
+        let value = match serde_json::from_str::<BTreeMap<String, &RawValue>>(raw.get()) {
+            Ok(entries) => Value::Object(entries.into_iter().map(|(key, value)| (key, resource_summary(value))).collect()),
+            Err(_) => serde_json::from_str(raw.get()).map_err(|e| vec![member_issue("/prefetch", &e)])?,
+        };
+        document.insert("prefetch".to_owned(), value);
+    }
+    Ok(Value::Object(document))
+}
+
+/// An object becomes `{"resourceType": <its value>}` (skipping the rest at
+/// full speed); an array becomes `[]` and a scalar stays, for the schema to
+/// reject with the right message.
+fn resource_summary(raw: &RawValue) -> Value {
+    #[derive(Deserialize)]
+    struct Sniff {
+        #[serde(rename = "resourceType")]
+        resource_type: Option<Value>,
+    }
+    let text = raw.get();
+    match text.as_bytes().first() {
+        Some(b'{') => {
+            let mut summary = Map::new();
+            if let Ok(Sniff { resource_type: Some(resource_type) }) = serde_json::from_str(text) {
+                summary.insert("resourceType".to_owned(), resource_type);
+            }
+            Value::Object(summary)
+        }
+        Some(b'[') => Value::Array(Vec::new()),
+        _ => serde_json::from_str(text).unwrap_or(Value::Null),
+    }
+}
+
+pub(crate) fn json_syntax_issue(error: &serde_json::Error) -> Issue {
+    let problem = match error.classify() {
+        serde_json::error::Category::Eof => "the JSON ends too early",
+        serde_json::error::Category::Syntax => "the body is not valid JSON",
+        serde_json::error::Category::Data => "the body is not a CDS Hooks request object",
+        serde_json::error::Category::Io => "the body could not be read",
+    };
+    Issue::error(
+        "structure",
+        format!("{problem}: {error} (line {}, column {})", error.line(), error.column()),
+        Some("/".into()),
+    )
+}
+
+fn member_issue(pointer: &str, error: &serde_json::Error) -> Issue {
+    Issue::error("invalid", format!("{pointer}: {error}"), Some(pointer.to_owned()))
+}

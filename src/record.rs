@@ -1,0 +1,390 @@
+//! The patient record: every resource of every prefetch value (and of a
+//! posted Bundle), read once into the typed model and de-duplicated by type
+//! and id. Malformed resources are skipped and counted; resource types the
+//! rules never read are not even parsed.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::fhir::model::{
+    Bundle, CodeableConcept, Condition, Encounter, Medication, MedicationRequest, MedicationStatement,
+    Observation, Patient, Procedure, Reference,
+};
+use crate::fhir::resource_type_of;
+
+/// A resource the rules read, with the "Type/id" reference that cites it.
+#[derive(Debug, Clone)]
+pub struct Cited<T> {
+    pub reference: String,
+    pub resource: T,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MedicationSource {
+    Request,
+    Statement,
+}
+
+/// A MedicationRequest or MedicationStatement with its medicine resolved:
+/// the inline concept, or the code and ingredients of the contained or
+/// included Medication it references.
+#[derive(Debug, Clone)]
+pub struct MedicationUse {
+    pub reference: String,
+    pub source: MedicationSource,
+    pub status: Option<String>,
+    pub concepts: Vec<CodeableConcept>,
+    medication_reference: Option<String>,
+    contained: Vec<Medication>,
+}
+
+impl MedicationUse {
+    /// Active per the rules: a request active or on-hold; a statement
+    /// active, intended or on-hold.
+    pub fn is_active(&self) -> bool {
+        let status = self.status.as_deref().unwrap_or("");
+        match self.source {
+            MedicationSource::Request => matches!(status, "active" | "on-hold"),
+            MedicationSource::Statement => matches!(status, "active" | "intended" | "on-hold"),
+        }
+    }
+
+    /// A readable name for card text.
+    pub fn label(&self) -> &str {
+        self.concepts.iter().find_map(|c| c.label()).unwrap_or("unnamed medicine")
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct PatientRecord {
+    pub patient: Option<Cited<Patient>>,
+    pub conditions: Vec<Cited<Condition>>,
+    pub observations: Vec<Cited<Observation>>,
+    pub medications: Vec<MedicationUse>,
+    pub procedures: Vec<Cited<Procedure>>,
+    pub encounters: Vec<Cited<Encounter>>,
+    pub stats: RecordStats,
+}
+
+/// What building the record skipped, for the logs (never for the cards).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RecordStats {
+    pub read: usize,
+    pub malformed: usize,
+    pub duplicates: usize,
+    pub other_types: usize,
+}
+
+impl PatientRecord {
+    pub fn encounter(&self, id: &str) -> Option<&Cited<Encounter>> {
+        self.encounters.iter().find(|e| e.reference.strip_prefix("Encounter/") == Some(id))
+    }
+
+    pub fn patient_reference(&self) -> Option<&str> {
+        self.patient.as_ref().map(|p| p.reference.as_str())
+    }
+}
+
+/// What a prefetch value turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Payload {
+    /// A resource or a Bundle of them: data for the record.
+    Data,
+    /// The EHR could not satisfy the query: treat the key as missing.
+    OperationOutcome,
+    /// JSON that is not a FHIR resource.
+    NotAResource,
+}
+
+#[derive(Default)]
+pub struct RecordBuilder {
+    record: PatientRecord,
+    seen: HashSet<String>,
+    medications: HashMap<String, Medication>,
+    medication_aliases: HashMap<String, String>,
+}
+
+impl RecordBuilder {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reads one JSON value: a resource, or a Bundle whose entries are read
+    /// one by one so a bad entry costs only itself.
+    pub fn add_json(&mut self, raw: &str) -> Payload {
+        match resource_type_of(raw) {
+            Some("Bundle") => {
+                match serde_json::from_str::<Bundle>(raw) {
+                    Ok(bundle) => {
+                        for entry in bundle.entry {
+                            if let Some(resource) = entry.resource {
+                                self.add_entry(resource.get(), entry.full_url.as_deref());
+                            }
+                        }
+                    }
+                    Err(_) => self.record.stats.malformed += 1,
+                }
+                Payload::Data
+            }
+            Some("OperationOutcome") => Payload::OperationOutcome,
+            Some(_) => {
+                self.add_entry(raw, None);
+                Payload::Data
+            }
+            None => Payload::NotAResource,
+        }
+    }
+
+    fn add_entry(&mut self, raw: &str, full_url: Option<&str>) {
+        let Some(resource_type) = resource_type_of(raw) else {
+            self.record.stats.malformed += 1;
+            return;
+        };
+        let added = match resource_type {
+            "Patient" => self.add::<Patient>("Patient", raw, full_url, |p| p.id.clone(), |r, c| {
+                if r.patient.is_none() {
+                    r.patient = Some(c);
+                }
+            }),
+            "Condition" => self.add::<Condition>("Condition", raw, full_url, |c| c.id.clone(), |r, c| r.conditions.push(c)),
+            "Observation" => {
+                self.add::<Observation>("Observation", raw, full_url, |o| o.id.clone(), |r, c| r.observations.push(c))
+            }
+            "Procedure" => self.add::<Procedure>("Procedure", raw, full_url, |p| p.id.clone(), |r, c| r.procedures.push(c)),
+            "Encounter" => self.add::<Encounter>("Encounter", raw, full_url, |e| e.id.clone(), |r, c| r.encounters.push(c)),
+            "MedicationRequest" => self.add_medication_request(raw, full_url),
+            "MedicationStatement" => self.add_medication_statement(raw, full_url),
+            "Medication" => self.add_medication(raw, full_url),
+            // OperationOutcome entries are search warnings; nested Bundles and
+            // everything else are not part of what the rules read.
+            _ => {
+                self.record.stats.other_types += 1;
+                return;
+            }
+        };
+        match added {
+            Added::New => self.record.stats.read += 1,
+            Added::Duplicate => self.record.stats.duplicates += 1,
+            Added::Malformed => self.record.stats.malformed += 1,
+        }
+    }
+
+    fn claim(&mut self, resource_type: &str, id: Option<String>, full_url: Option<&str>) -> Claim {
+        let Some(id) = id.or_else(|| full_url.and_then(id_from_full_url)).filter(|id| is_fhir_id(id)) else {
+            return Claim::Malformed;
+        };
+        let reference = format!("{resource_type}/{id}");
+        if self.seen.insert(reference.clone()) {
+            Claim::New(reference)
+        } else {
+            Claim::Duplicate
+        }
+    }
+
+    fn add<'a, T: serde::Deserialize<'a>>(
+        &mut self,
+        resource_type: &str,
+        raw: &'a str,
+        full_url: Option<&str>,
+        id: impl Fn(&T) -> Option<String>,
+        store: impl FnOnce(&mut PatientRecord, Cited<T>),
+    ) -> Added {
+        let Ok(resource) = serde_json::from_str::<T>(raw) else {
+            return Added::Malformed;
+        };
+        match self.claim(resource_type, id(&resource), full_url) {
+            Claim::New(reference) => {
+                store(&mut self.record, Cited { reference, resource });
+                Added::New
+            }
+            Claim::Duplicate => Added::Duplicate,
+            Claim::Malformed => Added::Malformed,
+        }
+    }
+
+    fn add_medication_request(&mut self, raw: &str, full_url: Option<&str>) -> Added {
+        let Ok(request) = serde_json::from_str::<MedicationRequest>(raw) else {
+            return Added::Malformed;
+        };
+        let reference = match self.claim("MedicationRequest", request.id.clone(), full_url) {
+            Claim::New(reference) => reference,
+            Claim::Duplicate => return Added::Duplicate,
+            Claim::Malformed => return Added::Malformed,
+        };
+        let contained = read_contained(&request.contained);
+        self.record.medications.push(MedicationUse {
+            reference,
+            source: MedicationSource::Request,
+            status: request.status,
+            concepts: request.medication_codeable_concept.into_iter().collect(),
+            medication_reference: request.medication_reference.and_then(|r: Reference| r.reference),
+            contained,
+        });
+        Added::New
+    }
+
+    fn add_medication_statement(&mut self, raw: &str, full_url: Option<&str>) -> Added {
+        let Ok(statement) = serde_json::from_str::<MedicationStatement>(raw) else {
+            return Added::Malformed;
+        };
+        let reference = match self.claim("MedicationStatement", statement.id.clone(), full_url) {
+            Claim::New(reference) => reference,
+            Claim::Duplicate => return Added::Duplicate,
+            Claim::Malformed => return Added::Malformed,
+        };
+        let contained = read_contained(&statement.contained);
+        self.record.medications.push(MedicationUse {
+            reference,
+            source: MedicationSource::Statement,
+            status: statement.status,
+            concepts: statement.medication_codeable_concept.into_iter().collect(),
+            medication_reference: statement.medication_reference.and_then(|r| r.reference),
+            contained,
+        });
+        Added::New
+    }
+
+    fn add_medication(&mut self, raw: &str, full_url: Option<&str>) -> Added {
+        let Ok(medication) = serde_json::from_str::<Medication>(raw) else {
+            return Added::Malformed;
+        };
+        match self.claim("Medication", medication.id.clone(), full_url) {
+            Claim::New(reference) => {
+                if let Some(url) = full_url {
+                    self.medication_aliases.insert(url.to_owned(), reference.clone());
+                }
+                self.medications.insert(reference, medication);
+                Added::New
+            }
+            Claim::Duplicate => Added::Duplicate,
+            Claim::Malformed => Added::Malformed,
+        }
+    }
+
+    /// Resolves every medicationReference now that all Medications are known.
+    pub fn finish(mut self) -> PatientRecord {
+        for use_ in &mut self.record.medications {
+            if !use_.concepts.is_empty() {
+                continue;
+            }
+            let Some(target) = use_.medication_reference.as_deref() else { continue };
+            let medication = match target.strip_prefix('#') {
+                Some(local) => use_.contained.iter().find(|m| m.id.as_deref() == Some(local)),
+                None => {
+                    let key = self.medication_aliases.get(target).cloned().unwrap_or_else(|| relative_reference(target));
+                    self.medications.get(&key)
+                }
+            };
+            if let Some(medication) = medication {
+                use_.concepts.extend(medication.code.iter().cloned());
+                use_.concepts
+                    .extend(medication.ingredient.iter().filter_map(|i| i.item_codeable_concept.clone()));
+            }
+        }
+        self.record
+    }
+}
+
+enum Claim {
+    New(String),
+    Duplicate,
+    Malformed,
+}
+
+enum Added {
+    New,
+    Duplicate,
+    Malformed,
+}
+
+fn read_contained(contained: &[&serde_json::value::RawValue]) -> Vec<Medication> {
+    contained
+        .iter()
+        .filter(|raw| resource_type_of(raw.get()) == Some("Medication"))
+        .filter_map(|raw| serde_json::from_str::<Medication>(raw.get()).ok())
+        .collect()
+}
+
+/// "urn:uuid:abc" -> "abc"; "https://x/fhir/Condition/abc" -> "abc".
+fn id_from_full_url(full_url: &str) -> Option<String> {
+    let id = full_url.strip_prefix("urn:uuid:").unwrap_or_else(|| full_url.rsplit('/').next().unwrap_or(""));
+    (!id.is_empty()).then(|| id.to_owned())
+}
+
+/// "https://x/fhir/Medication/m1/_history/2" -> "Medication/m1".
+fn relative_reference(reference: &str) -> String {
+    let without_history = reference.split("/_history/").next().unwrap_or(reference);
+    let mut parts = without_history.rsplitn(3, '/');
+    match (parts.next(), parts.next()) {
+        (Some(id), Some(kind)) => format!("{kind}/{id}"),
+        _ => without_history.to_owned(),
+    }
+}
+
+/// FHIR id: 1-64 of [A-Za-z0-9\-\.].
+pub fn is_fhir_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+}
+
+/// Builds a record from any number of JSON values (prefetch values, a Bundle).
+pub fn record_from<'a>(values: impl IntoIterator<Item = &'a str>) -> PatientRecord {
+    let mut builder = RecordBuilder::new();
+    for raw in values {
+        builder.add_json(raw);
+    }
+    builder.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundle_entries_are_read_one_by_one_and_deduplicated() {
+        let bundle = r#"{"resourceType":"Bundle","type":"searchset","entry":[
+            {"resource":{"resourceType":"Condition","id":"c1","code":{"text":"Leg cramps"}}},
+            {"resource":{"resourceType":"Condition","id":"c1","code":{"text":"Leg cramps"}}},
+            {"resource":{"resourceType":"Condition","id":"c2","code":"not a concept"}},
+            {"resource":{"resourceType":"Claim","id":"x"}},
+            {"resource":{"id":"no-type"}},
+            {"fullUrl":"urn:uuid:p-1","resource":{"resourceType":"Patient","birthDate":"1950-01-01"}}
+        ]}"#;
+        let record = record_from([bundle]);
+        assert_eq!(record.conditions.len(), 1);
+        assert_eq!(record.conditions[0].reference, "Condition/c1");
+        assert_eq!(record.patient.as_ref().unwrap().reference, "Patient/p-1");
+        assert_eq!(record.stats, RecordStats { read: 2, malformed: 2, duplicates: 1, other_types: 1 });
+    }
+
+    #[test]
+    fn medication_references_resolve_to_contained_and_included() {
+        let bundle = r##"{"resourceType":"Bundle","entry":[
+            {"resource":{"resourceType":"MedicationRequest","id":"mr1","status":"active","medicationReference":{"reference":"#m"},
+              "contained":[{"resourceType":"Medication","id":"m","code":{"text":"furosemide 40 mg"}}]}},
+            {"resource":{"resourceType":"MedicationRequest","id":"mr2","status":"active","medicationReference":{"reference":"Medication/m2"}}},
+            {"fullUrl":"urn:uuid:m3","resource":{"resourceType":"Medication","id":"m3","code":{"text":"atenolol"}}},
+            {"resource":{"resourceType":"MedicationStatement","id":"ms1","status":"active","medicationReference":{"reference":"urn:uuid:m3"}}},
+            {"resource":{"resourceType":"Medication","id":"m2","code":{"text":"simvastatin"},
+              "ingredient":[{"itemCodeableConcept":{"text":"ezetimibe"}}]}}
+        ]}"##;
+        let record = record_from([bundle]);
+        let labels: Vec<Vec<&str>> =
+            record.medications.iter().map(|m| m.concepts.iter().filter_map(|c| c.label()).collect()).collect();
+        assert_eq!(labels, vec![vec!["furosemide 40 mg"], vec!["simvastatin", "ezetimibe"], vec!["atenolol"]]);
+    }
+
+    #[test]
+    fn operation_outcome_and_non_resources_are_reported() {
+        let mut builder = RecordBuilder::new();
+        assert_eq!(builder.add_json(r#"{"resourceType":"OperationOutcome","issue":[]}"#), Payload::OperationOutcome);
+        assert_eq!(builder.add_json(r#"[1,2]"#), Payload::NotAResource);
+        assert_eq!(builder.add_json(r#"{"resourceType":"Bundle","entry":"oops"}"#), Payload::Data);
+        assert_eq!(builder.finish().stats.malformed, 1);
+    }
+
+    #[test]
+    fn references_are_normalised() {
+        assert_eq!(relative_reference("https://ehr/fhir/Medication/m1/_history/3"), "Medication/m1");
+        assert_eq!(relative_reference("Medication/m1"), "Medication/m1");
+        assert_eq!(id_from_full_url("urn:uuid:abc").as_deref(), Some("abc"));
+    }
+}

@@ -1,0 +1,591 @@
+//! The rules of clinical-rules.md. They read a patient record and the hook
+//! context and return findings, each with its evidence; they never see HTTP
+//! and never write card text (see crate::cards).
+
+pub mod clinical;
+pub mod labs;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::fhir::model::{CodeableConcept, Condition};
+use crate::fhir::time::{age_in_years, parse_fhir_date};
+use crate::knowledge::{Category, KnowledgeBase, Memberships, ValueSetId};
+use crate::protocol::Hook;
+use crate::record::{MedicationUse, PatientRecord};
+use clinical::{
+    condition_date, condition_is_active, condition_is_credible, condition_is_resolved, day, inpatient_stay,
+    observation_counts, observation_date, procedure_date, procedure_happened, within,
+};
+use labs::{low_result, LowBecause};
+
+/// Windows of clinical-rules.md, in days.
+const CRAMP_RECORDED_WINDOW: i64 = 365;
+const PREGNANCY_STATUS_WINDOW: i64 = 280;
+const DIALYSIS_WINDOW: i64 = 90;
+const LAB_WINDOW: i64 = 90;
+const DVT_SYMPTOM_WINDOW: i64 = 30;
+const CHEMOTHERAPY_WINDOW: i64 = 183;
+const IMMOBILISATION_WINDOW: i64 = 28;
+const SURGERY_WINDOW: i64 = 84;
+const INPATIENT_STAY_DAYS: i64 = 3;
+const LEG_INJURY_WINDOW: i64 = 30;
+
+/// What the rules are given: the record, the hook and its context.
+pub struct HookInput<'a> {
+    pub hook: Hook,
+    pub record: &'a PatientRecord,
+    /// The draft orders (order-select / order-sign), as medication uses.
+    pub draft_orders: &'a [MedicationUse],
+    /// order-select: the "Type/id" of the orders just selected.
+    pub selections: &'a [String],
+    pub encounter_id: Option<&'a str>,
+    pub now: DateTime<Utc>,
+}
+
+/// One thing found in the record, with the resources that show it and a
+/// short, dated note per piece of evidence for the card text.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub code: String,
+    pub evidence: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+impl Finding {
+    fn new(code: &str) -> Self {
+        Self { code: code.to_owned(), evidence: Vec::new(), notes: Vec::new() }
+    }
+}
+
+/// Findings in first-found order, one per code, evidence merged.
+#[derive(Debug, Default, Clone)]
+pub struct Findings(Vec<Finding>);
+
+impl Findings {
+    fn add(&mut self, code: &str, reference: &str, note: String) {
+        let finding = match self.0.iter().position(|f| f.code == code) {
+            Some(i) => &mut self.0[i],
+            None => {
+                self.0.push(Finding::new(code));
+                self.0.last_mut().expect("just pushed")
+            }
+        };
+        if !finding.evidence.iter().any(|e| e == reference) {
+            finding.evidence.push(reference.to_owned());
+            finding.notes.push(note);
+        }
+    }
+
+    pub fn has(&self, code: &str) -> bool {
+        self.0.iter().any(|f| f.code == code)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn as_slice(&self) -> &[Finding] {
+        &self.0
+    }
+
+    fn evidence_of<'a>(&'a self, code: &'a str) -> impl Iterator<Item = &'a str> {
+        self.0.iter().filter(move |f| f.code == code).flat_map(|f| f.evidence.iter().map(String::as_str))
+    }
+}
+
+/// Everything the rules concluded for one hook call.
+#[derive(Debug, Default)]
+pub struct Assessment {
+    pub risk_factors: Findings,
+    pub culprits: Findings,
+    /// The culprit findings are about draft orders, not the medication list.
+    pub culprits_are_drafts: bool,
+    pub dvt: Option<DvtAssessment>,
+    pub quinine: Option<QuinineAlert>,
+}
+
+#[derive(Debug)]
+pub struct DvtAssessment {
+    pub findings: Findings,
+    /// Wells items the record shows (each +1); examination items are unknown.
+    pub known_points: u8,
+    pub pregnant: bool,
+    pub patient: Option<String>,
+    /// The symptoms that triggered the prompt, for reasonReference.
+    pub reasons: Vec<String>,
+}
+
+#[derive(Debug)]
+pub struct QuinineAlert {
+    pub finding: Finding,
+    /// The draft orders to remove (empty on patient-view).
+    pub drafts: Vec<String>,
+}
+
+/// Risk-factor findings that come from an active Condition in a value set.
+const CONDITION_RISK_FACTORS: &[(&str, &str)] = &[
+    ("dialysis", "dialysis-condition"),
+    ("kidney-disease", "kidney-disease"),
+    ("diabetes", "diabetes"),
+    ("neuropathy", "neuropathy"),
+    ("peripheral-artery-disease", "peripheral-artery-disease"),
+    ("varicose-veins", "varicose-veins"),
+    ("muscle-disease", "muscle-disease"),
+    ("dehydration", "dehydration"),
+    ("cirrhosis", "cirrhosis"),
+    ("hypothyroidism", "hypothyroidism"),
+];
+
+/// The value sets the rules use, resolved once at start-up.
+struct ValueSetIds {
+    leg_cramps: ValueSetId,
+    pregnancy_condition: ValueSetId,
+    pregnancy_status: ValueSetId,
+    pregnant_answer: ValueSetId,
+    not_pregnant_answer: ValueSetId,
+    dialysis_procedure: ValueSetId,
+    condition_risks: Vec<(&'static str, ValueSetId)>,
+    /// (index into kb.labs, lab value set, condition value set)
+    labs: Vec<(usize, ValueSetId, ValueSetId)>,
+    leg_swelling: ValueSetId,
+    leg_pain: ValueSetId,
+    active_dvt: ValueSetId,
+    previous_vte: ValueSetId,
+    active_cancer: ValueSetId,
+    chemotherapy: ValueSetId,
+    paralysis: ValueSetId,
+    immobilization_procedure: ValueSetId,
+    major_surgery: ValueSetId,
+    long_term_anticoagulant: ValueSetId,
+    bakers_cyst: ValueSetId,
+    leg_injury: ValueSetId,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct RuleSettings {
+    /// older-age fires at this age or above.
+    pub older_age_years: u32,
+}
+
+impl Default for RuleSettings {
+    fn default() -> Self {
+        Self { older_age_years: 50 }
+    }
+}
+
+pub struct Rules {
+    kb: Arc<KnowledgeBase>,
+    settings: RuleSettings,
+    sets: ValueSetIds,
+    quinine: usize,
+    anticoagulant: usize,
+}
+
+/// Value-set memberships of each record resource, computed once per call.
+struct Classified {
+    conditions: Vec<Memberships>,
+    observation_codes: Vec<Memberships>,
+    observation_values: Vec<Memberships>,
+    procedures: Vec<Memberships>,
+}
+
+impl Rules {
+    /// Binds the rules to a knowledge base; fails if anything they need is missing.
+    pub fn new(kb: Arc<KnowledgeBase>, settings: RuleSettings) -> Result<Self, String> {
+        let vs = |name: &str| kb.value_sets.id(name);
+        let sets = ValueSetIds {
+            leg_cramps: vs("leg-cramps")?,
+            pregnancy_condition: vs("pregnancy-condition")?,
+            pregnancy_status: vs("pregnancy-status-observation")?,
+            pregnant_answer: vs("pregnancy-status-pregnant")?,
+            not_pregnant_answer: vs("pregnancy-status-not-pregnant")?,
+            dialysis_procedure: vs("dialysis-procedure")?,
+            condition_risks: CONDITION_RISK_FACTORS
+                .iter()
+                .map(|(finding, set)| Ok((*finding, vs(set)?)))
+                .collect::<Result<_, String>>()?,
+            labs: kb
+                .labs
+                .iter()
+                .enumerate()
+                .map(|(i, lab)| Ok((i, vs(&lab.value_set)?, vs(&lab.condition_value_set)?)))
+                .collect::<Result<_, String>>()?,
+            leg_swelling: vs("leg-swelling")?,
+            leg_pain: vs("leg-pain")?,
+            active_dvt: vs("active-dvt")?,
+            previous_vte: vs("previous-vte")?,
+            active_cancer: vs("active-cancer")?,
+            chemotherapy: vs("chemotherapy-procedure")?,
+            paralysis: vs("paralysis")?,
+            immobilization_procedure: vs("immobilization-procedure")?,
+            major_surgery: vs("major-surgery-procedure")?,
+            long_term_anticoagulant: vs("long-term-anticoagulant-condition")?,
+            bakers_cyst: vs("bakers-cyst")?,
+            leg_injury: vs("leg-injury")?,
+        };
+        let class = |code: &str| kb.drugs.position(code).ok_or_else(|| format!("knowledge: drug class '{code}' is missing"));
+        let quinine = class("quinine")?;
+        let anticoagulant = class("anticoagulated")?;
+        for (finding, _) in CONDITION_RISK_FACTORS {
+            kb.finding(finding).ok_or_else(|| format!("knowledge: finding '{finding}' is missing"))?;
+        }
+        Ok(Self { kb, settings, sets, quinine, anticoagulant })
+    }
+
+    pub fn knowledge(&self) -> &KnowledgeBase {
+        &self.kb
+    }
+
+    pub fn evaluate(&self, input: &HookInput) -> Assessment {
+        let record = input.record;
+        let value_sets = &self.kb.value_sets;
+        let classify = |c: &Option<CodeableConcept>| c.as_ref().map(|c| value_sets.classify(c)).unwrap_or_default();
+        let classified = Classified {
+            conditions: record.conditions.iter().map(|c| classify(&c.resource.code)).collect(),
+            observation_codes: record.observations.iter().map(|o| classify(&o.resource.code)).collect(),
+            observation_values: record.observations.iter().map(|o| classify(&o.resource.value_codeable_concept)).collect(),
+            procedures: record.procedures.iter().map(|p| classify(&p.resource.code)).collect(),
+        };
+        let cramps = self.documented_cramps(input, &classified);
+        let mut assessment = Assessment::default();
+
+        if input.hook.is_order_hook() {
+            let drafts: Vec<&MedicationUse> = input
+                .draft_orders
+                .iter()
+                .filter(|d| !matches!(d.status.as_deref(), Some("entered-in-error" | "cancelled" | "revoked")))
+                .filter(|d| {
+                    input.hook == Hook::OrderSign
+                        || input.selections.is_empty()
+                        || input.selections.iter().any(|s| *s == d.reference)
+                })
+                .collect();
+            let (culprits, quinine) = self.medication_findings(&drafts);
+            if !cramps.is_empty() {
+                assessment.culprits = culprits;
+                assessment.culprits_are_drafts = true;
+            }
+            assessment.quinine = quinine.map(|finding| QuinineAlert { drafts: finding.evidence.clone(), finding });
+            return assessment;
+        }
+
+        let active: Vec<&MedicationUse> = record.medications.iter().filter(|m| m.is_active()).collect();
+        let (culprits, quinine) = self.medication_findings(&active);
+        assessment.quinine = quinine.map(|finding| QuinineAlert { finding, drafts: Vec::new() });
+        let pregnancy = self.pregnancy(input, &classified);
+        if !cramps.is_empty() {
+            assessment.risk_factors = self.risk_factors(input, &classified, &pregnancy);
+            assessment.culprits = culprits;
+        }
+        assessment.dvt = self.dvt(input, &classified, &cramps, &pregnancy, &active);
+        assessment
+    }
+
+    /// §1: cramps documented by an active (or recent, unresolved) Condition,
+    /// or as the reason for the current encounter.
+    fn documented_cramps(&self, input: &HookInput, classified: &Classified) -> Findings {
+        let mut found = Findings::default();
+        let is_cramp = |concept: &CodeableConcept, memberships: Memberships| {
+            memberships.contains(self.sets.leg_cramps) || concept.texts().any(|t| t.to_lowercase().contains("cramp"))
+        };
+        for (condition, memberships) in input.record.conditions.iter().zip(&classified.conditions) {
+            let c = &condition.resource;
+            let Some(code) = &c.code else { continue };
+            if !is_cramp(code, *memberships) {
+                continue;
+            }
+            let recent = condition_is_credible(c)
+                && !condition_is_resolved(c, input.now)
+                && within(condition_date(c), CRAMP_RECORDED_WINDOW, input.now);
+            if condition_is_active(c, input.now) || recent {
+                found.add("leg-cramps", &condition.reference, condition_note(code, c));
+            }
+        }
+        if let Some(encounter) = input.encounter_id.and_then(|id| input.record.encounter(id)) {
+            for reason in &encounter.resource.reason_code {
+                if is_cramp(reason, self.kb.value_sets.classify(reason)) {
+                    let label = reason.label().unwrap_or("leg cramps");
+                    found.add("leg-cramps", &encounter.reference, format!("{label} (reason for this visit)"));
+                }
+            }
+        }
+        found
+    }
+
+    /// §2 pregnancy: active condition, or the newest status observation;
+    /// a newer "not pregnant" status wins.
+    fn pregnancy(&self, input: &HookInput, classified: &Classified) -> Findings {
+        let now = input.now;
+        let record = input.record;
+        let newest_status = record
+            .observations
+            .iter()
+            .zip(classified.observation_codes.iter().zip(&classified.observation_values))
+            .filter(|(o, (code, _))| code.contains(self.sets.pregnancy_status) && observation_counts(&o.resource))
+            .filter_map(|(o, (_, value))| {
+                let pregnant = if value.contains(self.sets.pregnant_answer) {
+                    true
+                } else if value.contains(self.sets.not_pregnant_answer) {
+                    false
+                } else {
+                    return None;
+                };
+                Some((observation_date(&o.resource)?, pregnant, o))
+            })
+            .filter(|(at, _, _)| *at <= now + chrono::Duration::days(1))
+            .max_by_key(|(at, _, _)| *at);
+
+        let mut found = Findings::default();
+        let ruled_out_since = match newest_status {
+            Some((at, false, _)) => Some(at),
+            _ => None,
+        };
+        for (condition, memberships) in record.conditions.iter().zip(&classified.conditions) {
+            let c = &condition.resource;
+            if !memberships.contains(self.sets.pregnancy_condition) || !condition_is_active(c, now) || clinical::has_abated(c, now) {
+                continue;
+            }
+            let documented = condition_date(c);
+            if ruled_out_since.is_some_and(|not_pregnant| documented.is_none_or(|d| d < not_pregnant)) {
+                continue;
+            }
+            found.add("pregnancy", &condition.reference, condition_note(c.code.as_ref().expect("classified"), c));
+        }
+        if let Some((at, true, observation)) = newest_status {
+            if within(Some(at), PREGNANCY_STATUS_WINDOW, now) {
+                found.add("pregnancy", &observation.reference, format!("Pregnancy status: pregnant ({})", day(at)));
+            }
+        }
+        found
+    }
+
+    fn risk_factors(&self, input: &HookInput, classified: &Classified, pregnancy: &Findings) -> Findings {
+        let now = input.now;
+        let record = input.record;
+        let mut found = Findings::default();
+        for finding in pregnancy.as_slice() {
+            for (reference, note) in finding.evidence.iter().zip(&finding.notes) {
+                found.add("pregnancy", reference, note.clone());
+            }
+        }
+        if let Some(patient) = &record.patient {
+            let birth = patient.resource.birth_date.as_deref().and_then(parse_fhir_date);
+            if let Some(age) = birth.and_then(|b| age_in_years(b, now.date_naive())) {
+                if age >= self.settings.older_age_years {
+                    found.add("older-age", &patient.reference, format!("Age {age}"));
+                }
+            }
+        }
+        for (procedure, memberships) in record.procedures.iter().zip(&classified.procedures) {
+            let p = &procedure.resource;
+            let at = procedure_date(p);
+            if memberships.contains(self.sets.dialysis_procedure) && procedure_happened(p) && within(at, DIALYSIS_WINDOW, now) {
+                let label = p.code.as_ref().and_then(|c| c.label()).unwrap_or("Dialysis");
+                found.add("dialysis", &procedure.reference, format!("{label} ({})", at.map(day).unwrap_or_default()));
+            }
+        }
+        for (condition, memberships) in record.conditions.iter().zip(&classified.conditions) {
+            if memberships.is_empty() || !condition_is_active(&condition.resource, now) {
+                continue;
+            }
+            let code = condition.resource.code.as_ref().expect("classified");
+            let risks = self.sets.condition_risks.iter().map(|(f, vs)| (*f, *vs));
+            let low_electrolytes = self.sets.labs.iter().map(|(lab, _, vs)| (self.kb.labs[*lab].finding.as_str(), *vs));
+            for (finding, set) in risks.chain(low_electrolytes) {
+                if memberships.contains(set) {
+                    found.add(finding, &condition.reference, condition_note(code, &condition.resource));
+                }
+            }
+        }
+        for (lab_index, lab_set, _) in &self.sets.labs {
+            let lab = &self.kb.labs[*lab_index];
+            let newest = record
+                .observations
+                .iter()
+                .zip(&classified.observation_codes)
+                .filter(|(o, m)| m.contains(*lab_set) && observation_counts(&o.resource))
+                .filter_map(|(o, _)| Some((observation_date(&o.resource)?, o)))
+                .filter(|(at, _)| within(Some(*at), LAB_WINDOW, now))
+                .max_by_key(|(at, _)| *at);
+            let Some((at, observation)) = newest else { continue };
+            if let Some(reason) = low_result(&observation.resource, lab) {
+                found.add(&lab.finding, &observation.reference, lab_note(&observation.resource, lab, at, &reason));
+            }
+        }
+        found
+    }
+
+    /// §3 and §4: culprit classes and quinine among the given medicines.
+    fn medication_findings(&self, medicines: &[&MedicationUse]) -> (Findings, Option<Finding>) {
+        let mut culprits = Findings::default();
+        let mut quinine = Findings::default();
+        for medicine in medicines {
+            for position in self.kb.drugs.classify(&medicine.concepts).iter() {
+                let class = self.kb.drugs.class(position);
+                let note = medicine.label().to_owned();
+                match class.category {
+                    Category::Medication => culprits.add(&class.code, &medicine.reference, note),
+                    _ if position == self.quinine => quinine.add(&class.code, &medicine.reference, note),
+                    _ => {}
+                }
+            }
+        }
+        (culprits, quinine.0.into_iter().next())
+    }
+
+    /// §6: DVT rule-out when leg swelling comes with leg pain or cramps.
+    fn dvt(
+        &self,
+        input: &HookInput,
+        classified: &Classified,
+        cramps: &Findings,
+        pregnancy: &Findings,
+        active_medicines: &[&MedicationUse],
+    ) -> Option<DvtAssessment> {
+        let now = input.now;
+        let record = input.record;
+        let sets = &self.sets;
+        let mut found = Findings::default();
+
+        for (condition, memberships) in record.conditions.iter().zip(&classified.conditions) {
+            let c = &condition.resource;
+            if memberships.is_empty() || !condition_is_credible(c) {
+                continue;
+            }
+            let code = c.code.as_ref().expect("classified");
+            let note = condition_note(code, c);
+            let recent_symptom = !condition_is_resolved(c, now) && within(condition_date(c), DVT_SYMPTOM_WINDOW, now);
+            let active = condition_is_active(c, now);
+            let mut add_if = |hit: bool, finding: &str| {
+                if hit {
+                    found.add(finding, &condition.reference, note.clone());
+                }
+            };
+            add_if(recent_symptom && memberships.contains(sets.leg_swelling), "leg-swelling");
+            add_if(recent_symptom && memberships.contains(sets.leg_pain), "leg-pain");
+            add_if(active && memberships.contains(sets.active_dvt), "active-dvt");
+            add_if(memberships.contains(sets.previous_vte), "previous-dvt");
+            add_if(active && memberships.contains(sets.active_cancer), "active-cancer");
+            add_if(active && memberships.contains(sets.paralysis), "immobilization");
+            add_if(active && memberships.contains(sets.long_term_anticoagulant), "anticoagulated");
+            add_if(active && memberships.contains(sets.bakers_cyst), "bakers-cyst");
+            add_if(
+                memberships.contains(sets.leg_injury) && within(condition_date(c), LEG_INJURY_WINDOW, now),
+                "leg-injury",
+            );
+        }
+        for (observation, (code, value)) in
+            record.observations.iter().zip(classified.observation_codes.iter().zip(&classified.observation_values))
+        {
+            let o = &observation.resource;
+            let at = observation_date(o);
+            if !observation_counts(o) || !within(at, DVT_SYMPTOM_WINDOW, now) {
+                continue;
+            }
+            let symptom = o.value_codeable_concept.as_ref().or(o.code.as_ref()).and_then(|c| c.label()).unwrap_or("symptom");
+            let note = format!("{symptom} ({})", at.map(day).unwrap_or_default());
+            let either = |set| code.contains(set) || value.contains(set);
+            if either(sets.leg_swelling) {
+                found.add("leg-swelling", &observation.reference, note.clone());
+            }
+            if either(sets.leg_pain) {
+                found.add("leg-pain", &observation.reference, note);
+            }
+        }
+        if !found.has("leg-swelling") || !(found.has("leg-pain") || !cramps.is_empty()) {
+            return None;
+        }
+        for finding in cramps.as_slice() {
+            for (reference, note) in finding.evidence.iter().zip(&finding.notes) {
+                found.add("leg-cramps", reference, note.clone());
+            }
+        }
+        for (procedure, memberships) in record.procedures.iter().zip(&classified.procedures) {
+            let p = &procedure.resource;
+            if memberships.is_empty() || !procedure_happened(p) {
+                continue;
+            }
+            let at = procedure_date(p);
+            let note = format!("{} ({})", p.code.as_ref().and_then(|c| c.label()).unwrap_or("procedure"), at.map(day).unwrap_or_default());
+            if memberships.contains(sets.chemotherapy) && within(at, CHEMOTHERAPY_WINDOW, now) {
+                found.add("active-cancer", &procedure.reference, note.clone());
+            }
+            if memberships.contains(sets.immobilization_procedure) && within(at, IMMOBILISATION_WINDOW, now) {
+                found.add("immobilization", &procedure.reference, note.clone());
+            }
+            if memberships.contains(sets.major_surgery) && within(at, SURGERY_WINDOW, now) {
+                found.add("recent-surgery", &procedure.reference, note);
+            }
+        }
+        let since = now - chrono::Duration::days(SURGERY_WINDOW);
+        for encounter in &record.encounters {
+            if inpatient_stay(&encounter.resource, INPATIENT_STAY_DAYS, since, now) {
+                let period = encounter.resource.period.as_ref();
+                let start = period.and_then(|p| p.start).map(day).unwrap_or_default();
+                let end = period.and_then(|p| p.end).map(day).unwrap_or_else(|| "ongoing".into());
+                found.add("recent-surgery", &encounter.reference, format!("Inpatient stay {start} to {end}"));
+            }
+        }
+        for medicine in active_medicines {
+            if self.kb.drugs.classify(&medicine.concepts).iter().any(|p| p == self.anticoagulant) {
+                found.add("anticoagulated", &medicine.reference, medicine.label().to_owned());
+            }
+        }
+        if found.has("active-dvt") && found.has("anticoagulated") {
+            return None;
+        }
+        for finding in pregnancy.as_slice() {
+            for (reference, note) in finding.evidence.iter().zip(&finding.notes) {
+                found.add("pregnancy", reference, note.clone());
+            }
+        }
+        let known_points = ["active-cancer", "immobilization", "recent-surgery", "previous-dvt"]
+            .iter()
+            .filter(|code| found.has(code))
+            .count() as u8;
+        let reasons = found
+            .evidence_of("leg-swelling")
+            .chain(found.evidence_of("leg-pain"))
+            .chain(found.evidence_of("leg-cramps"))
+            .map(str::to_owned)
+            .collect();
+        Some(DvtAssessment {
+            pregnant: found.has("pregnancy"),
+            known_points,
+            patient: record.patient_reference().map(str::to_owned),
+            reasons,
+            findings: found,
+        })
+    }
+}
+
+fn condition_note(code: &CodeableConcept, condition: &Condition) -> String {
+    let label = code.label().unwrap_or("condition");
+    match condition_date(condition) {
+        Some(at) => format!("{label} (since {})", day(at)),
+        None => label.to_owned(),
+    }
+}
+
+fn lab_note(
+    observation: &crate::fhir::model::Observation,
+    lab: &crate::knowledge::LabDefinition,
+    at: DateTime<Utc>,
+    reason: &LowBecause,
+) -> String {
+    let quantity = observation.value_quantity.as_ref();
+    let value = match (quantity.and_then(|q| q.value), quantity.and_then(|q| q.unit_text())) {
+        (Some(v), Some(u)) => format!("{v} {u}"),
+        (Some(v), None) => v.to_string(),
+        _ => "result".into(),
+    };
+    let why = match reason {
+        LowBecause::BelowReferenceRange { low, unit } => format!("below the lab's range, low {low} {unit}"),
+        LowBecause::FlaggedLow => "flagged low by the lab".into(),
+        LowBecause::BelowDefault { limit, unit } => format!("below {limit} {unit}"),
+    };
+    let analyte = lab.analyte.as_str();
+    format!("{}{} {value} on {} ({why})", analyte[..1].to_uppercase(), &analyte[1..], day(at))
+}
