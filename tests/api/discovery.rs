@@ -1,0 +1,35 @@
+use crate::helpers::{schemas, spawn_app};
+use serde_json::Value;
+
+#[tokio::test]
+async fn discovery_lists_the_three_services_with_their_prefetch() {
+    let app = spawn_app().await;
+    let response = app.get("/cds-services").await;
+    assert_eq!(response.status(), 200);
+    let body: Value = response.json().await.unwrap();
+    assert!(schemas().check_discovery(&body).is_empty(), "{:?}", schemas().check_discovery(&body));
+    let services = body["services"].as_array().unwrap();
+    let ids: Vec<(&str, &str)> =
+        services.iter().map(|s| (s["id"].as_str().unwrap(), s["hook"].as_str().unwrap())).collect();
+    assert_eq!(
+        ids,
+        [
+            ("leg-cramps-patient-view", "patient-view"),
+            ("leg-cramps-order-select", "order-select"),
+            ("leg-cramps-order-sign", "order-sign")
+        ]
+    );
+    for service in services {
+        assert!(service["title"].as_str().is_some_and(|t| !t.is_empty()));
+        assert!(service["description"].as_str().is_some_and(|t| !t.is_empty()));
+        let prefetch = service["prefetch"].as_object().unwrap();
+        let keys: Vec<&str> = prefetch.keys().map(String::as_str).collect();
+        for key in ["patient", "conditions", "medicationRequests", "medicationStatements", "observations", "procedures", "encounters"] {
+            assert!(keys.contains(&key), "{key} missing from {keys:?}");
+        }
+        assert_eq!(prefetch["patient"], "Patient/{{context.patientId}}");
+        assert!(prefetch["medicationRequests"].as_str().unwrap().contains("_include=MedicationRequest:medication"));
+        assert!(prefetch["observations"].as_str().unwrap().contains("http://loinc.org|2823-3"));
+        assert!(service.get("requiredPrefetch").is_none(), "internal fields stay internal");
+    }
+}

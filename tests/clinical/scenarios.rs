@@ -1,0 +1,182 @@
+//! Each tests/scenarios/*.json is a patient, a hook, a fixed evaluation time
+//! and the cards and findings it must (and must not) produce.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use cramp_cds::engine::Evaluation;
+use cramp_cds::protocol::response::{ActionKind, Card, CdsResponse};
+use cramp_cds::protocol::Hook;
+use cramp_cds::record::record_from;
+use serde::Deserialize;
+use serde_json::Value;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Scenario {
+    description: String,
+    hook: Hook,
+    now: DateTime<Utc>,
+    encounter_id: Option<String>,
+    #[serde(default)]
+    selections: Vec<String>,
+    draft_orders: Option<Value>,
+    record: Value,
+    expect: Expectations,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Expectations {
+    cards: BTreeSet<String>,
+    #[serde(default)]
+    indicators: BTreeMap<String, String>,
+    #[serde(default)]
+    findings: BTreeMap<String, BTreeSet<String>>,
+    #[serde(default)]
+    absent_findings: Vec<String>,
+    #[serde(default)]
+    evidence: BTreeMap<String, BTreeSet<String>>,
+    #[serde(default)]
+    suggestions: BTreeMap<String, Vec<ExpectedSuggestion>>,
+}
+
+#[derive(Deserialize, Debug, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ExpectedSuggestion {
+    code: Option<String>,
+    delete: Option<String>,
+    #[serde(default)]
+    is_recommended: bool,
+}
+
+fn scenario_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/scenarios exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn run(scenario: &Scenario) -> CdsResponse {
+    let record_text = scenario.record.to_string();
+    let record = record_from([record_text.as_str()]);
+    let drafts_text = scenario.draft_orders.as_ref().map(Value::to_string);
+    let drafts = drafts_text.as_deref().map(|t| record_from([t]).medications).unwrap_or_default();
+    crate::engine().run(&Evaluation {
+        hook: scenario.hook,
+        record: &record,
+        draft_orders: &drafts,
+        selections: &scenario.selections,
+        encounter_id: scenario.encounter_id.as_deref(),
+        now: scenario.now,
+    })
+}
+
+fn topic(card: &Card) -> &str {
+    &card.source.topic.code
+}
+
+/// Every way the response differs from the expectations.
+fn differences(expect: &Expectations, response: &CdsResponse) -> Vec<String> {
+    let mut problems = Vec::new();
+    let produced: BTreeSet<String> = response.cards.iter().map(|c| topic(c).to_owned()).collect();
+    if produced != expect.cards {
+        problems.push(format!("cards: expected {:?}, got {produced:?}", expect.cards));
+    }
+    if produced.len() != response.cards.len() {
+        problems.push("more than one card of a topic".into());
+    }
+    let card = |name: &str| response.cards.iter().find(|c| topic(c) == name);
+    for (name, indicator) in &expect.indicators {
+        let got = card(name).map(|c| serde_json::to_value(c.indicator).unwrap());
+        if got.as_ref().and_then(Value::as_str) != Some(indicator.as_str()) {
+            problems.push(format!("{name}: indicator expected {indicator}, got {got:?}"));
+        }
+    }
+    for (name, codes) in &expect.findings {
+        let got: BTreeSet<String> = card(name)
+            .map(|c| c.extension.cramp_cds.findings.iter().map(|f| f.code.clone()).collect())
+            .unwrap_or_default();
+        if &got != codes {
+            problems.push(format!("{name}: findings expected {codes:?}, got {got:?}"));
+        }
+    }
+    let all_findings: Vec<_> = response.cards.iter().flat_map(|c| c.extension.cramp_cds.findings.iter()).collect();
+    for code in &expect.absent_findings {
+        if all_findings.iter().any(|f| &f.code == code) {
+            problems.push(format!("finding {code} must be absent"));
+        }
+    }
+    for (code, references) in &expect.evidence {
+        let got: BTreeSet<String> =
+            all_findings.iter().filter(|f| &f.code == code).flat_map(|f| f.evidence.iter().cloned()).collect();
+        if &got != references {
+            problems.push(format!("evidence of {code}: expected {references:?}, got {got:?}"));
+        }
+    }
+    for (name, expected) in &expect.suggestions {
+        let got: Vec<ExpectedSuggestion> = card(name)
+            .map(|c| {
+                c.suggestions
+                    .iter()
+                    .map(|s| {
+                        let action = &s.actions[0];
+                        let code = action.resource.as_ref().and_then(|r| r["code"]["coding"][0]["code"].as_str()).map(str::to_owned);
+                        let delete = (action.kind == ActionKind::Delete).then(|| action.resource_id.clone()).flatten();
+                        ExpectedSuggestion { code, delete, is_recommended: s.is_recommended }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if &got != expected {
+            problems.push(format!("{name}: suggestions expected {expected:?}, got {got:?}"));
+        }
+    }
+    problems
+}
+
+#[test]
+fn every_scenario_produces_exactly_its_expected_cards() {
+    let files = scenario_files();
+    assert!(files.len() >= 60, "the scenario suite is incomplete: {} files", files.len());
+    let mut failures = Vec::new();
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(file).unwrap();
+        let scenario: Scenario = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let response = run(&scenario);
+        crate::assert_schema_valid(&response, &name);
+        let problems = differences(&scenario.expect, &response);
+        if !problems.is_empty() {
+            failures.push(format!("{name} ({})\n    {}", scenario.description, problems.join("\n    ")));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} scenarios failed:\n{}", failures.len(), files.len(), failures.join("\n"));
+}
+
+/// The oracle itself must cover every finding the knowledge base can report,
+/// positively and negatively, so a rule cannot silently go untested.
+#[test]
+fn scenarios_cover_every_finding_both_ways() {
+    let mut positive = BTreeSet::new();
+    let mut negative = BTreeSet::new();
+    for file in scenario_files() {
+        let scenario: Scenario = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        for codes in scenario.expect.findings.values() {
+            positive.extend(codes.iter().cloned());
+        }
+        negative.extend(scenario.expect.absent_findings.iter().cloned());
+    }
+    let kb = crate::engine().knowledge();
+    let reportable = kb.findings().map(|f| f.code.clone()).filter(|c| c != "active-dvt" && c != "bakers-cyst" && c != "leg-injury");
+    let missing: Vec<String> = reportable
+        .filter(|code| !positive.contains(code) || !negative.contains(code))
+        .map(|code| format!("{code} (positive: {}, negative: {})", positive.contains(&code), negative.contains(&code)))
+        .collect();
+    assert!(missing.is_empty(), "findings without a positive and a negative scenario: {missing:#?}");
+}
