@@ -635,8 +635,11 @@ def build_valuesets(src):
         .concepts(SNOMED, s6, [("449614009", "Leg swelling"), ("449615005", "Leg swelling"),
                                ("102572006", "Edema of lower extremity")])
     vs("leg-pain", "leg-pain", "Leg pain",
-       "Pain in the leg, the other half of the DVT prompt (clinical-rules.md \u00a76).") \
-        .isa(ICD10CM, s6, ["M79.60", "M79.65", "M79.66"]) \
+       "Pain in the leg, the other half of the DVT prompt (clinical-rules.md \u00a76). "
+       "M79.60* also holds arm pain (M79.601-M79.603) and unspecified limb (M79.609), so only its leg codes are listed.") \
+        .isa(ICD10CM, s6, ["M79.65", "M79.66"]) \
+        .concepts(ICD10CM, s6, [("M79.604", "Pain in right leg"), ("M79.605", "Pain in left leg"),
+                                ("M79.606", "Pain in leg, unspecified")]) \
         .concepts(SNOMED, s6, [("10601006", "Pain in lower limb"), ("78514002", "Leg pain")])
 
     dvt_sct = [("128053003", "Deep venous thrombosis"), ("404223003", "Deep venous thrombosis of lower extremity"),
@@ -755,12 +758,14 @@ CLASSES = [
     ("loop-diuretic", "Loop diuretic", "low",
      "Garrison 2012 adjusted sequence ratio 1.20 (not significant)", ["garrison-2012"], False,
      [("furosemide", "4603"), ("bumetanide", "1808"), ("torsemide", "38413"), ("ethacrynic acid", "4109")],
-     ["C03C"]),
+     # C03EB: loop diuretics combined with potassium-sparing agents.
+     ["C03C", "C03EB"]),
     ("thiazide-diuretic", "Thiazide or thiazide-like diuretic", "moderate",
      "Garrison 2012 adjusted sequence ratio 1.48 (thiazide-like diuretics)", ["garrison-2012"], False,
      [("hydrochlorothiazide", "5487"), ("chlorthalidone", "2409"), ("indapamide", "5764"),
       ("metolazone", "6916"), ("chlorothiazide", "2396")],
-     ["C03A", "C03B"]),
+     # C03EA and C07B are combinations with a thiazide: a combination gives every class.
+     ["C03A", "C03B", "C03EA", "C07B"]),
     ("potassium-sparing-diuretic", "Potassium-sparing diuretic", "moderate",
      "Garrison 2012 adjusted sequence ratio 2.12", ["garrison-2012"], False,
      [("spironolactone", "9997"), ("eplerenone", "298869"), ("triamterene", "10763"), ("amiloride", "644")],
