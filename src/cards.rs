@@ -230,6 +230,10 @@ impl<'k> CardRenderer<'k> {
                 markdown_escape(&class.strength_note)
             ));
         }
+        let garrison = draft.cite_ids(&["garrison-2012"]);
+        draft.line(format!(
+            "_Evidence strength: a ratio is the adjusted sequence ratio measured in adults over 50 starting each class; \"reported\" means named as a cause without a measured ratio._ {garrison}"
+        ));
         draft.line("");
         draft.line("**What to do**");
         draft.line("- Review whether each medicine is still needed, and whether a lower dose or an alternative would do.");
@@ -304,9 +308,14 @@ impl<'k> CardRenderer<'k> {
             ));
         }
         let summary = "Leg swelling with pain or cramps: rule out a DVT (Wells, ultrasound or D-dimer)".to_owned();
+        if dvt.patient.is_none() {
+            draft.line("");
+            draft.line("_No orders are offered: the record does not say which patient they would be for._");
+        }
         let mut card = self.card(Topic::DvtRuleOut, Indicator::Warning, summary, draft, findings);
-        let ultrasound = self.service_request(dvt, Test::Ultrasound);
-        let d_dimer = self.service_request(dvt, Test::DDimer);
+        let Some(patient) = dvt.patient.as_deref() else { return card };
+        let ultrasound = self.service_request(dvt, patient, Test::Ultrasound);
+        let d_dimer = self.service_request(dvt, patient, Test::DDimer);
         card.suggestions = if dvt.pregnant {
             vec![suggestion(ultrasound, true)]
         } else if dvt.known_points >= 2 {
@@ -318,7 +327,7 @@ impl<'k> CardRenderer<'k> {
         card
     }
 
-    fn service_request(&self, dvt: &DvtAssessment, test: Test) -> (String, Action) {
+    fn service_request(&self, dvt: &DvtAssessment, patient: &str, test: Test) -> (String, Action) {
         let (label, coding, text) = match test {
             Test::Ultrasound => (
                 "Order venous duplex ultrasound of the leg",
@@ -331,16 +340,14 @@ impl<'k> CardRenderer<'k> {
                 "D-dimer to rule out DVT",
             ),
         };
-        let mut resource = json!({
+        let resource = json!({
             "resourceType": "ServiceRequest",
             "status": "draft",
             "intent": "proposal",
             "code": {"coding": [coding], "text": text},
+            "subject": {"reference": patient},
             "reasonReference": dvt.reasons.iter().map(|r| json!({"reference": r})).collect::<Vec<_>>(),
         });
-        if let Some(patient) = &dvt.patient {
-            resource["subject"] = json!({"reference": patient});
-        }
         let action = Action { kind: ActionKind::Create, description: format!("Create a draft order: {text}"), resource: Some(resource), resource_id: None };
         (label.to_owned(), action)
     }

@@ -34,6 +34,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<String, String> {
         draft_orders: &drafts,
         selections: &[],
         encounter_id: None,
+        patient_id: None,
         now: Utc::now(),
     });
     Ok(match args.format {

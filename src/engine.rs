@@ -23,6 +23,8 @@ pub struct Evaluation<'a> {
     pub draft_orders: &'a [MedicationUse],
     pub selections: &'a [String],
     pub encounter_id: Option<&'a str>,
+    /// context.patientId, for when the record holds no Patient resource.
+    pub patient_id: Option<&'a str>,
     pub now: DateTime<Utc>,
 }
 
@@ -42,6 +44,7 @@ impl Engine {
             draft_orders: evaluation.draft_orders,
             selections: evaluation.selections,
             encounter_id: evaluation.encounter_id,
+            patient_id: evaluation.patient_id,
             now: evaluation.now,
         })
     }

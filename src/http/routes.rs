@@ -92,6 +92,7 @@ async fn call_hook(
         draft_orders: &drafts,
         selections: &hook_request.context.selections,
         encounter_id: hook_request.context.encounter_id.as_deref(),
+        patient_id: hook_request.context.patient_id.as_deref(),
         now: arrived,
     });
     respond(&state.schemas, &response)
@@ -141,6 +142,7 @@ async fn analyze(
         draft_orders: &drafts,
         selections: &[],
         encounter_id: None,
+        patient_id: None,
         now,
     });
     respond(&state.schemas, &response)

@@ -41,6 +41,8 @@ pub struct HookInput<'a> {
     /// order-select: the "Type/id" of the orders just selected.
     pub selections: &'a [String],
     pub encounter_id: Option<&'a str>,
+    /// context.patientId, for when the record holds no Patient resource.
+    pub patient_id: Option<&'a str>,
     pub now: DateTime<Utc>,
 }
 
@@ -112,6 +114,7 @@ pub struct DvtAssessment {
     /// Wells items the record shows (each +1); examination items are unknown.
     pub known_points: u8,
     pub pregnant: bool,
+    /// The patient the draft orders are for; without one no order is offered.
     pub patient: Option<String>,
     /// The symptoms that triggered the prompt, for reasonReference.
     pub reasons: Vec<String>,
@@ -554,7 +557,10 @@ impl Rules {
         Some(DvtAssessment {
             pregnant: found.has("pregnancy"),
             known_points,
-            patient: record.patient_reference().map(str::to_owned),
+            patient: record
+                .patient_reference()
+                .map(str::to_owned)
+                .or_else(|| input.patient_id.map(|id| format!("Patient/{id}"))),
             reasons,
             findings: found,
         })

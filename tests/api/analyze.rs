@@ -38,3 +38,39 @@ async fn analyze_rejects_what_is_not_a_bundle() {
     assert_outcome(app.post_json("/analyze?hook=encounter-start", &bundle(vec![])).await, 400).await;
     assert_outcome(app.post_raw("/analyze", "text/csv", "a,b").await, 415).await;
 }
+
+fn condition(id: &str, system: &str, code: &str, display: &str) -> serde_json::Value {
+    json!({
+        "resourceType": "Condition", "id": id,
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+        "code": {"coding": [{"system": system, "code": code, "display": display}]},
+        "recordedDate": chrono::Utc::now().to_rfc3339()
+    })
+}
+
+fn swelling_and_pain() -> Vec<serde_json::Value> {
+    vec![
+        condition("swelling", "http://hl7.org/fhir/sid/icd-10-cm", "R22.41", "Localized swelling, right lower limb"),
+        condition("pain", "http://hl7.org/fhir/sid/icd-10-cm", "M79.661", "Pain in right lower leg"),
+    ]
+}
+
+#[tokio::test]
+async fn dvt_orders_name_the_patient_or_are_not_offered() {
+    let app = spawn_app().await;
+    let mut with_patient = swelling_and_pain();
+    with_patient.push(patient());
+    let result = assert_valid_cards(app.post_json("/analyze", &bundle(with_patient)).await).await;
+    let card = &result["cards"][0];
+    assert_eq!(card["source"]["topic"]["code"], "dvt-rule-out");
+    let request = &card["suggestions"][0]["actions"][0]["resource"];
+    assert_eq!(request["subject"]["reference"], "Patient/p1");
+    assert_eq!(request["status"], "draft");
+    assert_eq!(request["intent"], "proposal");
+    assert_eq!(request["reasonReference"], json!([{"reference": "Condition/swelling"}, {"reference": "Condition/pain"}]));
+
+    let result = assert_valid_cards(app.post_json("/analyze", &bundle(swelling_and_pain())).await).await;
+    let card = &result["cards"][0];
+    assert_eq!(card["source"]["topic"]["code"], "dvt-rule-out");
+    assert!(card.get("suggestions").is_none() && card.get("selectionBehavior").is_none(), "{card:#}");
+}

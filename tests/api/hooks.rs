@@ -166,3 +166,20 @@ async fn every_hook_answers_realistic_prefetch_from_the_samples() {
         }
     }
 }
+
+#[tokio::test]
+async fn dvt_orders_fall_back_to_the_context_patient() {
+    let app = spawn_app().await;
+    let mut request = patient_view_request();
+    request["prefetch"]["patient"] = Value::Null;
+    let swelling = json!({
+        "resourceType": "Condition", "id": "swelling",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": "449614009", "display": "Leg swelling"}]},
+        "recordedDate": chrono::Utc::now().to_rfc3339()
+    });
+    request["prefetch"]["conditions"] = searchset(vec![cramp_condition(), swelling]);
+    let body = assert_valid_cards(app.post_json("/cds-services/leg-cramps-patient-view", &request).await).await;
+    let dvt = body["cards"].as_array().unwrap().iter().find(|c| c["source"]["topic"]["code"] == "dvt-rule-out").unwrap();
+    assert_eq!(dvt["suggestions"][0]["actions"][0]["resource"]["subject"]["reference"], "Patient/p1");
+    assert_eq!(finding_codes(&body, "dvt-rule-out"), ["leg-swelling", "leg-cramps"]);
+}

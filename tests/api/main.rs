@@ -2,6 +2,7 @@
 //! over HTTP with a real client.
 
 mod analyze;
+mod cli;
 mod discovery;
 mod errors;
 mod helpers;

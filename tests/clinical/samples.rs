@@ -89,7 +89,7 @@ fn evaluate(text: &str, hook: Hook, now: DateTime<Utc>) -> CdsResponse {
     let mut record = record_from([text]);
     assert_eq!(record.stats.malformed, 0, "a real sample resource was rejected as malformed");
     let drafts = split_drafts(&mut record, hook);
-    crate::engine().run(&Evaluation { hook, record: &record, draft_orders: &drafts, selections: &[], encounter_id: None, now })
+    crate::engine().run(&Evaluation { hook, record: &record, draft_orders: &drafts, selections: &[], encounter_id: None, patient_id: None, now })
 }
 
 fn topics(response: &CdsResponse) -> Vec<&str> {

@@ -73,6 +73,7 @@ fn run(scenario: &Scenario) -> CdsResponse {
         draft_orders: &drafts,
         selections: &scenario.selections,
         encounter_id: scenario.encounter_id.as_deref(),
+        patient_id: None,
         now: scenario.now,
     })
 }
@@ -90,6 +91,11 @@ fn differences(expect: &Expectations, response: &CdsResponse) -> Vec<String> {
     }
     if produced.len() != response.cards.len() {
         problems.push("more than one card of a topic".into());
+    }
+    for card in &response.cards {
+        if card.source.url.is_none() {
+            problems.push(format!("{}: no source url", topic(card)));
+        }
     }
     let card = |name: &str| response.cards.iter().find(|c| topic(c) == name);
     for (name, indicator) in &expect.indicators {
