@@ -106,7 +106,7 @@ fn build_record(request: &str) -> PatientRecord {
     let fixture = fixture();
     let parsed = parse_hook_request(request.as_bytes(), &fixture.schemas).unwrap();
     let service = fixture.catalog.get("leg-cramps-patient-view").unwrap();
-    cramp_cds::prefetch::resolve(service, &parsed.prefetch).unwrap()
+    cramp_cds::prefetch::resolve(service, &parsed.prefetch, &[]).unwrap()
 }
 
 fn evaluation(record: &PatientRecord) -> Evaluation<'_> {
@@ -135,7 +135,7 @@ fn build_patient_record(bencher: Bencher, size: &str) {
     let request = request_of(size);
     let parsed = parse_hook_request(request.as_bytes(), &fixture().schemas).unwrap();
     let service = fixture().catalog.get("leg-cramps-patient-view").unwrap();
-    bencher.bench(|| cramp_cds::prefetch::resolve(service, black_box(&parsed.prefetch)).unwrap().stats.read);
+    bencher.bench(|| cramp_cds::prefetch::resolve(service, black_box(&parsed.prefetch), &[]).unwrap().stats.read);
 }
 
 #[divan::bench(args = SIZES)]

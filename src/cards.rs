@@ -239,8 +239,7 @@ impl<'k> CardRenderer<'k> {
         draft.line("- Review whether each medicine is still needed, and whether a lower dose or an alternative would do.");
         draft.line("- Do not stop a medicine abruptly because of cramps: weigh the reason it was prescribed first.");
         draft.line("- Where cramps began after the medicine was started or the dose raised, that timing supports a link.");
-        let card = self.card(Topic::MedicationCulprits, Indicator::Warning, summary, draft, findings);
-        card
+        self.card(Topic::MedicationCulprits, Indicator::Warning, summary, draft, findings)
     }
 
     fn dvt(&self, dvt: &DvtAssessment) -> Card {

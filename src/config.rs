@@ -49,8 +49,39 @@ pub struct ServeSettings {
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CRAMP_CDS_WORKERS")]
     pub workers: Option<usize>,
+    /// JSON file of trusted JWT issuers (see README). With at least one
+    /// issuer every endpoint requires a valid Bearer JWT.
+    #[arg(long, env = "CRAMP_CDS_ISSUERS")]
+    pub issuers: Option<PathBuf>,
+    /// Serve without authentication on a non-loopback address. Unsafe
+    /// outside a closed test network.
+    #[arg(long, env = "CRAMP_CDS_ALLOW_UNAUTHENTICATED")]
+    pub allow_unauthenticated: bool,
+    #[command(flatten)]
+    pub fhir: FhirSettings,
     #[command(flatten)]
     pub engine: EngineSettings,
+}
+
+/// Fetching missing prefetch from the EHR's FHIR server.
+#[derive(Debug, Clone, Args)]
+pub struct FhirSettings {
+    /// fhirServer URL prefixes the service may fetch from, comma-separated
+    /// (e.g. https://ehr.example.org/fhir). Empty: any http(s) server.
+    #[arg(long = "fhir-server-allow", env = "CRAMP_CDS_FHIR_SERVER_ALLOW", value_delimiter = ',')]
+    pub allowed_servers: Vec<String>,
+    /// Timeout of one FHIR request, in milliseconds.
+    #[arg(long, env = "CRAMP_CDS_FHIR_TIMEOUT_MS", default_value_t = 1500)]
+    pub fhir_timeout_ms: u64,
+    /// Time for all FHIR fetches of one hook call together, in milliseconds.
+    #[arg(long, env = "CRAMP_CDS_FHIR_DEADLINE_MS", default_value_t = 1800)]
+    pub fhir_deadline_ms: u64,
+    /// Bundle pages followed per prefetch key.
+    #[arg(long, env = "CRAMP_CDS_FHIR_MAX_PAGES", default_value_t = 20)]
+    pub fhir_max_pages: usize,
+    /// Bytes read from the FHIR server per prefetch key.
+    #[arg(long, env = "CRAMP_CDS_FHIR_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub fhir_max_bytes: usize,
 }
 
 #[derive(Debug, Clone, Args)]

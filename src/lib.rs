@@ -6,6 +6,7 @@
 //! with the knowledge base ([`knowledge`]) and return findings, and
 //! [`cards`] renders them. [`engine`] is that pipeline.
 
+pub mod auth;
 pub mod cards;
 pub mod cli;
 pub mod config;

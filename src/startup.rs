@@ -8,10 +8,12 @@ use actix_web::dev::Server;
 use actix_web::middleware::{Compress, Logger};
 use actix_web::{web, App, HttpServer};
 
+use crate::auth::{issuers, Authenticator};
 use crate::config::{EngineSettings, ServeSettings};
 use crate::engine::Engine;
 use crate::http::{self, AppState};
 use crate::knowledge::KnowledgeBase;
+use crate::prefetch::fetch::{FetchSettings, FhirFetcher};
 use crate::protocol::discovery::ServiceCatalog;
 use crate::rules::RuleSettings;
 use crate::validation::Schemas;
@@ -35,6 +37,33 @@ impl Application {
         let listener = TcpListener::bind((settings.host, settings.port))
             .map_err(|e| format!("cannot listen on {}:{}: {e}", settings.host, settings.port))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+        let issuers = match &settings.issuers {
+            Some(path) => issuers::load(path)?,
+            None => Vec::new(),
+        };
+        if issuers.is_empty() {
+            if !settings.host.is_loopback() && !settings.allow_unauthenticated {
+                return Err(format!(
+                    "refusing to serve {} without authentication: configure trusted issuers (--issuers) or, on a closed test network only, pass --allow-unauthenticated",
+                    settings.host
+                ));
+            }
+            if !settings.host.is_loopback() {
+                log::warn!("!!! AUTHENTICATION IS OFF on {}: anyone who can reach this port can send patient data and read advice. Use --issuers outside a closed test network. !!!", settings.host);
+            } else {
+                log::info!("authentication is off (loopback only)");
+            }
+        } else {
+            log::info!("authentication on: {} trusted issuer(s)", issuers.len());
+        }
+        let fetcher = FhirFetcher::new(FetchSettings {
+            call_timeout: std::time::Duration::from_millis(settings.fhir.fhir_timeout_ms),
+            deadline: std::time::Duration::from_millis(settings.fhir.fhir_deadline_ms),
+            max_pages: settings.fhir.fhir_max_pages.max(1),
+            max_bytes: settings.fhir.fhir_max_bytes,
+            allowed_servers: settings.fhir.allowed_servers.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
+        })?;
+        let authenticator = (!issuers.is_empty()).then(|| Authenticator::new(issuers, fetcher.client().clone()));
         let engine = build_engine(&settings.engine)?;
         log::info!("knowledge base loaded ({})", engine.knowledge().origin);
         let state = web::Data::new(AppState {
@@ -43,13 +72,16 @@ impl Application {
             engine,
             max_body_bytes: settings.max_body_bytes,
             public_base_url: settings.public_base_url(port),
+            fetcher,
+            authenticator,
         });
         let origins = settings.cors_origins.clone();
         let mut server = HttpServer::new(move || {
             App::new()
+                .wrap(actix_web::middleware::from_fn(http::require_jwt))
                 .wrap(Compress::default())
-                .wrap(http::cors(&origins))
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+                .wrap(http::cors(&origins))
                 .app_data(state.clone())
                 .configure(http::configure)
         });

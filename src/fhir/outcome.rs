@@ -31,11 +31,6 @@ impl OperationOutcome {
         Self { resource_type: "OperationOutcome", issue }
     }
 
-    /// An outcome with no issues: what a 401 carries, so nothing leaks.
-    pub fn empty() -> Self {
-        Self::new(Vec::new())
-    }
-
     pub fn error(code: &'static str, diagnostics: impl Into<String>) -> Self {
         Self::new(vec![Issue::error(code, diagnostics, None)])
     }

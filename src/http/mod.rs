@@ -1,6 +1,7 @@
 //! The HTTP layer: routes, body limits, CORS and error answers. It turns
 //! requests into engine calls and never looks at clinical codes.
 
+mod authentication;
 mod body;
 pub mod errors;
 mod routes;
@@ -9,10 +10,13 @@ use actix_cors::Cors;
 use actix_web::http::header;
 use actix_web::web;
 
+use crate::auth::Authenticator;
 use crate::engine::Engine;
+use crate::prefetch::fetch::FhirFetcher;
 use crate::protocol::discovery::ServiceCatalog;
 use crate::validation::Schemas;
 
+pub use authentication::require_jwt;
 pub use errors::ApiError;
 
 /// What every handler shares, built once at start-up.
@@ -22,6 +26,9 @@ pub struct AppState {
     pub engine: Engine,
     pub max_body_bytes: usize,
     pub public_base_url: String,
+    pub fetcher: FhirFetcher,
+    /// None: authentication is off (loopback, or explicitly allowed).
+    pub authenticator: Option<Authenticator>,
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {

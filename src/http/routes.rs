@@ -11,8 +11,10 @@ use super::errors::ApiError;
 use super::AppState;
 use crate::engine::{split_drafts, Evaluation};
 use crate::fhir::outcome::Issue;
-use crate::prefetch;
-use crate::protocol::request::{json_syntax_issue, parse_hook_request};
+use crate::prefetch::fetch::{FetchError, Fetched};
+use crate::prefetch::{self, template};
+use crate::protocol::discovery::ServiceDefinition;
+use crate::protocol::request::{json_syntax_issue, parse_hook_request, HookRequest};
 use crate::protocol::response::CdsResponse;
 use crate::protocol::Hook;
 use crate::record::{record_from, Payload, RecordBuilder};
@@ -52,12 +54,8 @@ async fn call_hook(
             format!("service '{}' answers the {} hook, not '{}'", service.id, service.hook, hook_request.hook),
         ));
     }
-    let record = prefetch::resolve(service, &hook_request.prefetch).map_err(|unsatisfied| {
-        let why = if hook_request.fhir_server.is_some() {
-            "fetching from fhirServer is not supported yet, so the data must be prefetched"
-        } else {
-            "no fhirServer was given to fetch it from"
-        };
+    let fetched = fetch_missing(&state, service, &hook_request).await;
+    let record = prefetch::resolve(service, &hook_request.prefetch, &fetched).map_err(|unsatisfied| {
         ApiError::precondition_failed(
             unsatisfied
                 .keys
@@ -65,7 +63,7 @@ async fn call_hook(
                 .map(|(key, reason)| {
                     Issue::error(
                         "incomplete",
-                        format!("required prefetch '{key}' is missing: {reason}, and {why}"),
+                        format!("required prefetch '{key}' is missing: {reason}"),
                         Some(format!("/prefetch/{key}")),
                     )
                 })
@@ -96,6 +94,41 @@ async fn call_hook(
         now: arrived,
     });
     respond(&state.schemas, &response)
+}
+
+/// Fetches, from the EHR's FHIR server, the prefetch keys it did not send.
+async fn fetch_missing(state: &AppState, service: &ServiceDefinition, request: &HookRequest<'_>) -> Vec<(String, Fetched)> {
+    let keys = prefetch::keys_to_fetch(service, &request.prefetch);
+    let Some(server) = request.fhir_server.as_deref().filter(|_| !keys.is_empty()) else {
+        return Vec::new();
+    };
+    let server = match state.fetcher.check_server(server) {
+        Ok(server) => server,
+        Err(error) => {
+            log::warn!("hook {}: not fetching {keys:?}: {error}", request.hook_instance);
+            return prefetch::all_failed(&keys, error);
+        }
+    };
+    let mut queries = Vec::new();
+    let mut failed = Vec::new();
+    for key in keys {
+        match template::fill(&service.prefetch[&key], &request.context_values) {
+            Ok(query) => queries.push((key, query)),
+            Err(why) => failed.push((key, Err(FetchError::Template(why)))),
+        }
+    }
+    let token = request.fhir_authorization.as_ref().map(|a| a.access_token.as_str());
+    let started = std::time::Instant::now();
+    let mut results = state.fetcher.fetch_all(&server, token, queries).await;
+    for (key, result) in &results {
+        match result {
+            Ok(pages) => log::info!("hook {}: fetched '{key}' ({} page(s))", request.hook_instance, pages.len()),
+            Err(error) => log::warn!("hook {}: fetching '{key}' failed: {error}", request.hook_instance),
+        }
+    }
+    log::debug!("hook {}: FHIR fetches took {:?}", request.hook_instance, started.elapsed());
+    results.extend(failed);
+    results
 }
 
 #[derive(Deserialize)]

@@ -21,6 +21,8 @@ pub struct HookRequest<'a> {
     pub fhir_server: Option<String>,
     pub fhir_authorization: Option<FhirAuthorization>,
     pub context: HookContext<'a>,
+    /// The context's top-level primitive members as text, for prefetch templates.
+    pub context_values: BTreeMap<String, String>,
     /// Every prefetch key the client sent; `None` is an explicit `null`.
     pub prefetch: BTreeMap<String, Option<&'a RawValue>>,
 }
@@ -101,8 +103,27 @@ pub fn parse_hook_request<'a>(body: &'a [u8], schemas: &Schemas) -> Result<HookR
             .collect(),
         None => BTreeMap::new(),
     };
+    let context_values = shallow
+        .get("context")
+        .and_then(Value::as_object)
+        .map(|members| {
+            members
+                .iter()
+                .filter_map(|(name, value)| {
+                    let text = match value {
+                        Value::String(s) => s.clone(),
+                        Value::Number(n) => n.to_string(),
+                        Value::Bool(b) => b.to_string(),
+                        _ => return None,
+                    };
+                    Some((name.clone(), text))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(HookRequest {
         hook: string("hook").unwrap_or_default(),
+        context_values,
         hook_instance: string("hookInstance").unwrap_or_default(),
         fhir_server: string("fhirServer"),
         fhir_authorization,

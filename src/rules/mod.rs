@@ -262,7 +262,7 @@ impl Rules {
                 .filter(|d| {
                     input.hook == Hook::OrderSign
                         || input.selections.is_empty()
-                        || input.selections.iter().any(|s| *s == d.reference)
+                        || input.selections.contains(&d.reference)
                 })
                 .collect();
             let (culprits, quinine) = self.medication_findings(&drafts);
@@ -497,7 +497,8 @@ impl Rules {
                 found.add("leg-pain", &observation.reference, note);
             }
         }
-        if !found.has("leg-swelling") || !(found.has("leg-pain") || !cramps.is_empty()) {
+        let partner = found.has("leg-pain") || !cramps.is_empty();
+        if !found.has("leg-swelling") || !partner {
             return None;
         }
         for finding in cramps.as_slice() {

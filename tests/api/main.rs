@@ -2,9 +2,13 @@
 //! over HTTP with a real client.
 
 mod analyze;
+mod auth;
 mod cli;
 mod discovery;
 mod errors;
+mod fetch;
+mod fhir_server;
 mod helpers;
 mod hooks;
+mod process;
 mod published;

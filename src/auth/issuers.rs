@@ -1,0 +1,74 @@
+//! Trusted issuers, from a JSON file:
+//!
+//! ```json
+//! {"issuers": [{"iss": "https://ehr.example.org",
+//!               "jwksUrl": "https://ehr.example.org/.well-known/jwks.json",
+//!               "allowedJku": ["https://ehr.example.org/.well-known/jwks.json"],
+//!               "tenant": "hospital-a"}]}
+//! ```
+//! An issuer names where its keys are: `jwksUrl`, an inline `jwks`, or only
+//! `allowedJku` (then every token must carry one of those `jku`).
+
+use std::path::Path;
+
+use jsonwebtoken::jwk::JwkSet;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TrustedIssuer {
+    pub iss: String,
+    pub jwks_url: Option<String>,
+    pub jwks: Option<JwkSet>,
+    #[serde(default)]
+    pub allowed_jku: Vec<String>,
+    pub tenant: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssuersFile {
+    issuers: Vec<TrustedIssuer>,
+}
+
+pub fn load(path: &Path) -> Result<Vec<TrustedIssuer>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("issuers file {}: {e}", path.display()))?;
+    parse(&text).map_err(|e| format!("issuers file {}: {e}", path.display()))
+}
+
+pub fn parse(text: &str) -> Result<Vec<TrustedIssuer>, String> {
+    let file: IssuersFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    for issuer in &file.issuers {
+        if issuer.jwks_url.is_none() && issuer.jwks.is_none() && issuer.allowed_jku.is_empty() {
+            return Err(format!("issuer '{}' names no keys (jwksUrl, jwks or allowedJku)", issuer.iss));
+        }
+        for url in issuer.jwks_url.iter().chain(&issuer.allowed_jku) {
+            if !url.starts_with("https://") && !url.starts_with("http://") {
+                return Err(format!("issuer '{}': '{url}' is not an http(s) URL", issuer.iss));
+            }
+        }
+    }
+    Ok(file.issuers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_issuer_must_name_its_keys() {
+        assert!(parse(r#"{"issuers":[{"iss":"x"}]}"#).unwrap_err().contains("names no keys"));
+        assert!(parse(r#"{"issuers":[{"iss":"x","jwksUrl":"file:///etc/passwd"}]}"#).is_err());
+        assert_eq!(parse(r#"{"issuers":[{"iss":"x","jwksUrl":"https://x/jwks"}]}"#).unwrap().len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod example_file {
+    #[test]
+    fn the_documented_example_parses() {
+        let text = include_str!("../../cds-hooks/issuers.example.json");
+        let issuers = super::parse(text).unwrap();
+        assert!(issuers.iter().any(|i| i.iss == "https://sandbox.cds-hooks.org"));
+    }
+}

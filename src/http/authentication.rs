@@ -1,0 +1,41 @@
+//! The authentication gate in front of every endpoint when issuers are
+//! configured. The audience is the exact URL called, under the public base
+//! URL. Failures: 401, a WWW-Authenticate header and an OperationOutcome
+//! with no details; the reason goes to the log without the token.
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpResponse};
+
+use super::errors::FHIR_JSON;
+use super::AppState;
+use crate::fhir::outcome::OperationOutcome;
+
+pub async fn require_jwt(request: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let Some(state) = request.app_data::<web::Data<AppState>>().cloned() else {
+        return next.call(request).await.map(ServiceResponse::map_into_boxed_body);
+    };
+    let Some(authenticator) = &state.authenticator else {
+        return next.call(request).await.map(ServiceResponse::map_into_boxed_body);
+    };
+    let audience = format!("{}{}", state.public_base_url, request.path());
+    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    match authenticator.verify(authorization.as_deref(), &audience).await {
+        Ok(caller) => {
+            log::debug!("authenticated caller from {} (sub {:?})", caller.issuer, caller.subject);
+            next.call(request).await.map(ServiceResponse::map_into_boxed_body)
+        }
+        Err(reason) => {
+            log::warn!("401 for {} {}: {reason}", request.method(), request.path());
+            let challenge = if authorization.is_some() { "Bearer error=\"invalid_token\"" } else { "Bearer" };
+            let response = HttpResponse::build(StatusCode::UNAUTHORIZED)
+                .content_type(FHIR_JSON)
+                .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge)))
+                .json(OperationOutcome::error("login", "authentication failed"));
+            Ok(request.into_response(response))
+        }
+    }
+}

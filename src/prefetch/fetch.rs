@@ -1,0 +1,222 @@
+//! Fetching what the EHR did not prefetch from its FHIR server, with the
+//! bearer token it gave us, all keys in parallel over one pooled client.
+//! Bounded everywhere: per-call timeout, an overall deadline, a page limit,
+//! a byte limit, next links only on the same server, no redirects.
+
+use std::fmt;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use serde::Deserialize;
+use tokio::time::Instant;
+
+use crate::fhir::resource_type_of;
+
+#[derive(Debug, Clone)]
+pub struct FetchSettings {
+    pub call_timeout: Duration,
+    pub deadline: Duration,
+    pub max_pages: usize,
+    pub max_bytes: usize,
+    /// When not empty, fhirServer must start with one of these.
+    pub allowed_servers: Vec<String>,
+}
+
+/// Why a key could not be fetched. Never carries the token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    NotAllowed,
+    BadServerUrl,
+    Template(String),
+    Timeout,
+    Unauthorized(u16),
+    Status(u16),
+    NotFhir,
+    Malformed,
+    OperationOutcome,
+    TooLarge,
+    ForeignPage,
+    Connection,
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::NotAllowed => write!(f, "fhirServer is not on this service's allow-list"),
+            FetchError::BadServerUrl => write!(f, "fhirServer is not an http(s) URL"),
+            FetchError::Template(why) => write!(f, "its query cannot be built from the context: {why}"),
+            FetchError::Timeout => write!(f, "the FHIR server did not answer in time"),
+            FetchError::Unauthorized(status) => write!(f, "the FHIR server refused the access token ({status})"),
+            FetchError::Status(status) => write!(f, "the FHIR server answered {status}"),
+            FetchError::NotFhir => write!(f, "the FHIR server's answer is not FHIR JSON"),
+            FetchError::Malformed => write!(f, "the FHIR server's answer is not a readable FHIR resource"),
+            FetchError::OperationOutcome => write!(f, "the FHIR server answered with an OperationOutcome"),
+            FetchError::TooLarge => write!(f, "the FHIR server's answers exceed the size limit"),
+            FetchError::ForeignPage => write!(f, "a next-page link points outside the FHIR server"),
+            FetchError::Connection => write!(f, "the FHIR server could not be reached or dropped the connection"),
+        }
+    }
+}
+
+pub struct FhirFetcher {
+    client: reqwest::Client,
+    settings: FetchSettings,
+}
+
+/// One key's result: the JSON documents (pages) it returned.
+pub type Fetched = Result<Vec<String>, FetchError>;
+
+impl FhirFetcher {
+    pub fn new(settings: FetchSettings) -> Result<Self, String> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(settings.call_timeout)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .user_agent(concat!("cramp-cds/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(Self { client, settings })
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Checks fhirServer against the scheme rule and the allow-list.
+    pub fn check_server(&self, server: &str) -> Result<String, FetchError> {
+        let url = reqwest::Url::parse(server).map_err(|_| FetchError::BadServerUrl)?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+            return Err(FetchError::BadServerUrl);
+        }
+        let allowed = &self.settings.allowed_servers;
+        if !allowed.is_empty() && !allowed.iter().any(|prefix| server.starts_with(prefix.as_str())) {
+            return Err(FetchError::NotAllowed);
+        }
+        Ok(server.trim_end_matches('/').to_owned())
+    }
+
+    /// Fetches every (key, relative query) in parallel within the deadline.
+    pub async fn fetch_all(&self, server: &str, token: Option<&str>, queries: Vec<(String, String)>) -> Vec<(String, Fetched)> {
+        let deadline = Instant::now() + self.settings.deadline;
+        let fetches = queries.into_iter().map(|(key, query)| async move {
+            let url = format!("{server}/{}", query.trim_start_matches('/'));
+            let result = match tokio::time::timeout_at(deadline, self.fetch_pages(server, &url, token)).await {
+                Ok(result) => result,
+                Err(_) => Err(FetchError::Timeout),
+            };
+            (key, result)
+        });
+        join_all(fetches).await
+    }
+
+    async fn fetch_pages(&self, server: &str, first: &str, token: Option<&str>) -> Fetched {
+        let mut pages = Vec::new();
+        let mut next = Some(first.to_owned());
+        let mut budget = self.settings.max_bytes;
+        while let Some(url) = next.take() {
+            if pages.len() == self.settings.max_pages {
+                log::warn!("FHIR fetch stopped at the page limit ({}); later pages are not read", self.settings.max_pages);
+                break;
+            }
+            let body = self.get(&url, token, budget).await?;
+            budget -= body.len();
+            match resource_type_of(&body) {
+                Some("OperationOutcome") => return Err(FetchError::OperationOutcome),
+                Some("Bundle") => next = next_link(&body)?,
+                Some(_) => {}
+                None => return Err(FetchError::Malformed),
+            }
+            if let Some(link) = &next {
+                if !same_server(server, link) {
+                    return Err(FetchError::ForeignPage);
+                }
+            }
+            pages.push(body);
+        }
+        Ok(pages)
+    }
+
+    async fn get(&self, url: &str, token: Option<&str>, budget: usize) -> Result<String, FetchError> {
+        let mut request = self.client.get(url).timeout(self.settings.call_timeout).header(ACCEPT, "application/fhir+json");
+        if let Some(token) = token {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let mut response = request.send().await.map_err(classify)?;
+        let status = response.status().as_u16();
+        match status {
+            200..=299 => {}
+            401 | 403 => return Err(FetchError::Unauthorized(status)),
+            _ => return Err(FetchError::Status(status)),
+        }
+        let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        if !matches!(essence.as_str(), "application/fhir+json" | "application/json" | "application/json+fhir") {
+            return Err(FetchError::NotFhir);
+        }
+        if response.content_length().is_some_and(|length| length as usize > budget) {
+            return Err(FetchError::TooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(classify)? {
+            if body.len() + chunk.len() > budget {
+                return Err(FetchError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        String::from_utf8(body).map_err(|_| FetchError::Malformed)
+    }
+}
+
+fn classify(error: reqwest::Error) -> FetchError {
+    if error.is_timeout() {
+        FetchError::Timeout
+    } else {
+        FetchError::Connection
+    }
+}
+
+/// The Bundle's `next` link, if any.
+fn next_link(bundle: &str) -> Result<Option<String>, FetchError> {
+    #[derive(Deserialize)]
+    struct Links {
+        #[serde(default)]
+        link: Vec<Link>,
+    }
+    #[derive(Deserialize)]
+    struct Link {
+        relation: Option<String>,
+        url: Option<String>,
+    }
+    let links: Links = serde_json::from_str(bundle).map_err(|_| FetchError::Malformed)?;
+    Ok(links.link.into_iter().find(|l| l.relation.as_deref() == Some("next")).and_then(|l| l.url))
+}
+
+/// Same scheme, host and port as fhirServer: a server cannot send us elsewhere.
+fn same_server(server: &str, link: &str) -> bool {
+    match (reqwest::Url::parse(server), reqwest::Url::parse(link)) {
+        (Ok(a), Ok(b)) => a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_pages_stay_on_the_server() {
+        assert!(same_server("https://ehr.example.org/fhir", "https://ehr.example.org/fhir?page=2"));
+        assert!(same_server("https://ehr.example.org/fhir", "https://ehr.example.org:443/other"));
+        assert!(!same_server("https://ehr.example.org/fhir", "http://ehr.example.org/fhir"));
+        assert!(!same_server("https://ehr.example.org/fhir", "https://169.254.169.254/latest"));
+        assert!(!same_server("https://ehr.example.org/fhir", "/relative"));
+    }
+
+    #[test]
+    fn reads_the_next_link() {
+        let bundle = r#"{"resourceType":"Bundle","link":[{"relation":"self","url":"a"},{"relation":"next","url":"b"}]}"#;
+        assert_eq!(next_link(bundle).unwrap().as_deref(), Some("b"));
+        assert_eq!(next_link(r#"{"resourceType":"Bundle"}"#).unwrap(), None);
+    }
+}

@@ -1,0 +1,91 @@
+//! Prefetch resolution: every prefetch value the EHR sent, and every page
+//! fetched from its FHIR server for the keys it did not send, go into one
+//! patient record. A required key without usable data leaves the request
+//! unsatisfied (412), with the reason.
+
+pub mod fetch;
+pub mod template;
+
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
+
+use crate::fhir::resource_type_of;
+use crate::protocol::discovery::ServiceDefinition;
+use crate::record::{PatientRecord, Payload, RecordBuilder};
+use fetch::{FetchError, Fetched};
+
+#[derive(Debug)]
+pub struct Unsatisfied {
+    /// (key, why) for each required key without usable data.
+    pub keys: Vec<(String, String)>,
+}
+
+/// The service's prefetch keys the EHR left for us to fetch: absent, or
+/// answered with an OperationOutcome (`null` means "no data": nothing to fetch).
+pub fn keys_to_fetch(service: &ServiceDefinition, sent: &BTreeMap<String, Option<&RawValue>>) -> Vec<String> {
+    service
+        .prefetch
+        .keys()
+        .filter(|key| match sent.get(*key) {
+            None => true,
+            Some(None) => false,
+            Some(Some(value)) => resource_type_of(value.get()) == Some("OperationOutcome"),
+        })
+        .cloned()
+        .collect()
+}
+
+pub fn resolve(
+    service: &ServiceDefinition,
+    sent: &BTreeMap<String, Option<&RawValue>>,
+    fetched: &[(String, Fetched)],
+) -> Result<PatientRecord, Unsatisfied> {
+    let mut builder = RecordBuilder::new();
+    let mut problems: BTreeMap<&str, String> = BTreeMap::new();
+    for (key, value) in sent {
+        // `null` means the EHR has no data for the query: satisfied, empty.
+        let Some(value) = value else { continue };
+        match builder.add_json(value.get()) {
+            Payload::Data => {}
+            Payload::OperationOutcome => {
+                problems.insert(key, "the EHR answered it with an OperationOutcome".into());
+            }
+            Payload::NotAResource => {
+                problems.insert(key, "it is not a FHIR resource".into());
+            }
+        }
+    }
+    for (key, result) in fetched {
+        match result {
+            Ok(pages) => {
+                problems.remove(key.as_str());
+                for page in pages {
+                    builder.add_json(page);
+                }
+            }
+            Err(error) => {
+                problems.insert(key, format!("fetching it failed: {error}"));
+            }
+        }
+    }
+    let mut unsatisfied = Vec::new();
+    for key in &service.required_prefetch {
+        let fetched_ok = fetched.iter().any(|(k, r)| k == key && r.is_ok());
+        if let Some(reason) = problems.get(key.as_str()) {
+            unsatisfied.push((key.clone(), reason.clone()));
+        } else if !sent.contains_key(key) && !fetched_ok {
+            unsatisfied.push((key.clone(), "it was not sent and there is no fhirServer to fetch it from".into()));
+        }
+    }
+    if unsatisfied.is_empty() {
+        Ok(builder.finish())
+    } else {
+        Err(Unsatisfied { keys: unsatisfied })
+    }
+}
+
+/// Every key fails the same way (no usable server, say).
+pub fn all_failed(keys: &[String], error: FetchError) -> Vec<(String, Fetched)> {
+    keys.iter().map(|key| (key.clone(), Err(error.clone()))).collect()
+}

@@ -1,0 +1,157 @@
+//! Fetching missing prefetch from the EHR's FHIR server (a stand-in serving
+//! a real sample patient over HTTP on loopback).
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::fhir_server::{dropping_server, FhirServer, ACCESS_TOKEN};
+use crate::helpers::*;
+
+const SERVICE: &str = "/cds-services/leg-cramps-patient-view";
+
+/// Verna Satterfield (a diuretic, a beta-blocker, 1,600 observations), with
+/// documented cramps added; None when ../shared/samples is absent.
+fn sample_resources() -> Option<(String, Vec<Value>)> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/generated/Verna_Satterfield_afe4d0ff.json");
+    if !path.exists() {
+        assert!(std::env::var_os("CRAMP_CDS_REQUIRE_SAMPLES").is_none(), "{} is missing", path.display());
+        return None;
+    }
+    let bundle: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let mut resources: Vec<Value> = bundle["entry"].as_array().unwrap().iter().map(|e| e["resource"].clone()).collect();
+    let patient_id = resources.iter().find(|r| r["resourceType"] == "Patient").unwrap()["id"].as_str().unwrap().to_owned();
+    resources.push(json!({
+        "resourceType": "Condition", "id": "documented-cramps",
+        "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "R25.2", "display": "Cramp and spasm"}]},
+        "subject": {"reference": format!("Patient/{patient_id}")}
+    }));
+    Some((patient_id, resources))
+}
+
+fn request(patient_id: &str, prefetch: Option<Value>, server: Option<&str>) -> Value {
+    let mut request = json!({
+        "hook": "patient-view", "hookInstance": uuid::Uuid::new_v4().to_string(),
+        "context": {"userId": "Practitioner/1", "patientId": patient_id},
+    });
+    if let Some(prefetch) = prefetch {
+        request["prefetch"] = prefetch;
+    }
+    if let Some(server) = server {
+        request["fhirServer"] = json!(server);
+        request["fhirAuthorization"] = json!({"access_token": ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "cramp-cds"});
+    }
+    request
+}
+
+/// The cards without what differs per call (uuids).
+fn comparable(body: &Value) -> Vec<Value> {
+    let mut cards: Vec<Value> = body["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| json!([c["source"]["topic"]["code"], c["indicator"], c["summary"], c["extension"]]))
+        .collect();
+    cards.sort_by_key(|c| c.to_string());
+    cards
+}
+
+async fn templates(app: &TestApp) -> serde_json::Map<String, Value> {
+    let discovery: Value = app.get("/cds-services").await.json().await.unwrap();
+    discovery["services"][0]["prefetch"].as_object().unwrap().clone()
+}
+
+#[tokio::test]
+async fn fetched_prefetch_gives_the_same_cards_as_full_prefetch() {
+    let Some((patient_id, resources)) = sample_resources() else { return };
+    let fhir = FhirServer::start(resources).await;
+    let app = spawn_app().await;
+    let templates = templates(&app).await;
+
+    let full = fhir.prefetch_for(&templates, &patient_id);
+    let with_prefetch = assert_valid_cards(app.post_json(SERVICE, &request(&patient_id, Some(full.clone()), None)).await).await;
+    assert!(!with_prefetch["cards"].as_array().unwrap().is_empty(), "the sample with cramps must produce cards");
+
+    let before = fhir.requests.load(Ordering::SeqCst);
+    let fetched = assert_valid_cards(app.post_json(SERVICE, &request(&patient_id, None, Some(&fhir.url("")))).await).await;
+    assert_eq!(comparable(&fetched), comparable(&with_prefetch));
+    let calls = fhir.requests.load(Ordering::SeqCst) - before;
+    assert!(calls > templates.len(), "pagination must have been followed ({calls} calls for {} keys)", templates.len());
+
+    // Some keys sent, one answered with an OperationOutcome, the rest fetched.
+    let mut partial = serde_json::Map::new();
+    partial.insert("patient".into(), full["patient"].clone());
+    partial.insert("conditions".into(), full["conditions"].clone());
+    partial.insert("observations".into(), json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "too-costly"}]}));
+    let mixed = assert_valid_cards(app.post_json(SERVICE, &request(&patient_id, Some(Value::Object(partial)), Some(&fhir.url("")))).await).await;
+    assert_eq!(comparable(&mixed), comparable(&with_prefetch));
+}
+
+#[tokio::test]
+async fn every_fhir_fault_is_a_412_within_the_deadline() {
+    let Some((patient_id, resources)) = sample_resources() else { return };
+    let fhir = FhirServer::start(resources).await;
+    let app = spawn_app().await;
+    let closed_port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://127.0.0.1:{}/fhir", listener.local_addr().unwrap().port())
+    };
+    let faults = [
+        (fhir.url("slow"), "did not answer in time"),
+        (fhir.url("unauthorized"), "refused the access token (401)"),
+        (fhir.url("error"), "answered 500"),
+        (fhir.url("garbage"), "not FHIR JSON"),
+        (fhir.url("broken"), "not a readable FHIR resource"),
+        (fhir.url("outcome"), "OperationOutcome"),
+        (fhir.url("foreign"), "outside the FHIR server"),
+        (dropping_server(), "could not be reached or dropped the connection"),
+        (closed_port, "could not be reached"),
+        ("ftp://ehr.example.org/fhir".to_owned(), "not an http(s) URL"),
+    ];
+    for (server, reason) in faults {
+        let started = Instant::now();
+        let response = app.post_json(SERVICE, &request(&patient_id, None, Some(&server))).await;
+        let elapsed = started.elapsed();
+        assert!(elapsed < Duration::from_millis(2500), "{server}: {elapsed:?}");
+        if server.starts_with("ftp") {
+            assert_outcome(response, 400).await;
+            continue;
+        }
+        let issues = assert_outcome(response, 412).await;
+        let text = serde_json::to_string(&issues).unwrap();
+        assert!(text.contains(reason), "{server}: expected '{reason}' in {text}");
+        assert!(!text.contains(ACCESS_TOKEN), "the access token leaked into the answer");
+        // A foreign next link only breaks the paginated searches.
+        let keys: &[&str] = if reason.contains("outside") { &["observations"] } else { &["patient", "conditions", "medicationRequests", "observations"] };
+        for key in keys {
+            assert!(pointers(&issues).contains(&format!("/prefetch/{key}")), "{server}: {key} not named");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_access_token_is_a_412() {
+    let Some((patient_id, resources)) = sample_resources() else { return };
+    let fhir = FhirServer::start(resources).await;
+    let app = spawn_app().await;
+    let mut call = request(&patient_id, None, Some(&fhir.url("")));
+    call["fhirAuthorization"]["access_token"] = json!("stolen");
+    let issues = assert_outcome(app.post_json(SERVICE, &call).await, 412).await;
+    assert!(serde_json::to_string(&issues).unwrap().contains("refused the access token"));
+}
+
+#[tokio::test]
+async fn a_fhir_server_off_the_allow_list_is_never_contacted() {
+    let Some((patient_id, resources)) = sample_resources() else { return };
+    let fhir = FhirServer::start(resources).await;
+    let app = spawn_app_with(|s| s.fhir.allowed_servers = vec!["https://ehr.example.org/fhir".into()]).await;
+    let issues = assert_outcome(app.post_json(SERVICE, &request(&patient_id, None, Some(&fhir.url("")))).await, 412).await;
+    assert!(serde_json::to_string(&issues).unwrap().contains("allow-list"));
+    assert_eq!(fhir.requests.load(Ordering::SeqCst), 0);
+
+    let allowed = spawn_app_with(|s| s.fhir.allowed_servers = vec![fhir.url("")]).await;
+    assert_valid_cards(allowed.post_json(SERVICE, &request(&patient_id, None, Some(&fhir.url("")))).await).await;
+}

@@ -1,0 +1,102 @@
+//! The real binary as an operator runs it: its log and its secure default.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::Algorithm;
+use serde_json::json;
+
+use crate::auth::{claims, issuers_file, key_server, sign, ISSUER};
+use crate::helpers::patient_view_request;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_cramp-cds");
+
+/// Starts the binary, waits for its "listening on" line, returns it and the port.
+fn start(args: &[&str]) -> (Child, u16, BufReader<std::process::ChildStderr>) {
+    let mut child = Command::new(BINARY)
+        .args(args)
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut line = String::new();
+    while Instant::now() < deadline {
+        line.clear();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        if let Some(at) = line.find("listening on ").filter(|_| child.try_wait().ok().flatten().is_none()) {
+            let port = line[at..].rsplit(':').next().unwrap().trim().parse().unwrap();
+            return (child, port, stderr);
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the service did not start: {line}");
+}
+
+#[tokio::test]
+async fn tokens_never_reach_the_log() {
+    let keys = key_server().await;
+    let issuers = issuers_file(json!([{"iss": ISSUER, "jwksUrl": keys.jwks_url}]));
+    let (mut child, port, mut stderr) = start(&["--port", "0", "--issuers", issuers.to_str().unwrap()]);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let audience = format!("{base}/cds-services/leg-cramps-patient-view");
+    let good = sign(Algorithm::ES384, "test-es384", &claims(&audience));
+    let bad = sign(Algorithm::ES384, "no-such-key", &claims(&audience));
+    let access_token = "access-token-that-must-not-be-logged-7c1e";
+    let mut request = patient_view_request();
+    request["fhirServer"] = json!("http://127.0.0.1:9/fhir");
+    request["fhirAuthorization"] = json!({"access_token": access_token, "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "cds"});
+    request["prefetch"].as_object_mut().unwrap().remove("observations");
+    for token in [&good, &bad] {
+        let response = client.post(&audience).bearer_auth(token).json(&request).send().await.unwrap();
+        assert!(matches!(response.status().as_u16(), 401 | 412), "{}", response.status());
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut log = String::new();
+    stderr.read_to_string(&mut log).unwrap();
+    assert!(log.contains("401 for POST"), "the refusal is logged with its reason:\n{log}");
+    assert!(log.contains("fetching 'observations' failed"), "the fetch failure is logged:\n{log}");
+    for secret in [good.as_str(), bad.as_str(), access_token] {
+        assert!(!log.contains(secret), "a token reached the log");
+    }
+    // Not even a piece of a JWT (its signature is the unique part).
+    for token in [&good, &bad] {
+        assert!(!log.contains(token.rsplit('.').next().unwrap()));
+    }
+}
+
+#[test]
+fn a_public_address_without_issuers_is_refused() {
+    let output = Command::new(BINARY).args(["--host", "0.0.0.0", "--port", "0"]).output().unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("refusing to serve 0.0.0.0 without authentication"), "{stderr}");
+}
+
+#[test]
+fn allow_unauthenticated_serves_and_says_so_loudly() {
+    let mut child = Command::new(BINARY)
+        .args(["--host", "0.0.0.0", "--port", "0", "--allow-unauthenticated"])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    let mut line = String::new();
+    while stderr.read_line(&mut line).unwrap() > 0 && !line.contains("listening on") {
+        seen.push_str(&line);
+        line.clear();
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(seen.contains("AUTHENTICATION IS OFF"), "{seen}");
+}
