@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::protocol::Hook;
+use crate::telemetry::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(name = "cramp-cds", version, about = "CDS Hooks 2.0 decision support for leg cramps", long_about = None)]
@@ -57,6 +58,20 @@ pub struct ServeSettings {
     /// outside a closed test network.
     #[arg(long, env = "CRAMP_CDS_ALLOW_UNAUTHENTICATED")]
     pub allow_unauthenticated: bool,
+    /// Where cards and feedback are kept: sqlite://FILE (created if
+    /// missing) or postgres://user:password@host/db.
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://cramp-cds.db?mode=rwc", hide_env_values = true)]
+    pub database_url: String,
+    /// Key for the hash that stands for patient ids in the store. Default:
+    /// a random key made once and kept in the database.
+    #[arg(long, env = "CRAMP_CDS_PATIENT_HASH_KEY", hide_env_values = true)]
+    pub patient_hash_key: Option<String>,
+    /// Log lines as text or JSON.
+    #[arg(long, env = "CRAMP_CDS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Seconds given to in-flight requests on shutdown (SIGTERM, Ctrl-C).
+    #[arg(long, env = "CRAMP_CDS_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
     #[command(flatten)]
     pub fhir: FhirSettings,
     #[command(flatten)]

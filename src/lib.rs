@@ -19,4 +19,6 @@ pub mod protocol;
 pub mod record;
 pub mod rules;
 pub mod startup;
+pub mod store;
+pub mod telemetry;
 pub mod validation;

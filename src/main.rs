@@ -2,10 +2,16 @@ use clap::Parser;
 
 use cramp_cds::config::{Cli, Command, ServeSettings};
 use cramp_cds::startup::Application;
+use cramp_cds::telemetry::{self, LogFormat};
 
 fn main() -> std::process::ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    let log_format = match &cli.command {
+        Some(Command::Serve(settings)) => settings.log_format,
+        Some(Command::Evaluate(_)) => LogFormat::Text,
+        None => cli.serve.log_format,
+    };
+    telemetry::init_logging(log_format);
     let result = match cli.command {
         Some(Command::Evaluate(args)) => cramp_cds::cli::evaluate(&args).map(|out| print!("{out}")),
         Some(Command::Serve(settings)) => serve(settings),
@@ -22,7 +28,7 @@ fn main() -> std::process::ExitCode {
 
 fn serve(settings: ServeSettings) -> Result<(), String> {
     actix_web::rt::System::new().block_on(async {
-        let app = Application::build(settings)?;
+        let app = Application::build(settings).await?;
         app.run_until_stopped().await.map_err(|e| e.to_string())
     })
 }

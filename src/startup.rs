@@ -16,11 +16,16 @@ use crate::knowledge::KnowledgeBase;
 use crate::prefetch::fetch::{FetchSettings, FhirFetcher};
 use crate::protocol::discovery::ServiceCatalog;
 use crate::rules::RuleSettings;
+use crate::store::Store;
 use crate::validation::Schemas;
+
+/// How long start-up waits for the database before serving without it.
+const STORE_STARTUP_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 pub struct Application {
     port: u16,
     server: Server,
+    state: web::Data<AppState>,
 }
 
 /// Loads the knowledge base (embedded or from a directory) and binds the rules.
@@ -33,7 +38,7 @@ pub fn build_engine(settings: &EngineSettings) -> Result<Engine, String> {
 }
 
 impl Application {
-    pub fn build(settings: ServeSettings) -> Result<Self, String> {
+    pub async fn build(settings: ServeSettings) -> Result<Self, String> {
         let listener = TcpListener::bind((settings.host, settings.port))
             .map_err(|e| format!("cannot listen on {}:{}: {e}", settings.host, settings.port))?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
@@ -66,6 +71,12 @@ impl Application {
         let authenticator = (!issuers.is_empty()).then(|| Authenticator::new(issuers, fetcher.client().clone()));
         let engine = build_engine(&settings.engine)?;
         log::info!("knowledge base loaded ({})", engine.knowledge().origin);
+        let store = Store::open(&settings.database_url, settings.patient_hash_key.clone())?;
+        if !store.wait_until_ready(STORE_STARTUP_WAIT).await {
+            log::error!("store ({}) not reachable within {STORE_STARTUP_WAIT:?}: serving without it until it is", store.description());
+        }
+        log::info!("store: {}", store.description());
+        crate::telemetry::metrics_handle();
         let state = web::Data::new(AppState {
             catalog: ServiceCatalog::embedded(),
             schemas: Schemas::compile()?,
@@ -74,13 +85,16 @@ impl Application {
             public_base_url: settings.public_base_url(port),
             fetcher,
             authenticator,
+            store,
         });
         let origins = settings.cors_origins.clone();
+        let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
                 .wrap(actix_web::middleware::from_fn(http::require_jwt))
                 .wrap(Compress::default())
                 .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+                .wrap(actix_web::middleware::from_fn(crate::telemetry::observe))
                 .wrap(http::cors(&origins))
                 .app_data(state.clone())
                 .configure(http::configure)
@@ -88,16 +102,23 @@ impl Application {
         if let Some(workers) = settings.workers {
             server = server.workers(workers);
         }
+        server = server.shutdown_timeout(settings.shutdown_timeout_secs);
         let server = server.listen(listener).map_err(|e| e.to_string())?;
         log::info!("cramp-cds listening on {}:{port}", settings.host);
-        Ok(Self { port, server: server.run() })
+        Ok(Self { port, server: server.run(), state: app_state })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// Serves until a shutdown signal (SIGTERM, SIGINT): in-flight requests
+    /// finish, queued cards are written, and the store is closed.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        log::info!("shutting down: closing the store");
+        self.state.store.close().await;
+        log::info!("stopped");
+        result
     }
 }

@@ -56,6 +56,10 @@ impl ApiError {
         Self::new(StatusCode::PRECONDITION_FAILED, OperationOutcome::new(issues))
     }
 
+    pub fn unavailable(diagnostics: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, OperationOutcome::error("transient", diagnostics))
+    }
+
     pub fn internal(diagnostics: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, OperationOutcome::error("exception", diagnostics))
     }

@@ -4,6 +4,8 @@
 mod authentication;
 mod body;
 pub mod errors;
+mod feedback;
+mod operations;
 mod routes;
 
 use actix_cors::Cors;
@@ -13,6 +15,7 @@ use actix_web::web;
 use crate::auth::Authenticator;
 use crate::engine::Engine;
 use crate::prefetch::fetch::FhirFetcher;
+use crate::store::Store;
 use crate::protocol::discovery::ServiceCatalog;
 use crate::validation::Schemas;
 
@@ -29,9 +32,12 @@ pub struct AppState {
     pub fetcher: FhirFetcher,
     /// None: authentication is off (loopback, or explicitly allowed).
     pub authenticator: Option<Authenticator>,
+    pub store: Store,
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {
+    operations::configure(config);
+    feedback::configure(config);
     routes::configure(config);
 }
 

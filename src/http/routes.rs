@@ -18,6 +18,7 @@ use crate::protocol::request::{json_syntax_issue, parse_hook_request, HookReques
 use crate::protocol::response::CdsResponse;
 use crate::protocol::Hook;
 use crate::record::{record_from, Payload, RecordBuilder};
+use crate::store::IssuedCard;
 use crate::validation::Schemas;
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -93,7 +94,9 @@ async fn call_hook(
         patient_id: hook_request.context.patient_id.as_deref(),
         now: arrived,
     });
-    respond(&state.schemas, &response)
+    let answer = respond(&state.schemas, &response)?;
+    record_cards(&state, &service.id, &hook_request.hook_instance, hook_request.context.patient_id.as_deref(), &response, arrived);
+    Ok(answer)
 }
 
 /// Fetches, from the EHR's FHIR server, the prefetch keys it did not send.
@@ -123,7 +126,10 @@ async fn fetch_missing(state: &AppState, service: &ServiceDefinition, request: &
     for (key, result) in &results {
         match result {
             Ok(pages) => log::info!("hook {}: fetched '{key}' ({} page(s))", request.hook_instance, pages.len()),
-            Err(error) => log::warn!("hook {}: fetching '{key}' failed: {error}", request.hook_instance),
+            Err(error) => {
+                metrics::counter!("fhir_fetch_errors_total", "reason" => error.kind()).increment(1);
+                log::warn!("hook {}: fetching '{key}' failed: {error}", request.hook_instance);
+            }
         }
     }
     log::debug!("hook {}: FHIR fetches took {:?}", request.hook_instance, started.elapsed());
@@ -178,7 +184,43 @@ async fn analyze(
         patient_id: None,
         now,
     });
-    respond(&state.schemas, &response)
+    let answer = respond(&state.schemas, &response)?;
+    // Cards from /analyze can receive feedback too, under the hook's service.
+    if let Some(service) = state.catalog.for_hook(hook) {
+        let patient = patient_id.as_deref().and_then(|r| r.strip_prefix("Patient/"));
+        record_cards(&state, &service.id, &format!("analyze-{}", uuid::Uuid::new_v4()), patient, &response, now);
+    }
+    Ok(answer)
+}
+
+/// Queues the cards for the store (never waits) and counts them.
+fn record_cards(
+    state: &AppState,
+    service_id: &str,
+    hook_instance: &str,
+    patient_id: Option<&str>,
+    response: &CdsResponse,
+    issued_at: chrono::DateTime<Utc>,
+) {
+    let cards = response
+        .cards
+        .iter()
+        .map(|card| {
+            metrics::counter!("cds_cards_total", "service" => service_id.to_owned(), "card_type" => card.source.topic.code.clone())
+                .increment(1);
+            IssuedCard {
+                uuid: card.uuid,
+                service_id: service_id.to_owned(),
+                hook_instance: hook_instance.to_owned(),
+                card_type: card.source.topic.code.clone(),
+                finding_codes: card.extension.cramp_cds.findings.iter().map(|f| f.code.clone()).collect(),
+                suggestion_uuids: card.suggestions.iter().map(|s| s.uuid).collect(),
+                patient_id: patient_id.map(str::to_owned),
+                issued_at,
+            }
+        })
+        .collect();
+    state.store.record_cards(cards);
 }
 
 /// Every answer is checked against our response schema: a card that breaks

@@ -40,6 +40,26 @@ pub enum FetchError {
     Connection,
 }
 
+impl FetchError {
+    /// A short name, for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            FetchError::NotAllowed => "not-allowed",
+            FetchError::BadServerUrl => "bad-server-url",
+            FetchError::Template(_) => "template",
+            FetchError::Timeout => "timeout",
+            FetchError::Unauthorized(_) => "unauthorized",
+            FetchError::Status(_) => "status",
+            FetchError::NotFhir => "not-fhir",
+            FetchError::Malformed => "malformed",
+            FetchError::OperationOutcome => "operation-outcome",
+            FetchError::TooLarge => "too-large",
+            FetchError::ForeignPage => "foreign-page",
+            FetchError::Connection => "connection",
+        }
+    }
+}
+
 impl fmt::Display for FetchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

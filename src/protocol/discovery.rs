@@ -68,6 +68,11 @@ impl ServiceCatalog {
         Self::from_json(include_str!("../../cds-hooks/services.json")).expect("the embedded services.json is valid")
     }
 
+    /// The first service answering this hook.
+    pub fn for_hook(&self, hook: Hook) -> Option<&ServiceDefinition> {
+        self.services.iter().find(|s| s.hook == hook)
+    }
+
     pub fn get(&self, id: &str) -> Option<&ServiceDefinition> {
         self.services.iter().find(|s| s.id == id)
     }

@@ -21,11 +21,18 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServeSettings)) -> TestApp {
     settings.host = "127.0.0.1".parse().unwrap();
     settings.port = 0;
     settings.workers = Some(1);
+    settings.database_url = temporary_sqlite();
     tweak(&mut settings);
-    let app = Application::build(settings).expect("the app builds");
+    let app = Application::build(settings).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
     TestApp { address, client: reqwest::Client::new() }
+}
+
+/// A fresh SQLite database file for one app.
+pub fn temporary_sqlite() -> String {
+    let path = std::env::temp_dir().join(format!("cramp-cds-test-{}.db", uuid::Uuid::new_v4()));
+    format!("sqlite://{}?mode=rwc", path.display())
 }
 
 impl TestApp {

@@ -30,7 +30,9 @@ fn start(args: &[&str]) -> (Child, u16, BufReader<std::process::ChildStderr>) {
             break;
         }
         if let Some(at) = line.find("listening on ").filter(|_| child.try_wait().ok().flatten().is_none()) {
-            let port = line[at..].rsplit(':').next().unwrap().trim().parse().unwrap();
+            // "listening on 127.0.0.1:PORT", in a text or a JSON line.
+            let after_host = &line[at..][line[at..].find(':').unwrap() + 1..];
+            let port = after_host.chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap();
             return (child, port, stderr);
         }
     }
@@ -99,4 +101,63 @@ fn allow_unauthenticated_serves_and_says_so_loudly() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(seen.contains("AUTHENTICATION IS OFF"), "{seen}");
+}
+
+/// Feedback survives a graceful restart of the real binary.
+async fn feedback_survives_a_restart(database_url: &str) {
+    use crate::feedback::{accepted, issue_cards, summary};
+    use crate::helpers::TestApp;
+
+    let (mut child, port, mut stderr) = start(&["--port", "0", "--database-url", database_url]);
+    let app = TestApp { address: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new() };
+    let cards = issue_cards(&app).await;
+    let dvt = cards.iter().find(|c| c["source"]["topic"]["code"] == "dvt-rule-out").unwrap();
+    assert_eq!(app.post_json("/cds-services/leg-cramps-patient-view/feedback", &accepted(dvt)).await.status(), 200);
+
+    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert!(child.wait().unwrap().success(), "SIGTERM is a clean shutdown");
+    let mut log = String::new();
+    stderr.read_to_string(&mut log).unwrap();
+    assert!(log.contains("closing the store") && log.contains("stopped"), "{log}");
+
+    let (mut child, port, _stderr) = start(&["--port", "0", "--database-url", database_url]);
+    let app = TestApp { address: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new() };
+    let after = summary(&app).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let dvt_row = after["cardTypes"].as_array().unwrap().iter().find(|r| r["cardType"] == "dvt-rule-out").unwrap();
+    assert_eq!((dvt_row["issued"].as_u64(), dvt_row["accepted"].as_u64()), (Some(1), Some(1)), "{after:#}");
+}
+
+#[tokio::test]
+async fn feedback_survives_a_restart_on_sqlite() {
+    feedback_survives_a_restart(&crate::helpers::temporary_sqlite()).await;
+}
+
+#[tokio::test]
+async fn feedback_survives_a_restart_on_postgres() {
+    let Some(url) = crate::postgres::postgres_database().await else { return };
+    feedback_survives_a_restart(&url).await;
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id() {
+    let (mut child, port, mut stderr) = start(&["--port", "0", "--log-format", "json", "--database-url", &crate::helpers::temporary_sqlite()]);
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/cds-services/leg-cramps-patient-view"))
+        .header("X-Request-Id", "ci-request-42")
+        .json(&patient_view_request())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut log = String::new();
+    stderr.read_to_string(&mut log).unwrap();
+    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).expect("every line is JSON")).collect();
+    let hook_line = lines.iter().find(|l| l["message"].as_str().is_some_and(|m| m.starts_with("hook leg-cramps-patient-view"))).expect("the hook is logged");
+    assert_eq!(hook_line["request_id"], "ci-request-42");
+    assert_eq!(hook_line["level"], "INFO");
 }

@@ -12,7 +12,7 @@ async fn openapi_document_lists_every_endpoint_and_its_schemas_resolve() {
     let document: Value = response.json().await.unwrap();
     assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
     assert_eq!(document["servers"][0]["url"], "https://cds.example.org");
-    for path in ["/cds-services", "/cds-services/{id}", "/analyze", "/openapi.json", "/schemas/{file}"] {
+    for path in ["/cds-services", "/cds-services/{id}", "/cds-services/{id}/feedback", "/cds-services/{id}/feedback/summary", "/analyze", "/openapi.json", "/schemas/{file}", "/healthz", "/readyz", "/metrics"] {
         assert!(document["paths"].get(path).is_some(), "{path} missing");
     }
     let text = document.to_string();

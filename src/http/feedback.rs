@@ -1,0 +1,169 @@
+//! CDS Hooks feedback: what the clinician did with each card, and the
+//! summary a CDS team reads to watch for alert fatigue.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use chrono::{DateTime, Duration, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::body::read_json_body;
+use super::errors::ApiError;
+use super::AppState;
+use crate::fhir::outcome::Issue;
+use crate::protocol::request::json_syntax_issue;
+use crate::store::{FeedbackEntry, Outcome, OverrideReason, StoreError};
+
+pub fn configure(config: &mut web::ServiceConfig) {
+    config
+        .route("/cds-services/{id}/feedback", web::post().to(post_feedback))
+        .route("/cds-services/{id}/feedback/summary", web::get().to(summary));
+}
+
+#[derive(Deserialize)]
+struct FeedbackDocument {
+    feedback: Vec<WireEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireEntry {
+    card: String,
+    outcome: String,
+    #[serde(default)]
+    accepted_suggestions: Vec<WireSuggestion>,
+    override_reason: Option<WireOverride>,
+    outcome_timestamp: String,
+}
+
+#[derive(Deserialize)]
+struct WireSuggestion {
+    id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WireOverride {
+    reason: Option<WireCoding>,
+    user_comment: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireCoding {
+    system: Option<String>,
+    code: Option<String>,
+    display: Option<String>,
+}
+
+async fn post_feedback(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let service_id = path.into_inner();
+    if state.catalog.get(&service_id).is_none() {
+        return Err(ApiError::not_found(format!("no CDS service '{service_id}' here")));
+    }
+    let body = read_json_body(&request, payload, state.max_body_bytes).await?;
+    let document: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(vec![json_syntax_issue(&e)]))?;
+    let issues = state.schemas.check_feedback(&document);
+    if !issues.is_empty() {
+        return Err(ApiError::bad_request(issues));
+    }
+    let wire: FeedbackDocument =
+        serde_json::from_value(document).map_err(|e| ApiError::invalid("/feedback", format!("unreadable feedback: {e}")))?;
+    let entries = wire.feedback.into_iter().enumerate().map(|(i, entry)| to_entry(i, entry)).collect::<Result<Vec<_>, _>>()?;
+    let outcomes: Vec<Outcome> = entries.iter().map(|e| e.outcome).collect();
+    match state.store.save_feedback(&service_id, entries).await {
+        Ok(()) => {
+            for outcome in outcomes {
+                metrics::counter!("cds_feedback_total", "service" => service_id.clone(), "outcome" => outcome.as_str()).increment(1);
+            }
+            Ok(HttpResponse::Ok().finish())
+        }
+        Err(StoreError::UnknownCard(card)) => {
+            Err(ApiError::not_found(format!("service '{service_id}' issued no card {card}")))
+        }
+        Err(StoreError::UnknownSuggestion(card, suggestion)) => Err(ApiError::invalid(
+            "/feedback",
+            format!("card {card} carried no suggestion {suggestion}"),
+        )),
+        Err(StoreError::Unavailable(reason)) => {
+            log::error!("feedback for {service_id} not stored: {reason}");
+            Err(ApiError::unavailable("feedback cannot be stored right now; send it again later"))
+        }
+    }
+}
+
+fn to_entry(index: usize, entry: WireEntry) -> Result<FeedbackEntry, ApiError> {
+    let at = |member: &str| format!("/feedback/{index}/{member}");
+    let card = Uuid::parse_str(&entry.card).map_err(|_| ApiError::invalid(&at("card"), "card must be a card uuid"))?;
+    let outcome = match entry.outcome.as_str() {
+        "accepted" => Outcome::Accepted,
+        "overridden" => Outcome::Overridden,
+        other => return Err(ApiError::invalid(&at("outcome"), format!("unknown outcome '{other}'"))),
+    };
+    let outcome_at = DateTime::parse_from_rfc3339(&entry.outcome_timestamp)
+        .map_err(|e| ApiError::invalid(&at("outcomeTimestamp"), format!("not an instant: {e}")))?
+        .with_timezone(&Utc);
+    let accepted_suggestions = entry
+        .accepted_suggestions
+        .iter()
+        .enumerate()
+        .map(|(j, s)| {
+            Uuid::parse_str(&s.id).map_err(|_| {
+                ApiError::bad_request(vec![Issue::error(
+                    "invalid",
+                    "a suggestion id must be the suggestion's uuid",
+                    Some(at(&format!("acceptedSuggestions/{j}/id"))),
+                )])
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let has_comment = entry.override_reason.as_ref().and_then(|r| r.user_comment.as_deref()).is_some_and(|c| !c.trim().is_empty());
+    let override_reason = entry.override_reason.and_then(|r| r.reason).map(|c| OverrideReason {
+        system: c.system,
+        code: c.code,
+        display: c.display,
+    });
+    Ok(FeedbackEntry { card, outcome, accepted_suggestions, override_reason, has_comment, outcome_at })
+}
+
+#[derive(Deserialize)]
+struct Window {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// GET /cds-services/{id}/feedback/summary?from=…&to=… (RFC 3339; the
+/// last 30 days by default), for cards issued in that window.
+async fn summary(state: web::Data<AppState>, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let service_id = path.into_inner();
+    if state.catalog.get(&service_id).is_none() {
+        return Err(ApiError::not_found(format!("no CDS service '{service_id}' here")));
+    }
+    let window = web::Query::<Window>::from_query(request.query_string())
+        .map_err(|e| ApiError::invalid("from", format!("unreadable query string: {e}")))?;
+    let instant = |name: &str, text: &Option<String>| -> Result<Option<DateTime<Utc>>, ApiError> {
+        text.as_deref()
+            .map(|t| {
+                DateTime::parse_from_rfc3339(t)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| ApiError::invalid(name, format!("'{t}' is not an RFC 3339 instant: {e}")))
+            })
+            .transpose()
+    };
+    let to = instant("to", &window.to)?.unwrap_or_else(Utc::now);
+    let from = instant("from", &window.from)?.unwrap_or(to - Duration::days(30));
+    if from >= to {
+        return Err(ApiError::invalid("from", "from must be before to"));
+    }
+    match state.store.summary(&service_id, from, to).await {
+        Ok(summary) => Ok(HttpResponse::Ok().json(summary)),
+        Err(error) => {
+            log::error!("feedback summary for {service_id} failed: {error:?}");
+            Err(ApiError::unavailable("the feedback store is not reachable right now"))
+        }
+    }
+}

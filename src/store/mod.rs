@@ -1,0 +1,429 @@
+//! The store: every card issued and every feedback entry, in SQLite (the
+//! default, a file in the working directory) or PostgreSQL (DATABASE_URL
+//! postgres://…, for several replicas), through one set of migrations.
+//!
+//! It runs on its own small runtime, and cards are written by a background
+//! writer fed through a bounded queue: a slow or dead database never holds up
+//! a hook answer. Failures are counted and logged; feedback, which needs the
+//! database, answers 503 while it is down.
+
+mod summary;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Row};
+use tokio::runtime::Runtime;
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+pub use summary::{CountRow, OverrideCount, Summary};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+const QUEUE_CAPACITY: usize = 10_000;
+const BATCH: usize = 500;
+const HASH_KEY_SETTING: &str = "patient-hash-key";
+
+/// A card as it was sent, without its text.
+#[derive(Debug, Clone)]
+pub struct IssuedCard {
+    pub uuid: Uuid,
+    pub service_id: String,
+    pub hook_instance: String,
+    pub card_type: String,
+    pub finding_codes: Vec<String>,
+    pub suggestion_uuids: Vec<Uuid>,
+    pub patient_id: Option<String>,
+    pub issued_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted,
+    Overridden,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Accepted => "accepted",
+            Outcome::Overridden => "overridden",
+        }
+    }
+}
+
+/// One CDS Hooks feedback entry, as stored.
+#[derive(Debug, Clone)]
+pub struct FeedbackEntry {
+    pub card: Uuid,
+    pub outcome: Outcome,
+    pub accepted_suggestions: Vec<Uuid>,
+    pub override_reason: Option<OverrideReason>,
+    pub has_comment: bool,
+    pub outcome_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OverrideReason {
+    pub system: Option<String>,
+    pub code: Option<String>,
+    pub display: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum StoreError {
+    /// The database cannot be reached or is not migrated yet.
+    Unavailable(String),
+    /// No card with this uuid was issued by this service.
+    UnknownCard(Uuid),
+    /// The entry accepts a suggestion the card did not carry.
+    UnknownSuggestion(Uuid, Uuid),
+}
+
+struct Shared {
+    pool: AnyPool,
+    migrated: AtomicBool,
+    ready: watch::Sender<bool>,
+    hash_key: OnceLock<Vec<u8>>,
+    configured_hash_key: Option<String>,
+    written: watch::Sender<u64>,
+}
+
+/// The runtime the store's tasks run on; shut down without blocking when
+/// the store is dropped (possibly inside another runtime).
+struct StoreRuntime(Option<Runtime>);
+
+impl Drop for StoreRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+pub struct Store {
+    shared: Arc<Shared>,
+    queue: mpsc::Sender<(u64, Vec<IssuedCard>)>,
+    enqueued: AtomicU64,
+    written: watch::Receiver<u64>,
+    runtime: StoreRuntime,
+    description: String,
+}
+
+impl Store {
+    /// Opens the store lazily: the service starts even when the database is
+    /// down, and migrates as soon as it can be reached.
+    pub fn open(url: &str, patient_hash_key: Option<String>) -> Result<Self, String> {
+        sqlx::any::install_default_drivers();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("cramp-cds-store")
+            .enable_all()
+            .build()
+            .map_err(|e| format!("store runtime: {e}"))?;
+        let pool = {
+            let _entered = runtime.enter();
+            AnyPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(2))
+                .connect_lazy(url)
+                .map_err(|e| format!("database URL: {e}"))?
+        };
+        let (written_tx, written_rx) = watch::channel(0);
+        let shared = Arc::new(Shared {
+            pool,
+            migrated: AtomicBool::new(false),
+            ready: watch::channel(false).0,
+            hash_key: OnceLock::new(),
+            configured_hash_key: patient_hash_key.filter(|k| !k.is_empty()),
+            written: written_tx,
+        });
+        let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        runtime.spawn(migrate_until_done(shared.clone()));
+        runtime.spawn(write_cards(shared.clone(), receiver));
+        Ok(Self {
+            shared,
+            queue,
+            enqueued: AtomicU64::new(0),
+            written: written_rx,
+            runtime: StoreRuntime(Some(runtime)),
+            description: describe(url),
+        })
+    }
+
+    /// Waits until the store is migrated, at most `limit`: start-up waits
+    /// so no card of the first requests is lost when the database is up,
+    /// and serves without it when it is not.
+    pub async fn wait_until_ready(&self, limit: Duration) -> bool {
+        let mut ready = self.shared.ready.subscribe();
+        let reached = tokio::time::timeout(limit, ready.wait_for(|r| *r)).await.is_ok_and(|r| r.is_ok());
+        reached
+    }
+
+    /// "sqlite (cramp-cds.db)" or "postgres": for logs, never credentials.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    fn spawn<T: Send + 'static>(&self, task: impl std::future::Future<Output = T> + Send + 'static) -> tokio::task::JoinHandle<T> {
+        self.runtime.0.as_ref().expect("the store runtime lives as long as the store").spawn(task)
+    }
+
+    /// Queues the cards of one answer for writing; never waits.
+    pub fn record_cards(&self, cards: Vec<IssuedCard>) {
+        if cards.is_empty() {
+            return;
+        }
+        let count = cards.len() as u64;
+        let sequence = self.enqueued.fetch_add(1, Ordering::SeqCst) + 1;
+        if self.queue.try_send((sequence, cards)).is_err() {
+            metrics::counter!("store_failures_total", "operation" => "queue-cards").increment(count);
+            log::error!("card queue full: {count} card(s) not recorded");
+            // Keep the sequence moving so nobody waits for these.
+            self.shared.written.send_modify(|w| *w = (*w).max(sequence));
+        }
+    }
+
+    /// Waits (briefly) until every card queued so far has been written.
+    async fn flush(&self) {
+        let target = self.enqueued.load(Ordering::SeqCst);
+        let mut written = self.written.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(2), written.wait_for(|w| *w >= target)).await;
+    }
+
+    pub async fn is_ready(&self) -> bool {
+        let shared = self.shared.clone();
+        self.spawn(async move {
+            shared.migrated.load(Ordering::SeqCst)
+                && tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&shared.pool))
+                    .await
+                    .is_ok_and(|r| r.is_ok())
+        })
+        .await
+        .unwrap_or(false)
+    }
+
+    /// Stores feedback entries for cards this service issued. Idempotent: an
+    /// identical entry sent again changes nothing.
+    pub async fn save_feedback(&self, service_id: &str, entries: Vec<FeedbackEntry>) -> Result<(), StoreError> {
+        self.flush().await;
+        let shared = self.shared.clone();
+        let service_id = service_id.to_owned();
+        self.spawn(async move { save_feedback(&shared, &service_id, entries).await })
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    pub async fn summary(&self, service_id: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Summary, StoreError> {
+        self.flush().await;
+        let shared = self.shared.clone();
+        let service_id = service_id.to_owned();
+        self.spawn(async move {
+            ready(&shared)?;
+            let rows = sqlx::query(
+                "SELECT c.card_uuid, c.card_type, c.finding_codes, f.outcome, f.override_system, f.override_code, f.override_display \
+                 FROM issued_cards c LEFT JOIN feedback f ON f.card_uuid = c.card_uuid \
+                 WHERE c.service_id = $1 AND c.issued_at >= $2 AND c.issued_at < $3",
+            )
+            .bind(service_id.clone())
+            .bind(from.timestamp_millis())
+            .bind(to.timestamp_millis())
+            .fetch_all(&shared.pool)
+            .await
+            .map_err(unavailable)?;
+            Ok(summary::aggregate(service_id, from, to, rows.iter().map(summary::JoinedRow::from_row)))
+        })
+        .await
+        .map_err(|e| StoreError::Unavailable(e.to_string()))?
+    }
+
+    /// Writes what is queued and closes the connections.
+    pub async fn close(&self) {
+        self.flush().await;
+        let shared = self.shared.clone();
+        let _ = self.spawn(async move { shared.pool.close().await }).await;
+    }
+}
+
+fn describe(url: &str) -> String {
+    match url.split_once("://") {
+        Some(("sqlite", rest)) => format!("sqlite ({})", rest.split('?').next().unwrap_or(rest)),
+        Some((scheme, _)) => scheme.to_owned(),
+        None => "unknown".into(),
+    }
+}
+
+fn unavailable(error: sqlx::Error) -> StoreError {
+    StoreError::Unavailable(error.to_string())
+}
+
+fn ready(shared: &Shared) -> Result<(), StoreError> {
+    if shared.migrated.load(Ordering::SeqCst) {
+        Ok(())
+    } else {
+        Err(StoreError::Unavailable("the database is not reachable yet".into()))
+    }
+}
+
+async fn migrate_until_done(shared: Arc<Shared>) {
+    let mut delay = Duration::from_millis(500);
+    loop {
+        match migrate(&shared).await {
+            Ok(()) => {
+                shared.migrated.store(true, Ordering::SeqCst);
+                shared.ready.send_replace(true);
+                log::info!("store ready");
+                return;
+            }
+            Err(error) => {
+                metrics::counter!("store_failures_total", "operation" => "migrate").increment(1);
+                log::error!("store not ready, retrying in {delay:?}: {error}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+async fn migrate(shared: &Shared) -> Result<(), String> {
+    MIGRATOR.run(&shared.pool).await.map_err(|e| e.to_string())?;
+    let key = match &shared.configured_hash_key {
+        Some(key) => key.clone(),
+        None => {
+            // One key per database, shared by every replica: the first to
+            // start makes it.
+            let fresh: String = (0..4).map(|_| Uuid::new_v4().simple().to_string()).collect();
+            sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
+                .bind(HASH_KEY_SETTING)
+                .bind(fresh)
+                .execute(&shared.pool)
+                .await
+                .map_err(|e| e.to_string())?;
+            sqlx::query("SELECT value FROM settings WHERE name = $1")
+                .bind(HASH_KEY_SETTING)
+                .fetch_one(&shared.pool)
+                .await
+                .and_then(|row| row.try_get::<String, _>(0))
+                .map_err(|e| e.to_string())?
+        }
+    };
+    let _ = shared.hash_key.set(key.into_bytes());
+    Ok(())
+}
+
+/// The keyed hash that stands for a patient id in the store.
+fn patient_hash(shared: &Shared, patient_id: &str) -> Option<String> {
+    let key = shared.hash_key.get()?;
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
+    let tag = aws_lc_rs::hmac::sign(&key, patient_id.as_bytes());
+    Some(tag.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+async fn write_cards(shared: Arc<Shared>, mut receiver: mpsc::Receiver<(u64, Vec<IssuedCard>)>) {
+    while let Some(first) = receiver.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match receiver.try_recv() {
+                Ok(more) => batch.push(more),
+                Err(_) => break,
+            }
+        }
+        let last = batch.iter().map(|(sequence, _)| *sequence).max().unwrap_or(0);
+        let cards: Vec<IssuedCard> = batch.into_iter().flat_map(|(_, cards)| cards).collect();
+        let count = cards.len() as u64;
+        match insert_cards(&shared, &cards).await {
+            Ok(()) => metrics::counter!("store_cards_written_total").increment(count),
+            Err(error) => {
+                metrics::counter!("store_failures_total", "operation" => "write-cards").increment(count);
+                log::error!("{count} card(s) not recorded: {error}");
+            }
+        }
+        shared.written.send_modify(|w| *w = (*w).max(last));
+    }
+}
+
+async fn insert_cards(shared: &Shared, cards: &[IssuedCard]) -> Result<(), String> {
+    ready(shared).map_err(|_| "the database is not reachable yet".to_owned())?;
+    let mut transaction = shared.pool.begin().await.map_err(|e| e.to_string())?;
+    for card in cards {
+        sqlx::query(
+            "INSERT INTO issued_cards (card_uuid, service_id, hook_instance, card_type, finding_codes, suggestion_uuids, patient_hash, issued_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (card_uuid) DO NOTHING",
+        )
+        .bind(card.uuid.to_string())
+        .bind(card.service_id.clone())
+        .bind(card.hook_instance.clone())
+        .bind(card.card_type.clone())
+        .bind(card.finding_codes.join(" "))
+        .bind(card.suggestion_uuids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(" "))
+        .bind(card.patient_id.as_deref().and_then(|id| patient_hash(shared, id)))
+        .bind(card.issued_at.timestamp_millis())
+        .execute(&mut *transaction)
+        .await
+        .map_err(|e| e.to_string())?;
+    }
+    transaction.commit().await.map_err(|e| e.to_string())
+}
+
+async fn save_feedback(shared: &Shared, service_id: &str, entries: Vec<FeedbackEntry>) -> Result<(), StoreError> {
+    ready(shared)?;
+    let received_at = Utc::now().timestamp_millis();
+    let mut transaction = shared.pool.begin().await.map_err(unavailable)?;
+    for entry in &entries {
+        let card: Option<AnyRow> = sqlx::query("SELECT suggestion_uuids FROM issued_cards WHERE card_uuid = $1 AND service_id = $2")
+            .bind(entry.card.to_string())
+            .bind(service_id.to_owned())
+            .fetch_optional(&mut *transaction)
+            .await
+            .map_err(unavailable)?;
+        let Some(card) = card else { return Err(StoreError::UnknownCard(entry.card)) };
+        let suggestions: String = card.try_get(0).map_err(unavailable)?;
+        if let Some(unknown) = entry.accepted_suggestions.iter().find(|s| !suggestions.split(' ').any(|known| known == s.to_string())) {
+            return Err(StoreError::UnknownSuggestion(entry.card, *unknown));
+        }
+        let mut accepted: Vec<String> = entry.accepted_suggestions.iter().map(Uuid::to_string).collect();
+        accepted.sort();
+        let reason = entry.override_reason.as_ref();
+        let entry_id = entry_id(entry, &accepted);
+        sqlx::query(
+            "INSERT INTO feedback (entry_id, card_uuid, service_id, outcome, accepted_suggestions, override_system, override_code, \
+             override_display, has_comment, outcome_at, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+             ON CONFLICT (entry_id) DO NOTHING",
+        )
+        .bind(entry_id)
+        .bind(entry.card.to_string())
+        .bind(service_id.to_owned())
+        .bind(entry.outcome.as_str())
+        .bind(accepted.join(" "))
+        .bind(reason.and_then(|r| r.system.clone()))
+        .bind(reason.and_then(|r| r.code.clone()))
+        .bind(reason.and_then(|r| r.display.clone()))
+        .bind(i64::from(entry.has_comment))
+        .bind(entry.outcome_at.timestamp_millis())
+        .bind(received_at)
+        .execute(&mut *transaction)
+        .await
+        .map_err(unavailable)?;
+    }
+    transaction.commit().await.map_err(unavailable)
+}
+
+/// Same card, outcome, time, suggestions and reason: the same entry.
+fn entry_id(entry: &FeedbackEntry, accepted: &[String]) -> String {
+    let reason = entry.override_reason.as_ref();
+    let normalised = serde_json::json!([
+        entry.card.to_string(),
+        entry.outcome.as_str(),
+        entry.outcome_at.timestamp_millis(),
+        accepted,
+        reason.and_then(|r| r.system.as_deref()),
+        reason.and_then(|r| r.code.as_deref()),
+        entry.has_comment,
+    ])
+    .to_string();
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, normalised.as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
