@@ -5,7 +5,8 @@
 set -euo pipefail
 action=${1:-start}
 dir=${2:-/tmp/cramp-cds-postgres}
-port=${CRAMP_CDS_TEST_POSTGRES_PORT:-55432}
+# A free loopback port unless one is asked for (and kept in DIR for stop).
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [ -n "$bin" ] || { echo "PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 1; }
 
@@ -21,6 +22,7 @@ start)
         [ "$(id -u)" = 0 ] && chown postgres "$dir"
         as_owner "$bin/initdb" -D "$dir/data" -A trust -U postgres --no-sync >/dev/null
     fi
+    port=${CRAMP_CDS_TEST_POSTGRES_PORT:-$(free_port)}
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
         -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off" start >/dev/null
     echo "postgres://postgres@127.0.0.1:$port/postgres"
