@@ -172,3 +172,15 @@ fn full_synthea_patient(bencher: Bencher) {
         fixture().engine.run(&evaluation(&record)).cards.len()
     });
 }
+
+/// Serialising the answer and checking it against our response schema, as
+/// every hook answer is checked before it is sent.
+#[divan::bench(args = SIZES)]
+fn check_response_schema(bencher: Bencher, size: &str) {
+    let record = build_record(request_of(size));
+    let response = fixture().engine.run(&evaluation(&record));
+    bencher.bench(|| {
+        let document = serde_json::to_value(black_box(&response)).unwrap();
+        fixture().schemas.check_response(&document).len()
+    });
+}

@@ -6,8 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::fhir::model::{
-    Bundle, CodeableConcept, Condition, Encounter, Medication, MedicationRequest, MedicationStatement,
-    Observation, Patient, Procedure, Reference,
+    AnyResource, CodeableConcept, Condition, Encounter, Medication, Observation, Patient, Procedure, RawBundle, TypedBundle,
 };
 use crate::fhir::resource_type_of;
 
@@ -108,63 +107,113 @@ impl RecordBuilder {
         Self::default()
     }
 
-    /// Reads one JSON value: a resource, or a Bundle whose entries are read
-    /// one by one so a bad entry costs only itself.
+    /// Reads one JSON value: a resource, or a Bundle. A Bundle is read in
+    /// one typed pass; when some entry is malformed, it is read again entry
+    /// by entry so that a bad entry costs only itself.
     pub fn add_json(&mut self, raw: &str) -> Payload {
         match resource_type_of(raw) {
             Some("Bundle") => {
-                match serde_json::from_str::<Bundle>(raw) {
-                    Ok(bundle) => {
-                        for entry in bundle.entry {
-                            if let Some(resource) = entry.resource {
-                                self.add_entry(resource.get(), entry.full_url.as_deref());
-                            }
-                        }
-                    }
-                    Err(_) => self.record.stats.malformed += 1,
-                }
+                self.add_bundle(raw);
                 Payload::Data
             }
             Some("OperationOutcome") => Payload::OperationOutcome,
             Some(_) => {
-                self.add_entry(raw, None);
+                self.add_raw_resource(raw, None);
                 Payload::Data
             }
             None => Payload::NotAResource,
         }
     }
 
-    fn add_entry(&mut self, raw: &str, full_url: Option<&str>) {
-        let Some(resource_type) = resource_type_of(raw) else {
-            self.record.stats.malformed += 1;
-            return;
-        };
-        let added = match resource_type {
-            "Patient" => self.add::<Patient>("Patient", raw, full_url, |p| p.id.clone(), |r, c| {
-                if r.patient.is_none() {
-                    r.patient = Some(c);
+    fn add_bundle(&mut self, raw: &str) {
+        if let Ok(bundle) = serde_json::from_str::<TypedBundle>(raw) {
+            for entry in bundle.entry {
+                if let Some(resource) = entry.resource {
+                    self.add_resource(resource, entry.full_url.as_deref());
                 }
-            }),
-            "Condition" => self.add::<Condition>("Condition", raw, full_url, |c| c.id.clone(), |r, c| r.conditions.push(c)),
-            "Observation" => {
-                self.add::<Observation>("Observation", raw, full_url, |o| o.id.clone(), |r, c| r.observations.push(c))
             }
-            "Procedure" => self.add::<Procedure>("Procedure", raw, full_url, |p| p.id.clone(), |r, c| r.procedures.push(c)),
-            "Encounter" => self.add::<Encounter>("Encounter", raw, full_url, |e| e.id.clone(), |r, c| r.encounters.push(c)),
-            "MedicationRequest" => self.add_medication_request(raw, full_url),
-            "MedicationStatement" => self.add_medication_statement(raw, full_url),
-            "Medication" => self.add_medication(raw, full_url),
-            // OperationOutcome entries are search warnings; nested Bundles and
-            // everything else are not part of what the rules read.
-            _ => {
+            return;
+        }
+        match serde_json::from_str::<RawBundle>(raw) {
+            Ok(bundle) => {
+                for entry in bundle.entry {
+                    if let Some(resource) = entry.resource {
+                        self.add_raw_resource(resource.get(), entry.full_url.as_deref());
+                    }
+                }
+            }
+            Err(_) => self.record.stats.malformed += 1,
+        }
+    }
+
+    fn add_raw_resource(&mut self, raw: &str, full_url: Option<&str>) {
+        match serde_json::from_str::<AnyResource>(raw) {
+            Ok(resource) => self.add_resource(resource, full_url),
+            Err(_) => self.record.stats.malformed += 1,
+        }
+    }
+
+    fn add_resource(&mut self, resource: AnyResource, full_url: Option<&str>) {
+        let kind = match resource.resource_type.as_deref() {
+            Some(kind @ ("Patient" | "Condition" | "Observation" | "Procedure" | "Encounter" | "MedicationRequest"
+            | "MedicationStatement" | "Medication")) => kind.to_owned(),
+            // OperationOutcome entries are search warnings; nested Bundles
+            // and everything else are not part of what the rules read.
+            Some(_) => {
                 self.record.stats.other_types += 1;
                 return;
             }
+            None => {
+                self.record.stats.malformed += 1;
+                return;
+            }
         };
-        match added {
-            Added::New => self.record.stats.read += 1,
-            Added::Duplicate => self.record.stats.duplicates += 1,
-            Added::Malformed => self.record.stats.malformed += 1,
+        let reference = match self.claim(&kind, resource.id.clone(), full_url) {
+            Claim::New(reference) => reference,
+            Claim::Duplicate => {
+                self.record.stats.duplicates += 1;
+                return;
+            }
+            Claim::Malformed => {
+                self.record.stats.malformed += 1;
+                return;
+            }
+        };
+        self.record.stats.read += 1;
+        let record = &mut self.record;
+        match kind.as_str() {
+            "Patient" => {
+                if record.patient.is_none() {
+                    record.patient = Some(Cited { reference, resource: resource.into_patient() });
+                }
+            }
+            "Condition" => record.conditions.push(Cited { reference, resource: resource.into_condition() }),
+            "Observation" => record.observations.push(Cited { reference, resource: resource.into_observation() }),
+            "Procedure" => record.procedures.push(Cited { reference, resource: resource.into_procedure() }),
+            "Encounter" => record.encounters.push(Cited { reference, resource: resource.into_encounter() }),
+            "Medication" => {
+                if let Some(url) = full_url {
+                    self.medication_aliases.insert(url.to_owned(), reference.clone());
+                }
+                self.medications.insert(reference, resource.into_medication());
+            }
+            _ => {
+                let source =
+                    if kind == "MedicationRequest" { MedicationSource::Request } else { MedicationSource::Statement };
+                record.medications.push(MedicationUse {
+                    reference,
+                    source,
+                    status: resource.status,
+                    concepts: resource.medication_codeable_concept.into_iter().collect(),
+                    medication_reference: resource.medication_reference.and_then(|r| r.reference),
+                    contained: resource
+                        .contained
+                        .into_iter()
+                        .filter(|c| c.resource_type.as_deref() == Some("Medication"))
+                        .map(AnyResource::into_medication)
+                        .collect(),
+                });
+            }
         }
     }
 
@@ -177,86 +226,6 @@ impl RecordBuilder {
             Claim::New(reference)
         } else {
             Claim::Duplicate
-        }
-    }
-
-    fn add<'a, T: serde::Deserialize<'a>>(
-        &mut self,
-        resource_type: &str,
-        raw: &'a str,
-        full_url: Option<&str>,
-        id: impl Fn(&T) -> Option<String>,
-        store: impl FnOnce(&mut PatientRecord, Cited<T>),
-    ) -> Added {
-        let Ok(resource) = serde_json::from_str::<T>(raw) else {
-            return Added::Malformed;
-        };
-        match self.claim(resource_type, id(&resource), full_url) {
-            Claim::New(reference) => {
-                store(&mut self.record, Cited { reference, resource });
-                Added::New
-            }
-            Claim::Duplicate => Added::Duplicate,
-            Claim::Malformed => Added::Malformed,
-        }
-    }
-
-    fn add_medication_request(&mut self, raw: &str, full_url: Option<&str>) -> Added {
-        let Ok(request) = serde_json::from_str::<MedicationRequest>(raw) else {
-            return Added::Malformed;
-        };
-        let reference = match self.claim("MedicationRequest", request.id.clone(), full_url) {
-            Claim::New(reference) => reference,
-            Claim::Duplicate => return Added::Duplicate,
-            Claim::Malformed => return Added::Malformed,
-        };
-        let contained = read_contained(&request.contained);
-        self.record.medications.push(MedicationUse {
-            reference,
-            source: MedicationSource::Request,
-            status: request.status,
-            concepts: request.medication_codeable_concept.into_iter().collect(),
-            medication_reference: request.medication_reference.and_then(|r: Reference| r.reference),
-            contained,
-        });
-        Added::New
-    }
-
-    fn add_medication_statement(&mut self, raw: &str, full_url: Option<&str>) -> Added {
-        let Ok(statement) = serde_json::from_str::<MedicationStatement>(raw) else {
-            return Added::Malformed;
-        };
-        let reference = match self.claim("MedicationStatement", statement.id.clone(), full_url) {
-            Claim::New(reference) => reference,
-            Claim::Duplicate => return Added::Duplicate,
-            Claim::Malformed => return Added::Malformed,
-        };
-        let contained = read_contained(&statement.contained);
-        self.record.medications.push(MedicationUse {
-            reference,
-            source: MedicationSource::Statement,
-            status: statement.status,
-            concepts: statement.medication_codeable_concept.into_iter().collect(),
-            medication_reference: statement.medication_reference.and_then(|r| r.reference),
-            contained,
-        });
-        Added::New
-    }
-
-    fn add_medication(&mut self, raw: &str, full_url: Option<&str>) -> Added {
-        let Ok(medication) = serde_json::from_str::<Medication>(raw) else {
-            return Added::Malformed;
-        };
-        match self.claim("Medication", medication.id.clone(), full_url) {
-            Claim::New(reference) => {
-                if let Some(url) = full_url {
-                    self.medication_aliases.insert(url.to_owned(), reference.clone());
-                }
-                self.medications.insert(reference, medication);
-                Added::New
-            }
-            Claim::Duplicate => Added::Duplicate,
-            Claim::Malformed => Added::Malformed,
         }
     }
 
@@ -288,20 +257,6 @@ enum Claim {
     New(String),
     Duplicate,
     Malformed,
-}
-
-enum Added {
-    New,
-    Duplicate,
-    Malformed,
-}
-
-fn read_contained(contained: &[&serde_json::value::RawValue]) -> Vec<Medication> {
-    contained
-        .iter()
-        .filter(|raw| resource_type_of(raw.get()) == Some("Medication"))
-        .filter_map(|raw| serde_json::from_str::<Medication>(raw.get()).ok())
-        .collect()
 }
 
 /// "urn:uuid:abc" -> "abc"; "https://x/fhir/Condition/abc" -> "abc".

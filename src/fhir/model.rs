@@ -88,42 +88,35 @@ pub struct ReferenceRange {
     pub low: Option<Quantity>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Every element the rules read, of every resource type they read. One
+/// typed pass reads any resource, wherever its `resourceType` stands, and
+/// skips everything else at full speed; the record then sorts it into the
+/// type-specific structs below.
+#[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
-pub struct Patient {
+pub struct AnyResource {
+    pub resource_type: Option<String>,
     pub id: Option<String>,
+    pub status: Option<String>,
+    pub code: Option<CodeableConcept>,
+    // Patient
     pub birth_date: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Condition {
-    pub id: Option<String>,
+    // Condition
     pub clinical_status: Option<CodeableConcept>,
     pub verification_status: Option<CodeableConcept>,
-    pub code: Option<CodeableConcept>,
     #[serde(deserialize_with = "lenient_datetime")]
     pub onset_date_time: Option<DateTime<Utc>>,
     pub onset_period: Option<Period>,
     #[serde(deserialize_with = "lenient_datetime")]
     pub abatement_date_time: Option<DateTime<Utc>>,
     pub abatement_period: Option<Period>,
-    /// abatementString, abatementAge, abatementRange, abatementBoolean: an
-    /// abatement without a date the rules can compare.
     pub abatement_string: Option<IgnoredAny>,
     pub abatement_age: Option<IgnoredAny>,
     pub abatement_range: Option<IgnoredAny>,
     pub abatement_boolean: Option<bool>,
     #[serde(deserialize_with = "lenient_datetime")]
     pub recorded_date: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Observation {
-    pub id: Option<String>,
-    pub status: Option<String>,
-    pub code: Option<CodeableConcept>,
+    // Observation (and MedicationStatement's effective[x])
     #[serde(deserialize_with = "lenient_datetime")]
     pub effective_date_time: Option<DateTime<Utc>>,
     pub effective_period: Option<Period>,
@@ -135,38 +128,60 @@ pub struct Observation {
     pub value_codeable_concept: Option<CodeableConcept>,
     pub interpretation: Vec<CodeableConcept>,
     pub reference_range: Vec<ReferenceRange>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct MedicationRequest<'a> {
-    pub id: Option<String>,
-    pub status: Option<String>,
+    // MedicationRequest, MedicationStatement, Medication
     pub medication_codeable_concept: Option<CodeableConcept>,
     pub medication_reference: Option<Reference>,
-    #[serde(borrow)]
-    pub contained: Vec<&'a RawValue>,
+    pub contained: Vec<AnyResource>,
+    pub ingredient: Vec<MedicationIngredient>,
+    // Procedure
     #[serde(deserialize_with = "lenient_datetime")]
-    pub authored_on: Option<DateTime<Utc>>,
+    pub performed_date_time: Option<DateTime<Utc>>,
+    pub performed_period: Option<Period>,
+    // Encounter: R4 has a Coding in `class`, R5 a list of CodeableConcepts.
+    #[serde(deserialize_with = "lenient_encounter_class")]
+    pub class: Vec<Coding>,
+    pub period: Option<Period>,
+    pub reason_code: Vec<CodeableConcept>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct MedicationStatement<'a> {
+#[derive(Debug, Clone, Default)]
+pub struct Patient {
+    pub id: Option<String>,
+    pub birth_date: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Condition {
+    pub id: Option<String>,
+    pub clinical_status: Option<CodeableConcept>,
+    pub verification_status: Option<CodeableConcept>,
+    pub code: Option<CodeableConcept>,
+    pub onset_date_time: Option<DateTime<Utc>>,
+    pub onset_period: Option<Period>,
+    pub abatement_date_time: Option<DateTime<Utc>>,
+    pub abatement_period: Option<Period>,
+    /// abatementString, abatementAge, abatementRange or abatementBoolean
+    /// true: an abatement without a date the rules can compare.
+    pub abated_undated: bool,
+    pub recorded_date: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Observation {
     pub id: Option<String>,
     pub status: Option<String>,
-    pub medication_codeable_concept: Option<CodeableConcept>,
-    pub medication_reference: Option<Reference>,
-    #[serde(borrow)]
-    pub contained: Vec<&'a RawValue>,
-    #[serde(deserialize_with = "lenient_datetime")]
+    pub code: Option<CodeableConcept>,
     pub effective_date_time: Option<DateTime<Utc>>,
-    #[serde(deserialize_with = "lenient_datetime")]
-    pub date_asserted: Option<DateTime<Utc>>,
+    pub effective_period: Option<Period>,
+    pub effective_instant: Option<DateTime<Utc>>,
+    pub issued: Option<DateTime<Utc>>,
+    pub value_quantity: Option<Quantity>,
+    pub value_codeable_concept: Option<CodeableConcept>,
+    pub interpretation: Vec<CodeableConcept>,
+    pub reference_range: Vec<ReferenceRange>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default)]
 pub struct Medication {
     pub id: Option<String>,
     pub code: Option<CodeableConcept>,
@@ -179,39 +194,108 @@ pub struct MedicationIngredient {
     pub item_codeable_concept: Option<CodeableConcept>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default)]
 pub struct Procedure {
     pub id: Option<String>,
     pub status: Option<String>,
     pub code: Option<CodeableConcept>,
-    #[serde(deserialize_with = "lenient_datetime")]
     pub performed_date_time: Option<DateTime<Utc>>,
     pub performed_period: Option<Period>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
+#[derive(Debug, Clone, Default)]
 pub struct Encounter {
     pub id: Option<String>,
     pub status: Option<String>,
-    /// R4 has a Coding here, R5 a list of CodeableConcepts: read either.
-    #[serde(deserialize_with = "lenient_encounter_class")]
     pub class: Vec<Coding>,
     pub period: Option<Period>,
     pub reason_code: Vec<CodeableConcept>,
 }
 
+impl AnyResource {
+    pub fn into_patient(self) -> Patient {
+        Patient { id: self.id, birth_date: self.birth_date }
+    }
+
+    pub fn into_condition(self) -> Condition {
+        Condition {
+            id: self.id,
+            clinical_status: self.clinical_status,
+            verification_status: self.verification_status,
+            code: self.code,
+            onset_date_time: self.onset_date_time,
+            onset_period: self.onset_period,
+            abatement_date_time: self.abatement_date_time,
+            abatement_period: self.abatement_period,
+            abated_undated: self.abatement_string.is_some()
+                || self.abatement_age.is_some()
+                || self.abatement_range.is_some()
+                || self.abatement_boolean == Some(true),
+            recorded_date: self.recorded_date,
+        }
+    }
+
+    pub fn into_observation(self) -> Observation {
+        Observation {
+            id: self.id,
+            status: self.status,
+            code: self.code,
+            effective_date_time: self.effective_date_time,
+            effective_period: self.effective_period,
+            effective_instant: self.effective_instant,
+            issued: self.issued,
+            value_quantity: self.value_quantity,
+            value_codeable_concept: self.value_codeable_concept,
+            interpretation: self.interpretation,
+            reference_range: self.reference_range,
+        }
+    }
+
+    pub fn into_medication(self) -> Medication {
+        Medication { id: self.id, code: self.code, ingredient: self.ingredient }
+    }
+
+    pub fn into_procedure(self) -> Procedure {
+        Procedure {
+            id: self.id,
+            status: self.status,
+            code: self.code,
+            performed_date_time: self.performed_date_time,
+            performed_period: self.performed_period,
+        }
+    }
+
+    pub fn into_encounter(self) -> Encounter {
+        Encounter { id: self.id, status: self.status, class: self.class, period: self.period, reason_code: self.reason_code }
+    }
+}
+
+/// A Bundle read in one typed pass: fails as a whole if any entry is malformed.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
-pub struct Bundle<'a> {
-    #[serde(borrow)]
-    pub entry: Vec<BundleEntry<'a>>,
+pub struct TypedBundle {
+    pub entry: Vec<TypedEntry>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
-pub struct BundleEntry<'a> {
+pub struct TypedEntry {
+    pub full_url: Option<String>,
+    pub resource: Option<AnyResource>,
+}
+
+/// A Bundle whose entries are kept raw, to read them one by one when the
+/// typed pass failed: a bad entry then costs only itself.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RawBundle<'a> {
+    #[serde(borrow)]
+    pub entry: Vec<RawEntry<'a>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct RawEntry<'a> {
     pub full_url: Option<String>,
     #[serde(borrow)]
     pub resource: Option<&'a RawValue>,
@@ -277,19 +361,21 @@ mod tests {
 
     #[test]
     fn unreadable_dates_are_absent_not_fatal() {
-        let c: Condition = serde_json::from_str(
+        let c = serde_json::from_str::<AnyResource>(
             r#"{"id":"c1","onsetDateTime":"last week","recordedDate":20240101,"abatementDateTime":{"x":1},"unknown":[1,2]}"#,
         )
-        .unwrap();
+        .unwrap()
+        .into_condition();
         assert!(c.onset_date_time.is_none() && c.recorded_date.is_none() && c.abatement_date_time.is_none());
         assert_eq!(c.id.as_deref(), Some("c1"));
     }
 
     #[test]
     fn encounter_class_in_r4_and_r5_shapes() {
-        let r4: Encounter = serde_json::from_str(r#"{"class":{"code":"IMP"}}"#).unwrap();
-        let r5: Encounter = serde_json::from_str(r#"{"class":[{"coding":[{"code":"IMP"}]}]}"#).unwrap();
-        let odd: Encounter = serde_json::from_str(r#"{"class":"IMP"}"#).unwrap();
+        let read = |json: &str| serde_json::from_str::<AnyResource>(json).unwrap().into_encounter();
+        let r4 = read(r#"{"class":{"code":"IMP"}}"#);
+        let r5 = read(r#"{"class":[{"coding":[{"code":"IMP"}]}]}"#);
+        let odd = read(r#"{"class":"IMP"}"#);
         assert_eq!(r4.class[0].code.as_deref(), Some("IMP"));
         assert_eq!(r5.class[0].code.as_deref(), Some("IMP"));
         assert!(odd.class.is_empty());

@@ -70,7 +70,56 @@ struct Envelope<'a> {
     #[serde(borrow)]
     context: Option<&'a RawValue>,
     #[serde(borrow)]
-    prefetch: Option<&'a RawValue>,
+    prefetch: Option<PrefetchMember<'a>>,
+}
+
+/// `prefetch` read in the same pass as the envelope: an object's values are
+/// kept raw; anything else is kept as a value for the schema to reject.
+enum PrefetchMember<'a> {
+    Values(BTreeMap<String, &'a RawValue>),
+    Other(Value),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for PrefetchMember<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct MemberVisitor;
+        impl<'de> serde::de::Visitor<'de> for MemberVisitor {
+            type Value = PrefetchMember<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object of prefetch values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut values = BTreeMap::new();
+                while let Some((key, value)) = map.next_entry::<String, &'de RawValue>()? {
+                    values.insert(key, value);
+                }
+                Ok(PrefetchMember::Values(values))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(PrefetchMember::Other(Value::Array(Vec::new())))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(PrefetchMember::Other(Value::String(v.to_owned())))
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(PrefetchMember::Other(Value::Bool(v)))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(PrefetchMember::Other(Value::from(v)))
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(PrefetchMember::Other(Value::from(v)))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(PrefetchMember::Other(Value::from(v)))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+                Ok(PrefetchMember::Other(Value::Null))
+            }
+        }
+        deserializer.deserialize_any(MemberVisitor)
+    }
 }
 
 /// Parses and validates a hook request body. Every failure is the client's:
@@ -96,12 +145,10 @@ pub fn parse_hook_request<'a>(body: &'a [u8], schemas: &Schemas) -> Result<HookR
         .transpose()
         .map_err(|e| vec![member_issue("/fhirAuthorization", &e)])?;
     let prefetch = match envelope.prefetch {
-        Some(raw) => serde_json::from_str::<BTreeMap<String, &RawValue>>(raw.get())
-            .map_err(|e| vec![member_issue("/prefetch", &e)])?
-            .into_iter()
-            .map(|(key, value)| (key, (value.get() != "null").then_some(value)))
-            .collect(),
-        None => BTreeMap::new(),
+        Some(PrefetchMember::Values(values)) => {
+            values.into_iter().map(|(key, value)| (key, (value.get() != "null").then_some(value))).collect()
+        }
+        _ => BTreeMap::new(),
     };
     let context_values = shallow
         .get("context")
@@ -149,10 +196,12 @@ fn shallow_document(envelope: &Envelope) -> Result<Value, Vec<Issue>> {
             document.insert(name.to_owned(), value);
         }
     }
-    if let Some(raw) = envelope.prefetch {
-        let value = match serde_json::from_str::<BTreeMap<String, &RawValue>>(raw.get()) {
-            Ok(entries) => Value::Object(entries.into_iter().map(|(key, value)| (key, resource_summary(value))).collect()),
-            Err(_) => serde_json::from_str(raw.get()).map_err(|e| vec![member_issue("/prefetch", &e)])?,
+    if let Some(prefetch) = &envelope.prefetch {
+        let value = match prefetch {
+            PrefetchMember::Values(values) => {
+                Value::Object(values.iter().map(|(key, value)| (key.clone(), resource_summary(value))).collect())
+            }
+            PrefetchMember::Other(value) => value.clone(),
         };
         document.insert("prefetch".to_owned(), value);
     }
@@ -172,7 +221,12 @@ fn resource_summary(raw: &RawValue) -> Value {
     match text.as_bytes().first() {
         Some(b'{') => {
             let mut summary = Map::new();
-            if let Ok(Sniff { resource_type: Some(resource_type) }) = serde_json::from_str(text) {
+            // Usually a few bytes at the start; otherwise one skipping pass.
+            let resource_type = match crate::fhir::resource_type_of(text) {
+                Some(name) => Some(Value::String(name.to_owned())),
+                None => serde_json::from_str::<Sniff>(text).ok().and_then(|s| s.resource_type),
+            };
+            if let Some(resource_type) = resource_type {
                 summary.insert("resourceType".to_owned(), resource_type);
             }
             Value::Object(summary)

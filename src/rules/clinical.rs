@@ -17,12 +17,7 @@ pub fn has_abated(condition: &Condition, now: DateTime<Utc>) -> bool {
         .or_else(|| condition.abatement_period.as_ref().and_then(|p| p.end.or(p.start)));
     match dated {
         Some(at) => at <= now,
-        None => {
-            condition.abatement_string.is_some()
-                || condition.abatement_age.is_some()
-                || condition.abatement_range.is_some()
-                || condition.abatement_boolean == Some(true)
-        }
+        None => condition.abated_undated,
     }
 }
 

@@ -100,7 +100,7 @@ mod tests {
     }
 
     fn observation(json: &str) -> Observation {
-        serde_json::from_str(json).unwrap()
+        serde_json::from_str::<crate::fhir::model::AnyResource>(json).unwrap().into_observation()
     }
 
     #[test]
