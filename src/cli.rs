@@ -35,7 +35,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<String, String> {
         selections: &[],
         encounter_id: None,
         patient_id: None,
-        now: Utc::now(),
+        now: args.at.unwrap_or_else(Utc::now),
     });
     Ok(match args.format {
         OutputFormat::Json => serde_json::to_string_pretty(&response).map_err(|e| e.to_string())?,

@@ -121,6 +121,10 @@ pub struct EvaluateArgs {
     /// Output: the CDS Hooks response as JSON, or readable text.
     #[arg(long, value_enum, default_value_t = OutputFormat::Json)]
     pub format: OutputFormat,
+    /// Evaluate as of this instant (RFC 3339) instead of now: the rules'
+    /// windows (labs in 90 days, symptoms in 30, ...) count back from it.
+    #[arg(long, value_parser = parse_instant)]
+    pub at: Option<chrono::DateTime<chrono::Utc>>,
     #[command(flatten)]
     pub engine: EngineSettings,
 }
@@ -133,6 +137,10 @@ pub enum OutputFormat {
 
 fn parse_hook(text: &str) -> Result<Hook, String> {
     text.parse()
+}
+
+fn parse_instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&chrono::Utc)).map_err(|e| format!("not an RFC 3339 instant: {e}"))
 }
 
 impl ServeSettings {
