@@ -190,10 +190,14 @@ impl<'k> CardRenderer<'k> {
         draft.line(format!("- Heat or ice on the sore muscle eases pain after a cramp. {carenotes}"));
         if low_electrolyte {
             let bmj = draft.cite_ids(&["bmj-bp-2012"]);
-            draft.line(format!("- **Low electrolyte found**: recheck and correct it, and look for its cause (diuretics, dialysis, diet). {bmj}"));
+            draft.line(format!(
+                "- **Low electrolyte found**: recheck and correct it, and look for its cause (diuretics, vomiting or diarrhoea, dialysis, diet). {bmj}"
+            ));
         }
-        let cochrane = draft.cite_ids(&["cochrane-2020-magnesium"]);
-        draft.line(format!("- Magnesium is unlikely to help idiopathic cramps in older adults. {cochrane}"));
+        if findings.iter().any(|f| f.code == "older-age") {
+            let cochrane = draft.cite_ids(&["cochrane-2020-magnesium"]);
+            draft.line(format!("- Magnesium is unlikely to help idiopathic cramps in older adults. {cochrane}"));
+        }
         let fda = draft.cite_ids(&["fda-2010-quinine", "aan-2010"]);
         draft.line(format!("- Quinine is not recommended for leg cramps: risk of serious blood disorders. {fda}"));
         draft.line("");
@@ -253,29 +257,38 @@ impl<'k> CardRenderer<'k> {
             self.bullet(&mut draft, finding);
         }
         draft.line("");
-        draft.line(format!("**Wells items the record shows** {wells}"));
         let shown: Vec<&Finding> = findings.iter().filter(|f| WELLS_ITEMS.contains(&f.code.as_str())).collect();
-        if shown.is_empty() {
-            draft.line("- None found in the record.");
-        }
-        for finding in &shown {
-            self.bullet(&mut draft, finding);
-        }
-        draft.line(format!(
-            "- Points known from the chart: **{}**. The record cannot show the examination items, so this is not a Wells score.",
-            dvt.known_points
-        ));
-        draft.line("");
-        draft.line("**Still to assess at the bedside (Wells)**");
-        for item in [
-            "Localised tenderness along the deep venous system (+1)",
-            "Entire leg swollen (+1)",
-            "Calf swelling at least 3 cm more than the other leg, 10 cm below the tibial tuberosity (+1)",
-            "Pitting oedema confined to the symptomatic leg (+1)",
-            "Collateral superficial veins, not varicose (+1)",
-            "An alternative diagnosis at least as likely as DVT (-2)",
-        ] {
-            draft.line(format!("- {item}"));
+        if dvt.pregnant {
+            // Wells is not validated in pregnancy: list the risks, score nothing.
+            let le_gal = draft.cite_ids(&["le-gal-2012"]);
+            draft.line(format!("- **Pregnancy**: pregnancy itself raises the risk of a clot; the Wells score is not validated and D-dimer is unreliable in pregnancy. {le_gal}"));
+            for finding in &shown {
+                self.bullet(&mut draft, finding);
+            }
+        } else {
+            draft.line(format!("**Wells items the record shows** {wells}"));
+            if shown.is_empty() {
+                draft.line("- None found in the record.");
+            }
+            for finding in &shown {
+                self.bullet(&mut draft, finding);
+            }
+            draft.line(format!(
+                "- Points known from the chart: **{}**. The record cannot show the examination items, so this is not a Wells score.",
+                dvt.known_points
+            ));
+            draft.line("");
+            draft.line("**Still to assess at the bedside (Wells)**");
+            for item in [
+                "Localised tenderness along the deep venous system (+1)",
+                "Entire leg swollen (+1)",
+                "Calf swelling at least 3 cm more than the other leg, 10 cm below the tibial tuberosity (+1)",
+                "Pitting oedema confined to the symptomatic leg (+1)",
+                "Collateral superficial veins, not varicose (+1)",
+                "An alternative diagnosis at least as likely as DVT (-2)",
+            ] {
+                draft.line(format!("- {item}"));
+            }
         }
         let alternatives: Vec<&Finding> =
             findings.iter().filter(|f| ["bakers-cyst", "leg-injury"].contains(&f.code.as_str())).collect();
@@ -286,7 +299,7 @@ impl<'k> CardRenderer<'k> {
                 self.bullet(&mut draft, finding);
             }
         }
-        for finding in findings.iter().filter(|f| ["anticoagulated", "pregnancy"].contains(&f.code.as_str())) {
+        for finding in findings.iter().filter(|f| f.code == "anticoagulated") {
             draft.line("");
             self.bullet(&mut draft, finding);
         }
@@ -306,7 +319,11 @@ impl<'k> CardRenderer<'k> {
                 "- Complete the Wells score at the bedside. With fewer than 2 points, D-dimer first and ultrasound if it is positive; with 2 or more, ultrasound first. {nice}"
             ));
         }
-        let summary = "Leg swelling with pain or cramps: rule out a DVT (Wells, ultrasound or D-dimer)".to_owned();
+        let summary = if dvt.pregnant {
+            "Leg swelling in pregnancy with pain or cramps: rule out a DVT with compression ultrasound".to_owned()
+        } else {
+            "Leg swelling with pain or cramps: rule out a DVT (Wells, ultrasound or D-dimer)".to_owned()
+        };
         if dvt.patient.is_none() {
             draft.line("");
             draft.line("_No orders are offered: the record does not say which patient they would be for._");

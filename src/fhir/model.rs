@@ -101,6 +101,9 @@ pub struct AnyResource {
     pub code: Option<CodeableConcept>,
     // Patient
     pub birth_date: Option<String>,
+    pub deceased_boolean: Option<bool>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    pub deceased_date_time: Option<DateTime<Utc>>,
     // Condition
     pub clinical_status: Option<CodeableConcept>,
     pub verification_status: Option<CodeableConcept>,
@@ -148,6 +151,9 @@ pub struct AnyResource {
 pub struct Patient {
     pub id: Option<String>,
     pub birth_date: Option<String>,
+    /// deceasedBoolean true, or a deceasedDateTime.
+    pub deceased: bool,
+    pub deceased_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -214,7 +220,12 @@ pub struct Encounter {
 
 impl AnyResource {
     pub fn into_patient(self) -> Patient {
-        Patient { id: self.id, birth_date: self.birth_date }
+        Patient {
+            id: self.id,
+            birth_date: self.birth_date,
+            deceased: self.deceased_boolean == Some(true) || self.deceased_date_time.is_some(),
+            deceased_at: self.deceased_date_time,
+        }
     }
 
     pub fn into_condition(self) -> Condition {

@@ -375,7 +375,13 @@ impl Rules {
         }
         if let Some(patient) = &record.patient {
             let birth = patient.resource.birth_date.as_deref().and_then(parse_fhir_date);
-            if let Some(age) = birth.and_then(|b| age_in_years(b, now.date_naive())) {
+            // A patient who has died is not getting older; age at death, if known.
+            let on = match (patient.resource.deceased, patient.resource.deceased_at) {
+                (_, Some(died)) => Some(died.min(now).date_naive()),
+                (true, None) => None,
+                (false, None) => Some(now.date_naive()),
+            };
+            if let Some(age) = birth.zip(on).and_then(|(b, on)| age_in_years(b, on)) {
                 if age >= self.settings.older_age_years {
                     found.add("older-age", &patient.reference, format!("Age {age}"));
                 }
@@ -568,11 +574,15 @@ impl Rules {
     }
 }
 
+/// "Leg swelling (since 2026-11-17)": the onset when the record gives one
+/// (how long it has lasted matters), else when it was recorded.
 fn condition_note(code: &CodeableConcept, condition: &Condition) -> String {
     let label = code.label().unwrap_or("condition");
-    match condition_date(condition) {
-        Some(at) => format!("{label} (since {})", day(at)),
-        None => label.to_owned(),
+    let onset = condition.onset_date_time.or_else(|| condition.onset_period.as_ref().and_then(|p| p.start));
+    match (onset, condition.recorded_date) {
+        (Some(onset), _) => format!("{label} (since {})", day(onset)),
+        (None, Some(recorded)) => format!("{label} (recorded {})", day(recorded)),
+        (None, None) => label.to_owned(),
     }
 }
 

@@ -774,7 +774,7 @@ CLASSES = [
      "Named as a drug that can cause leg cramps (BMJ Best Practice patient leaflet 2012)", ["bmj-bp-2012"], False,
      [("nifedipine", "7417")], ["C08CA05"]),
     ("beta2-agonist", "Beta2-agonist", "moderate",
-     "Moderate for long-acting beta2-agonists: Garrison 2012 adjusted sequence ratio 2.42", ["garrison-2012"], False,
+     "long-acting beta2-agonists: Garrison 2012 adjusted sequence ratio 2.42", ["garrison-2012"], False,
      [("albuterol", "435"), ("levalbuterol", "237159"), ("salmeterol", "36117"), ("formoterol", "25255"),
       ("terbutaline", "10368"), ("vilanterol", None), ("arformoterol", None), ("indacaterol", None),
       ("olodaterol", None)],
