@@ -18,7 +18,7 @@ pub async fn require_jwt(request: ServiceRequest, next: Next<impl MessageBody + 
     let Some(state) = request.app_data::<web::Data<AppState>>().cloned() else {
         return next.call(request).await.map(ServiceResponse::map_into_boxed_body);
     };
-    let Some(authenticator) = state.authenticator.as_ref().filter(|_| !super::operations::is_probe(request.path())) else {
+    let Some(authenticator) = state.authenticator.as_ref().filter(|_| !super::operations::is_probe(request.path()) && !super::console::is_public(request.path())) else {
         return next.call(request).await.map(ServiceResponse::map_into_boxed_body);
     };
     let audience = format!("{}{}", state.public_base_url, request.path());

@@ -3,6 +3,7 @@
 
 mod authentication;
 mod body;
+mod console;
 pub mod errors;
 mod feedback;
 mod operations;
@@ -37,6 +38,7 @@ pub struct AppState {
 
 pub fn configure(config: &mut web::ServiceConfig) {
     operations::configure(config);
+    console::configure(config);
     feedback::configure(config);
     routes::configure(config);
 }

@@ -3,9 +3,11 @@
 
 mod analyze;
 mod auth;
+mod browser;
 mod cli;
 mod discovery;
 mod errors;
+mod examples;
 mod feedback;
 mod fetch;
 mod fhir_server;
