@@ -13,6 +13,7 @@ mod fetch;
 mod fhir_server;
 mod helpers;
 mod hooks;
+mod hostile;
 mod outage;
 mod postgres;
 mod process;
