@@ -61,12 +61,31 @@ fn with_cramps(bundle: &str) -> String {
         "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
         "code": {"coding": [{"system": "http://snomed.info/sct", "code": "449918009", "display": "Cramp in lower leg"}]}
     }}));
-    bundle.to_string()
+    fhir_order(&bundle)
 }
 
 /// A realistic patient-view request: cramps, a diuretic, a statin and
 /// `labs` potassium results (about 380 bytes each).
 fn request_with_labs(labs: usize) -> String {
+    fhir_order(&request_value(labs))
+}
+
+/// JSON as FHIR servers write it: `resourceType` first in every object
+/// (serde_json's own maps would sort it after "entry", "code" ...).
+fn fhir_order(value: &Value) -> String {
+    match value {
+        Value::Object(members) => {
+            let mut keys: Vec<&String> = members.keys().collect();
+            keys.sort_by_key(|k| *k != "resourceType");
+            let inner: Vec<String> = keys.iter().map(|k| format!("{}:{}", Value::from(k.as_str()), fhir_order(&members[*k]))).collect();
+            format!("{{{}}}", inner.join(","))
+        }
+        Value::Array(items) => format!("[{}]", items.iter().map(fhir_order).collect::<Vec<_>>().join(",")),
+        other => other.to_string(),
+    }
+}
+
+fn request_value(labs: usize) -> Value {
     let observations: Vec<Value> = (0..labs)
         .map(|i| json!({"resource": {
             "resourceType": "Observation", "id": format!("k{i}"), "status": "final",
@@ -99,7 +118,6 @@ fn request_with_labs(labs: usize) -> String {
             "procedures": null, "encounters": null, "medicationStatements": null
         }
     })
-    .to_string()
 }
 
 fn build_record(request: &str) -> PatientRecord {

@@ -129,7 +129,7 @@ impl RecordBuilder {
         if let Ok(bundle) = serde_json::from_str::<TypedBundle>(raw) {
             for entry in bundle.entry {
                 if let Some(resource) = entry.resource {
-                    self.add_resource(resource, entry.full_url.as_deref());
+                    self.add_resource(*resource, entry.full_url.as_deref());
                 }
             }
             return;

@@ -292,7 +292,8 @@ pub struct TypedBundle {
 #[serde(default, rename_all = "camelCase")]
 pub struct TypedEntry {
     pub full_url: Option<String>,
-    pub resource: Option<AnyResource>,
+    /// Boxed: the union is large, and entries are moved around.
+    pub resource: Option<Box<AnyResource>>,
 }
 
 /// A Bundle whose entries are kept raw, to read them one by one when the
