@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-
 use crate::cards::CardRenderer;
 use crate::knowledge::KnowledgeBase;
 use crate::protocol::response::CdsResponse;
@@ -16,17 +14,9 @@ pub struct Engine {
     rules: Rules,
 }
 
-/// One evaluation: the record plus what the hook context adds.
-pub struct Evaluation<'a> {
-    pub hook: Hook,
-    pub record: &'a PatientRecord,
-    pub draft_orders: &'a [MedicationUse],
-    pub selections: &'a [String],
-    pub encounter_id: Option<&'a str>,
-    /// context.patientId, for when the record holds no Patient resource.
-    pub patient_id: Option<&'a str>,
-    pub now: DateTime<Utc>,
-}
+/// One evaluation: the record plus what the hook context adds (the rules'
+/// own input, under the name the callers know).
+pub type Evaluation<'a> = HookInput<'a>;
 
 impl Engine {
     pub fn new(kb: Arc<KnowledgeBase>, settings: RuleSettings) -> Result<Self, String> {
@@ -38,15 +28,7 @@ impl Engine {
     }
 
     pub fn assess(&self, evaluation: &Evaluation) -> Assessment {
-        self.rules.evaluate(&HookInput {
-            hook: evaluation.hook,
-            record: evaluation.record,
-            draft_orders: evaluation.draft_orders,
-            selections: evaluation.selections,
-            encounter_id: evaluation.encounter_id,
-            patient_id: evaluation.patient_id,
-            now: evaluation.now,
-        })
+        self.rules.evaluate(evaluation)
     }
 
     pub fn run(&self, evaluation: &Evaluation) -> CdsResponse {
