@@ -108,6 +108,7 @@ pub struct Store {
     shared: Arc<Shared>,
     queue: mpsc::Sender<(u64, Vec<IssuedCard>)>,
     enqueued: AtomicU64,
+    last_queue_warning: std::sync::atomic::AtomicI64,
     written: watch::Receiver<u64>,
     runtime: StoreRuntime,
     description: String,
@@ -148,6 +149,7 @@ impl Store {
             shared,
             queue,
             enqueued: AtomicU64::new(0),
+            last_queue_warning: std::sync::atomic::AtomicI64::new(0),
             written: written_rx,
             runtime: StoreRuntime(Some(runtime)),
             description: describe(url),
@@ -181,7 +183,11 @@ impl Store {
         let sequence = self.enqueued.fetch_add(1, Ordering::SeqCst) + 1;
         if self.queue.try_send((sequence, cards)).is_err() {
             metrics::counter!("store_failures_total", "operation" => "queue-cards").increment(count);
-            log::error!("card queue full: {count} card(s) not recorded");
+            // Once a second at most: an overload must not also flood the log.
+            let now = Utc::now().timestamp();
+            if self.last_queue_warning.swap(now, Ordering::Relaxed) != now {
+                log::error!("card queue full: cards are not being recorded (see store_failures_total)");
+            }
             // Keep the sequence moving so nobody waits for these.
             self.shared.written.send_modify(|w| *w = (*w).max(sequence));
         }
@@ -345,14 +351,42 @@ async fn write_cards(shared: Arc<Shared>, mut receiver: mpsc::Receiver<(u64, Vec
     }
 }
 
+/// Cards per INSERT statement: one round trip for many rows keeps the
+/// writer ahead of thousands of answers a second.
+const ROWS_PER_INSERT: usize = 64;
+const CARD_COLUMNS: usize = 8;
+
+/// `INSERT … VALUES ($1, …, $8), ($9, …)` for `rows` cards. `$N`
+/// placeholders, which SQLite and PostgreSQL both read.
+fn insert_cards_sql(rows: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO issued_cards (card_uuid, service_id, hook_instance, card_type, finding_codes, suggestion_uuids, patient_hash, issued_at) VALUES ",
+    );
+    for row in 0..rows {
+        let first = row * CARD_COLUMNS + 1;
+        let placeholders: Vec<String> = (first..first + CARD_COLUMNS).map(|n| format!("${n}")).collect();
+        sql.push_str(&format!("{}({})", if row == 0 { "" } else { ", " }, placeholders.join(", ")));
+    }
+    sql.push_str(" ON CONFLICT (card_uuid) DO NOTHING");
+    sql
+}
+
 async fn insert_cards(shared: &Shared, cards: &[IssuedCard]) -> Result<(), String> {
     ready(shared).map_err(|_| "the database is not reachable yet".to_owned())?;
     let mut transaction = shared.pool.begin().await.map_err(|e| e.to_string())?;
-    for card in cards {
-        sqlx::query(
-            "INSERT INTO issued_cards (card_uuid, service_id, hook_instance, card_type, finding_codes, suggestion_uuids, patient_hash, issued_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (card_uuid) DO NOTHING",
-        )
+    for chunk in cards.chunks(ROWS_PER_INSERT) {
+        // Built from constants and row counts only, never from input.
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_cards_sql(chunk.len())));
+        for card in chunk {
+            query = bind_card(query, shared, card);
+        }
+        query.execute(&mut *transaction).await.map_err(|e| e.to_string())?;
+    }
+    transaction.commit().await.map_err(|e| e.to_string())
+}
+
+fn bind_card<'q>(query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>, shared: &Shared, card: &IssuedCard) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    query
         .bind(card.uuid.to_string())
         .bind(card.service_id.clone())
         .bind(card.hook_instance.clone())
@@ -361,11 +395,6 @@ async fn insert_cards(shared: &Shared, cards: &[IssuedCard]) -> Result<(), Strin
         .bind(card.suggestion_uuids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(" "))
         .bind(card.patient_id.as_deref().and_then(|id| patient_hash(shared, id)))
         .bind(card.issued_at.timestamp_millis())
-        .execute(&mut *transaction)
-        .await
-        .map_err(|e| e.to_string())?;
-    }
-    transaction.commit().await.map_err(|e| e.to_string())
 }
 
 async fn save_feedback(shared: &Shared, service_id: &str, entries: Vec<FeedbackEntry>) -> Result<(), StoreError> {
@@ -426,4 +455,16 @@ fn entry_id(entry: &FeedbackEntry, accepted: &[String]) -> String {
     .to_string();
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, normalised.as_bytes());
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multi_row_insert_numbers_every_placeholder_once() {
+        let sql = insert_cards_sql(3);
+        assert!(sql.contains("($1, $2, $3, $4, $5, $6, $7, $8), ($9,") && sql.contains("$24)"));
+        assert!(!sql.contains("$25"));
+    }
 }

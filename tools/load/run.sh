@@ -84,3 +84,5 @@ grep -E "Requests/sec|Non-2xx|Socket errors" "$work/soak.txt" || true
 echo "soak errors: $(grep -oE 'Non-2xx or 3xx responses: [0-9]+' "$work/soak.txt" | grep -oE '[0-9]+$' || echo 0)"
 echo "peak RSS: $(peak_rss_mb $server_pid) MB"
 echo "server log lines with ERROR: $(grep -c ERROR "$work/server.log" || true)"
+echo "cards not recorded (store_failures_total): $(curl -fs "http://127.0.0.1:$server_port/metrics" | awk '/^store_failures_total/ {n += $2} END {print n + 0}')"
+echo "cards recorded: $(curl -fs "http://127.0.0.1:$server_port/metrics" | awk '/^store_cards_written_total/ {n += $2} END {print n + 0}')"
