@@ -5,7 +5,7 @@
 set -euo pipefail
 action=${1:-start}
 dir=${2:-/tmp/cramp-cds-postgres}
-# A free loopback port unless one is asked for (and kept in DIR for stop).
+# A free loopback port unless one is asked for (stop finds the server by DIR).
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 [ -n "$bin" ] || { echo "PostgreSQL is not installed (apt-get install postgresql)" >&2; exit 1; }
