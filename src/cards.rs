@@ -242,7 +242,6 @@ impl<'k> CardRenderer<'k> {
         draft.line("**What to do**");
         draft.line("- Review whether each medicine is still needed, and whether a lower dose or an alternative would do.");
         draft.line("- Do not stop a medicine abruptly because of cramps: weigh the reason it was prescribed first.");
-        draft.line("- Where cramps began after the medicine was started or the dose raised, that timing supports a link.");
         self.card(Topic::MedicationCulprits, Indicator::Warning, summary, draft, findings)
     }
 
