@@ -87,7 +87,8 @@ struct Shared {
     pool: AnyPool,
     migrated: AtomicBool,
     ready: watch::Sender<bool>,
-    hash_key: OnceLock<Vec<u8>>,
+    /// Set up once: building an HMAC key costs two SHA-256 blocks.
+    hash_key: OnceLock<aws_lc_rs::hmac::Key>,
     configured_hash_key: Option<String>,
     written: watch::Sender<u64>,
 }
@@ -316,16 +317,20 @@ async fn migrate(shared: &Shared) -> Result<(), String> {
                 .map_err(|e| e.to_string())?
         }
     };
-    let _ = shared.hash_key.set(key.into_bytes());
+    let _ = shared.hash_key.set(aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.as_bytes()));
     Ok(())
 }
 
 /// The keyed hash that stands for a patient id in the store.
 fn patient_hash(shared: &Shared, patient_id: &str) -> Option<String> {
-    let key = shared.hash_key.get()?;
-    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key);
-    let tag = aws_lc_rs::hmac::sign(&key, patient_id.as_bytes());
-    Some(tag.as_ref().iter().map(|b| format!("{b:02x}")).collect())
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let tag = aws_lc_rs::hmac::sign(shared.hash_key.get()?, patient_id.as_bytes());
+    let mut hex = String::with_capacity(tag.as_ref().len() * 2);
+    for byte in tag.as_ref() {
+        hex.push(HEX[usize::from(byte >> 4)] as char);
+        hex.push(HEX[usize::from(byte & 0xf)] as char);
+    }
+    Some(hex)
 }
 
 async fn write_cards(shared: Arc<Shared>, mut receiver: mpsc::Receiver<(u64, Vec<IssuedCard>)>) {
