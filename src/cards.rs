@@ -2,6 +2,9 @@
 //! clinician can read in seconds, the machine-readable findings, and the
 //! sources behind every statement.
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
 use serde_json::json;
 use uuid::Uuid;
 
@@ -48,21 +51,25 @@ impl Topic {
     }
 }
 
-/// Renders assessments; holds the knowledge for displays and sources.
-pub struct CardRenderer<'k> {
-    kb: &'k KnowledgeBase,
+/// Renders assessments; holds the knowledge for displays and sources, and
+/// each source's citation line already made Markdown-safe (built once, not
+/// escaped again for every card).
+pub struct CardRenderer {
+    kb: Arc<KnowledgeBase>,
+    citation_lines: HashMap<String, String>,
 }
 
 /// A card under construction: text plus the sources it cites.
 struct Draft<'k> {
     kb: &'k KnowledgeBase,
+    citation_lines: &'k HashMap<String, String>,
     detail: String,
     sources: Vec<String>,
 }
 
 impl<'k> Draft<'k> {
-    fn new(kb: &'k KnowledgeBase) -> Self {
-        Self { kb, detail: String::new(), sources: Vec::new() }
+    fn new(renderer: &'k CardRenderer) -> Self {
+        Self { kb: &renderer.kb, citation_lines: &renderer.citation_lines, detail: String::new(), sources: Vec::new() }
     }
 
     fn cite(&mut self, ids: &[String]) -> String {
@@ -93,7 +100,9 @@ impl<'k> Draft<'k> {
         let mut links = Vec::new();
         for id in &self.sources {
             let Some(source) = self.kb.source(id) else { continue };
-            self.detail.push_str(&format!("- {}\n", markdown_escape(&source.citation)));
+            if let Some(line) = self.citation_lines.get(id) {
+                self.detail.push_str(line);
+            }
             if let Some(url) = &source.url {
                 links.push(Link { label: truncate(&source.short, 100), url: url.clone(), kind: "absolute" });
             }
@@ -103,9 +112,11 @@ impl<'k> Draft<'k> {
     }
 }
 
-impl<'k> CardRenderer<'k> {
-    pub fn new(kb: &'k KnowledgeBase) -> Self {
-        Self { kb }
+impl CardRenderer {
+    pub fn new(kb: Arc<KnowledgeBase>) -> Self {
+        let citation_lines =
+            kb.sources().map(|source| (source.id.clone(), format!("- {}\n", markdown_escape(&source.citation)))).collect();
+        Self { kb, citation_lines }
     }
 
     pub fn render(&self, assessment: &Assessment) -> Vec<Card> {
@@ -176,7 +187,7 @@ impl<'k> CardRenderer<'k> {
         let low_electrolyte = findings.iter().any(|f| ELECTROLYTE_FINDINGS.contains(&f.code.as_str()));
         let names: Vec<String> = findings.iter().map(|f| self.display(&f.code)).collect();
         let summary = listing("Leg cramp risk factors in the record: ", &names);
-        let mut draft = Draft::new(self.kb);
+        let mut draft = Draft::new(self);
         draft.line("**Leg cramps are documented. Risk factors found in the record:**");
         draft.line("");
         for finding in findings {
@@ -216,7 +227,7 @@ impl<'k> CardRenderer<'k> {
         } else {
             listing("Medicines that may cause leg cramps: ", &names)
         };
-        let mut draft = Draft::new(self.kb);
+        let mut draft = Draft::new(self);
         draft.line(if drafts {
             "**This patient has documented leg cramps. The medicine being ordered is associated with cramps:**"
         } else {
@@ -246,7 +257,7 @@ impl<'k> CardRenderer<'k> {
     }
 
     fn dvt(&self, dvt: &DvtAssessment) -> Card {
-        let mut draft = Draft::new(self.kb);
+        let mut draft = Draft::new(self);
         let wells = draft.cite_ids(&["wells-2003"]);
         let bmj = draft.cite_ids(&["bmj-bp-2012"]);
         draft.line(format!("**Leg swelling with leg pain or cramps: a clot is not a cramp. Rule out deep vein thrombosis.** {bmj}"));
@@ -368,7 +379,7 @@ impl<'k> CardRenderer<'k> {
     }
 
     fn quinine(&self, alert: &QuinineAlert) -> Card {
-        let mut draft = Draft::new(self.kb);
+        let mut draft = Draft::new(self);
         let fda = draft.cite_ids(&["fda-2010-quinine"]);
         let aan = draft.cite_ids(&["aan-2010"]);
         let ordered = !alert.drafts.is_empty();
@@ -484,14 +495,26 @@ fn truncate(text: &str, max_chars: usize) -> String {
 }
 
 /// Text from the record goes into Markdown inert: no links, no HTML.
+/// Copies runs of plain text whole; every special character is ASCII, so
+/// byte offsets always fall on character boundaries.
 fn markdown_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '#' | '|' | '!') {
-            out.push('\\');
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut plain_from = 0;
+    for (at, byte) in text.bytes().enumerate() {
+        let special = matches!(byte, b'\\' | b'`' | b'*' | b'_' | b'[' | b']' | b'<' | b'>' | b'#' | b'|' | b'!');
+        if !special && byte != b'\n' && byte != b'\r' {
+            continue;
         }
-        out.push(if c == '\n' || c == '\r' { ' ' } else { c });
+        out.push_str(&text[plain_from..at]);
+        if special {
+            out.push('\\');
+            out.push(char::from(byte));
+        } else {
+            out.push(' ');
+        }
+        plain_from = at + 1;
     }
+    out.push_str(&text[plain_from..]);
     out
 }
 
@@ -510,5 +533,6 @@ mod tests {
     #[test]
     fn record_text_cannot_inject_markdown() {
         assert_eq!(markdown_escape("[click](javascript:x) <b>"), "\\[click\\](javascript:x) \\<b\\>");
+        assert_eq!(markdown_escape("é_1\r\n#"), "é\\_1  \\#");
     }
 }

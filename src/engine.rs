@@ -12,6 +12,7 @@ use crate::rules::{Assessment, HookInput, RuleSettings, Rules};
 
 pub struct Engine {
     rules: Rules,
+    renderer: CardRenderer,
 }
 
 /// One evaluation: the record plus what the hook context adds (the rules'
@@ -20,11 +21,15 @@ pub type Evaluation<'a> = HookInput<'a>;
 
 impl Engine {
     pub fn new(kb: Arc<KnowledgeBase>, settings: RuleSettings) -> Result<Self, String> {
-        Ok(Self { rules: Rules::new(kb, settings)? })
+        Ok(Self { renderer: CardRenderer::new(kb.clone()), rules: Rules::new(kb, settings)? })
     }
 
     pub fn knowledge(&self) -> &KnowledgeBase {
         self.rules.knowledge()
+    }
+
+    pub fn renderer(&self) -> &CardRenderer {
+        &self.renderer
     }
 
     pub fn assess(&self, evaluation: &Evaluation) -> Assessment {
@@ -33,7 +38,7 @@ impl Engine {
 
     pub fn run(&self, evaluation: &Evaluation) -> CdsResponse {
         let assessment = self.assess(evaluation);
-        CdsResponse { cards: CardRenderer::new(self.knowledge()).render(&assessment) }
+        CdsResponse { cards: self.renderer.render(&assessment) }
     }
 }
 

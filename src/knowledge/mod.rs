@@ -173,6 +173,10 @@ impl KnowledgeBase {
     pub fn source(&self, id: &str) -> Option<&Source> {
         self.sources.get(id)
     }
+
+    pub fn sources(&self) -> impl Iterator<Item = &Source> {
+        self.sources.values()
+    }
 }
 
 #[cfg(test)]
