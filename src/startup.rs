@@ -97,7 +97,7 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(crate::telemetry::observe))
                 .wrap(http::cors(&origins))
                 .app_data(state.clone())
-                .configure(http::configure)
+                .configure(|config| http::configure(config, &state.catalog))
         });
         if let Some(workers) = settings.workers {
             server = server.workers(workers);

@@ -83,15 +83,15 @@ pub async fn observe(request: ServiceRequest, next: Next<impl MessageBody + 'sta
         .filter(|v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let route = request.match_pattern().unwrap_or_else(|| "unmatched".into());
     let method = request.method().to_string();
-    let service = request.match_info().get("id").map(str::to_owned);
     let started = Instant::now();
     let mut response = REQUEST_ID.scope(id.clone(), next.call(request)).await?;
-    let status = response.status().as_u16();
-    // A 404 service id is whatever the caller typed: never a label.
-    let service = service.filter(|_| status != 404).unwrap_or_else(|| "-".into());
-    let status = status.to_string();
+    // Labels are read after routing: the matched route, and the service only
+    // when the route was declared for it (never an id the caller typed).
+    let served = response.request();
+    let route = served.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let service = served.app_data::<crate::http::DeclaredService>().map_or_else(|| "-".to_owned(), |s| s.0.clone());
+    let status = response.status().as_u16().to_string();
     metrics::counter!("http_requests_total", "route" => route.clone(), "service" => service.clone(), "method" => method.clone(), "status" => status.clone())
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "route" => route, "service" => service, "method" => method, "status" => status)

@@ -9,11 +9,21 @@ use uuid::Uuid;
 
 use super::body::read_json_body;
 use super::errors::ApiError;
+use super::routes::{requested_service, DeclaredService};
 use super::AppState;
 use crate::fhir::outcome::Issue;
 use crate::protocol::request::json_syntax_issue;
 use crate::store::{FeedbackEntry, Outcome, OverrideReason, StoreError};
 
+/// A declared service's feedback endpoints, on literal paths.
+pub fn configure_declared(config: &mut web::ServiceConfig, declared: &DeclaredService) {
+    let base = format!("/cds-services/{}/feedback", declared.0);
+    config
+        .service(web::resource(base.as_str()).app_data(declared.clone()).route(web::post().to(post_feedback)))
+        .service(web::resource(format!("{base}/summary")).app_data(declared.clone()).route(web::get().to(summary)));
+}
+
+/// Any other id: answered 404 by the handlers.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/cds-services/{id}/feedback", web::post().to(post_feedback))
@@ -58,10 +68,9 @@ struct WireCoding {
 async fn post_feedback(
     state: web::Data<AppState>,
     request: HttpRequest,
-    path: web::Path<String>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let service_id = path.into_inner();
+    let service_id = requested_service(&request);
     if state.catalog.get(&service_id).is_none() {
         return Err(ApiError::not_found(format!("no CDS service '{service_id}' here")));
     }
@@ -138,8 +147,8 @@ struct Window {
 
 /// GET /cds-services/{id}/feedback/summary?from=…&to=… (RFC 3339; the
 /// last 30 days by default), for cards issued in that window.
-async fn summary(state: web::Data<AppState>, request: HttpRequest, path: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let service_id = path.into_inner();
+async fn summary(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let service_id = requested_service(&request);
     if state.catalog.get(&service_id).is_none() {
         return Err(ApiError::not_found(format!("no CDS service '{service_id}' here")));
     }

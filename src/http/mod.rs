@@ -21,6 +21,7 @@ use crate::protocol::discovery::ServiceCatalog;
 use crate::validation::Schemas;
 
 pub use authentication::require_jwt;
+pub use routes::DeclaredService;
 pub use errors::ApiError;
 
 /// What every handler shares, built once at start-up.
@@ -36,7 +37,8 @@ pub struct AppState {
     pub store: Store,
 }
 
-pub fn configure(config: &mut web::ServiceConfig) {
+pub fn configure(config: &mut web::ServiceConfig, catalog: &ServiceCatalog) {
+    routes::configure_services(config, catalog);
     operations::configure(config);
     console::configure(config);
     feedback::configure(config);

@@ -73,6 +73,10 @@ impl ServiceCatalog {
         self.services.iter().find(|s| s.hook == hook)
     }
 
+    pub fn services(&self) -> impl Iterator<Item = &ServiceDefinition> {
+        self.services.iter()
+    }
+
     pub fn get(&self, id: &str) -> Option<&ServiceDefinition> {
         self.services.iter().find(|s| s.id == id)
     }

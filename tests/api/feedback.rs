@@ -151,6 +151,15 @@ async fn operations_endpoints() {
     ] {
         assert!(metrics.contains(needle), "{needle} missing from /metrics");
     }
+    // Hook and feedback requests are labelled with their service.
+    for route in ["/cds-services/leg-cramps-patient-view\"", "/cds-services/leg-cramps-patient-view/feedback\""] {
+        assert!(
+            metrics.lines().any(|line| line.starts_with("http_requests_total{")
+                && line.contains(route)
+                && line.contains("service=\"leg-cramps-patient-view\"")),
+            "no http_requests_total for {route} with its service label"
+        );
+    }
     let echoed = app.client.get(format!("{}/healthz", app.address)).header("X-Request-Id", "abc-123").send().await.unwrap();
     assert_eq!(echoed.headers()["x-request-id"], "abc-123");
 }
