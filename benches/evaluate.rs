@@ -119,14 +119,14 @@ fn request_value(labs: usize) -> Value {
     })
 }
 
-fn build_record(request: &str) -> PatientRecord {
+fn build_record(request: &str) -> PatientRecord<'_> {
     let fixture = fixture();
     let parsed = parse_hook_request(request.as_bytes(), &fixture.schemas).unwrap();
     let service = fixture.catalog.get("leg-cramps-patient-view").unwrap();
     cramp_cds::prefetch::resolve(service, &parsed.prefetch, &[]).unwrap()
 }
 
-fn evaluation(record: &PatientRecord) -> Evaluation<'_> {
+fn evaluation<'a>(record: &'a PatientRecord<'a>) -> Evaluation<'a> {
     Evaluation { hook: Hook::PatientView, record, draft_orders: &[], selections: &[], encounter_id: None, patient_id: None, now: Utc::now() }
 }
 

@@ -44,7 +44,7 @@ impl Engine {
 
 /// A posted Bundle for /analyze and `evaluate`: for order hooks, its draft
 /// MedicationRequests are the orders being written.
-pub fn split_drafts(record: &mut PatientRecord, hook: Hook) -> Vec<MedicationUse> {
+pub fn split_drafts<'a>(record: &mut PatientRecord<'a>, hook: Hook) -> Vec<MedicationUse<'a>> {
     if !hook.is_order_hook() {
         return Vec::new();
     }

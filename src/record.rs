@@ -6,7 +6,8 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::fhir::model::{
-    AnyResource, CodeableConcept, Condition, Encounter, Medication, Observation, Patient, Procedure, RawBundle, TypedBundle,
+    AnyResource, CodeableConcept, Condition, Encounter, Medication, Observation, Patient, Procedure, RawBundle, Text,
+    TypedBundle,
 };
 use crate::fhir::resource_type_of;
 
@@ -27,16 +28,16 @@ pub enum MedicationSource {
 /// the inline concept, or the code and ingredients of the contained or
 /// included Medication it references.
 #[derive(Debug, Clone)]
-pub struct MedicationUse {
+pub struct MedicationUse<'a> {
     pub reference: String,
     pub source: MedicationSource,
-    pub status: Option<String>,
-    pub concepts: Vec<CodeableConcept>,
-    medication_reference: Option<String>,
-    contained: Vec<Medication>,
+    pub status: Option<Text<'a>>,
+    pub concepts: Vec<CodeableConcept<'a>>,
+    medication_reference: Option<Text<'a>>,
+    contained: Vec<Medication<'a>>,
 }
 
-impl MedicationUse {
+impl MedicationUse<'_> {
     /// Active per the rules: a request active or on-hold; a statement
     /// active, intended or on-hold.
     pub fn is_active(&self) -> bool {
@@ -54,13 +55,14 @@ impl MedicationUse {
 }
 
 #[derive(Debug, Default)]
-pub struct PatientRecord {
-    pub patient: Option<Cited<Patient>>,
-    pub conditions: Vec<Cited<Condition>>,
-    pub observations: Vec<Cited<Observation>>,
-    pub medications: Vec<MedicationUse>,
-    pub procedures: Vec<Cited<Procedure>>,
-    pub encounters: Vec<Cited<Encounter>>,
+/// Borrows its text from the JSON it was read from.
+pub struct PatientRecord<'a> {
+    pub patient: Option<Cited<Patient<'a>>>,
+    pub conditions: Vec<Cited<Condition<'a>>>,
+    pub observations: Vec<Cited<Observation<'a>>>,
+    pub medications: Vec<MedicationUse<'a>>,
+    pub procedures: Vec<Cited<Procedure<'a>>>,
+    pub encounters: Vec<Cited<Encounter<'a>>>,
     pub stats: RecordStats,
 }
 
@@ -73,8 +75,8 @@ pub struct RecordStats {
     pub other_types: usize,
 }
 
-impl PatientRecord {
-    pub fn encounter(&self, id: &str) -> Option<&Cited<Encounter>> {
+impl<'a> PatientRecord<'a> {
+    pub fn encounter(&self, id: &str) -> Option<&Cited<Encounter<'a>>> {
         self.encounters.iter().find(|e| e.reference.strip_prefix("Encounter/") == Some(id))
     }
 
@@ -95,14 +97,14 @@ pub enum Payload {
 }
 
 #[derive(Default)]
-pub struct RecordBuilder {
-    record: PatientRecord,
+pub struct RecordBuilder<'a> {
+    record: PatientRecord<'a>,
     seen: HashSet<String>,
-    medications: HashMap<String, Medication>,
-    medication_aliases: HashMap<String, String>,
+    medications: HashMap<String, Medication<'a>>,
+    medication_aliases: HashMap<Text<'a>, String>,
 }
 
-impl RecordBuilder {
+impl<'a> RecordBuilder<'a> {
     pub fn new() -> Self {
         Self::default()
     }
@@ -110,7 +112,7 @@ impl RecordBuilder {
     /// Reads one JSON value: a resource, or a Bundle. A Bundle is read in
     /// one typed pass; when some entry is malformed, it is read again entry
     /// by entry so that a bad entry costs only itself.
-    pub fn add_json(&mut self, raw: &str) -> Payload {
+    pub fn add_json(&mut self, raw: &'a str) -> Payload {
         match resource_type_of(raw) {
             Some("Bundle") => {
                 self.add_bundle(raw);
@@ -125,11 +127,11 @@ impl RecordBuilder {
         }
     }
 
-    fn add_bundle(&mut self, raw: &str) {
+    fn add_bundle(&mut self, raw: &'a str) {
         if let Ok(bundle) = serde_json::from_str::<TypedBundle>(raw) {
             for entry in bundle.entry {
                 if let Some(resource) = entry.resource {
-                    self.add_resource(*resource, entry.full_url.as_deref());
+                    self.add_resource(*resource, entry.full_url.as_ref());
                 }
             }
             return;
@@ -138,7 +140,7 @@ impl RecordBuilder {
             Ok(bundle) => {
                 for entry in bundle.entry {
                     if let Some(resource) = entry.resource {
-                        self.add_raw_resource(resource.get(), entry.full_url.as_deref());
+                        self.add_raw_resource(resource.get(), entry.full_url.as_ref());
                     }
                 }
             }
@@ -146,17 +148,17 @@ impl RecordBuilder {
         }
     }
 
-    fn add_raw_resource(&mut self, raw: &str, full_url: Option<&str>) {
+    fn add_raw_resource(&mut self, raw: &'a str, full_url: Option<&Text<'a>>) {
         match serde_json::from_str::<AnyResource>(raw) {
             Ok(resource) => self.add_resource(resource, full_url),
             Err(_) => self.record.stats.malformed += 1,
         }
     }
 
-    fn add_resource(&mut self, resource: AnyResource, full_url: Option<&str>) {
+    fn add_resource(&mut self, resource: AnyResource<'a>, full_url: Option<&Text<'a>>) {
         let kind = match resource.resource_type.as_deref() {
             Some(kind @ ("Patient" | "Condition" | "Observation" | "Procedure" | "Encounter" | "MedicationRequest"
-            | "MedicationStatement" | "Medication")) => kind.to_owned(),
+            | "MedicationStatement" | "Medication")) => kind,
             // OperationOutcome entries are search warnings; nested Bundles
             // and everything else are not part of what the rules read.
             Some(_) => {
@@ -168,7 +170,7 @@ impl RecordBuilder {
                 return;
             }
         };
-        let reference = match self.claim(&kind, resource.id.clone(), full_url) {
+        let reference = match self.claim(kind, resource.id.as_deref(), full_url.map(|url| &**url)) {
             Claim::New(reference) => reference,
             Claim::Duplicate => {
                 self.record.stats.duplicates += 1;
@@ -181,7 +183,7 @@ impl RecordBuilder {
         };
         self.record.stats.read += 1;
         let record = &mut self.record;
-        match kind.as_str() {
+        match kind {
             "Patient" => {
                 if record.patient.is_none() {
                     record.patient = Some(Cited { reference, resource: resource.into_patient() });
@@ -193,7 +195,7 @@ impl RecordBuilder {
             "Encounter" => record.encounters.push(Cited { reference, resource: resource.into_encounter() }),
             "Medication" => {
                 if let Some(url) = full_url {
-                    self.medication_aliases.insert(url.to_owned(), reference.clone());
+                    self.medication_aliases.insert(url.clone(), reference.clone());
                 }
                 self.medications.insert(reference, resource.into_medication());
             }
@@ -217,7 +219,7 @@ impl RecordBuilder {
         }
     }
 
-    fn claim(&mut self, resource_type: &str, id: Option<String>, full_url: Option<&str>) -> Claim {
+    fn claim(&mut self, resource_type: &str, id: Option<&str>, full_url: Option<&str>) -> Claim {
         let Some(id) = id.or_else(|| full_url.and_then(id_from_full_url)).filter(|id| is_fhir_id(id)) else {
             return Claim::Malformed;
         };
@@ -230,7 +232,7 @@ impl RecordBuilder {
     }
 
     /// Resolves every medicationReference now that all Medications are known.
-    pub fn finish(mut self) -> PatientRecord {
+    pub fn finish(mut self) -> PatientRecord<'a> {
         for use_ in &mut self.record.medications {
             if !use_.concepts.is_empty() {
                 continue;
@@ -260,9 +262,9 @@ enum Claim {
 }
 
 /// "urn:uuid:abc" -> "abc"; "https://x/fhir/Condition/abc" -> "abc".
-fn id_from_full_url(full_url: &str) -> Option<String> {
+fn id_from_full_url(full_url: &str) -> Option<&str> {
     let id = full_url.strip_prefix("urn:uuid:").unwrap_or_else(|| full_url.rsplit('/').next().unwrap_or(""));
-    (!id.is_empty()).then(|| id.to_owned())
+    (!id.is_empty()).then_some(id)
 }
 
 /// "https://x/fhir/Medication/m1/_history/2" -> "Medication/m1".
@@ -281,7 +283,7 @@ pub fn is_fhir_id(id: &str) -> bool {
 }
 
 /// Builds a record from any number of JSON values (prefetch values, a Bundle).
-pub fn record_from<'a>(values: impl IntoIterator<Item = &'a str>) -> PatientRecord {
+pub fn record_from<'a>(values: impl IntoIterator<Item = &'a str>) -> PatientRecord<'a> {
     let mut builder = RecordBuilder::new();
     for raw in values {
         builder.add_json(raw);
@@ -340,6 +342,6 @@ mod tests {
     fn references_are_normalised() {
         assert_eq!(relative_reference("https://ehr/fhir/Medication/m1/_history/3"), "Medication/m1");
         assert_eq!(relative_reference("Medication/m1"), "Medication/m1");
-        assert_eq!(id_from_full_url("urn:uuid:abc").as_deref(), Some("abc"));
+        assert_eq!(id_from_full_url("urn:uuid:abc"), Some("abc"));
     }
 }

@@ -6,26 +6,87 @@ use chrono::{DateTime, Utc};
 use serde::de::{self, IgnoredAny, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::fmt;
+use std::ops::Deref;
 
 use super::time::parse_fhir_datetime;
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Coding {
-    pub system: Option<String>,
-    pub code: Option<String>,
-    pub display: Option<String>,
+/// A string of the FHIR JSON: borrowed from the request body when it has no
+/// escapes (nearly always), owned when it had to be unescaped. Reading a
+/// record then allocates for structure, not for every code and display.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Text<'a>(Cow<'a, str>);
+
+impl Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::borrow::Borrow<str> for Text<'_> {
+    fn borrow(&self) -> &str {
+        self
+    }
+}
+
+impl<'a> From<&'a str> for Text<'a> {
+    fn from(text: &'a str) -> Self {
+        Text(Cow::Borrowed(text))
+    }
+}
+
+impl From<String> for Text<'_> {
+    fn from(text: String) -> Self {
+        Text(Cow::Owned(text))
+    }
+}
+
+impl fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct TextVisitor;
+        impl<'de> Visitor<'de> for TextVisitor {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Text(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(TextVisitor)
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct CodeableConcept {
-    pub coding: Vec<Coding>,
-    pub text: Option<String>,
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+pub struct Coding<'a> {
+    pub system: Option<Text<'a>>,
+    pub code: Option<Text<'a>>,
+    pub display: Option<Text<'a>>,
 }
 
-impl CodeableConcept {
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+pub struct CodeableConcept<'a> {
+    pub coding: Vec<Coding<'a>>,
+    pub text: Option<Text<'a>>,
+}
+
+impl CodeableConcept<'_> {
     /// Does any coding carry one of these codes (any system)? For the small
     /// HL7 code systems (clinical status, interpretation) the code is unique.
     pub fn has_code(&self, codes: &[&str]) -> bool {
@@ -52,9 +113,9 @@ impl CodeableConcept {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Reference {
-    pub reference: Option<String>,
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+pub struct Reference<'a> {
+    pub reference: Option<Text<'a>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -67,15 +128,15 @@ pub struct Period {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct Quantity {
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+pub struct Quantity<'a> {
     pub value: Option<f64>,
-    pub unit: Option<String>,
-    pub system: Option<String>,
-    pub code: Option<String>,
+    pub unit: Option<Text<'a>>,
+    pub system: Option<Text<'a>>,
+    pub code: Option<Text<'a>>,
 }
 
-impl Quantity {
+impl Quantity<'_> {
     /// The unit as written: UCUM `code` first, else the human `unit`.
     pub fn unit_text(&self) -> Option<&str> {
         self.code.as_deref().or(self.unit.as_deref())
@@ -83,9 +144,9 @@ impl Quantity {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct ReferenceRange {
-    pub low: Option<Quantity>,
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+pub struct ReferenceRange<'a> {
+    pub low: Option<Quantity<'a>>,
 }
 
 /// Every element the rules read, of every resource type they read. One
@@ -93,20 +154,20 @@ pub struct ReferenceRange {
 /// skips everything else at full speed; the record then sorts it into the
 /// type-specific structs below.
 #[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct AnyResource {
-    pub resource_type: Option<String>,
-    pub id: Option<String>,
-    pub status: Option<String>,
-    pub code: Option<CodeableConcept>,
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+pub struct AnyResource<'a> {
+    pub resource_type: Option<Text<'a>>,
+    pub id: Option<Text<'a>>,
+    pub status: Option<Text<'a>>,
+    pub code: Option<CodeableConcept<'a>>,
     // Patient
-    pub birth_date: Option<String>,
+    pub birth_date: Option<Text<'a>>,
     pub deceased_boolean: Option<bool>,
     #[serde(deserialize_with = "lenient_datetime")]
     pub deceased_date_time: Option<DateTime<Utc>>,
     // Condition
-    pub clinical_status: Option<CodeableConcept>,
-    pub verification_status: Option<CodeableConcept>,
+    pub clinical_status: Option<CodeableConcept<'a>>,
+    pub verification_status: Option<CodeableConcept<'a>>,
     #[serde(deserialize_with = "lenient_datetime")]
     pub onset_date_time: Option<DateTime<Utc>>,
     pub onset_period: Option<Period>,
@@ -127,41 +188,41 @@ pub struct AnyResource {
     pub effective_instant: Option<DateTime<Utc>>,
     #[serde(deserialize_with = "lenient_datetime")]
     pub issued: Option<DateTime<Utc>>,
-    pub value_quantity: Option<Quantity>,
-    pub value_codeable_concept: Option<CodeableConcept>,
-    pub interpretation: Vec<CodeableConcept>,
-    pub reference_range: Vec<ReferenceRange>,
+    pub value_quantity: Option<Quantity<'a>>,
+    pub value_codeable_concept: Option<CodeableConcept<'a>>,
+    pub interpretation: Vec<CodeableConcept<'a>>,
+    pub reference_range: Vec<ReferenceRange<'a>>,
     // MedicationRequest, MedicationStatement, Medication
-    pub medication_codeable_concept: Option<CodeableConcept>,
-    pub medication_reference: Option<Reference>,
-    pub contained: Vec<AnyResource>,
-    pub ingredient: Vec<MedicationIngredient>,
+    pub medication_codeable_concept: Option<CodeableConcept<'a>>,
+    pub medication_reference: Option<Reference<'a>>,
+    pub contained: Vec<AnyResource<'a>>,
+    pub ingredient: Vec<MedicationIngredient<'a>>,
     // Procedure
     #[serde(deserialize_with = "lenient_datetime")]
     pub performed_date_time: Option<DateTime<Utc>>,
     pub performed_period: Option<Period>,
     // Encounter: R4 has a Coding in `class`, R5 a list of CodeableConcepts.
     #[serde(deserialize_with = "lenient_encounter_class")]
-    pub class: Vec<Coding>,
+    pub class: Vec<Coding<'a>>,
     pub period: Option<Period>,
-    pub reason_code: Vec<CodeableConcept>,
+    pub reason_code: Vec<CodeableConcept<'a>>,
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Patient {
-    pub id: Option<String>,
-    pub birth_date: Option<String>,
+pub struct Patient<'a> {
+    pub id: Option<Text<'a>>,
+    pub birth_date: Option<Text<'a>>,
     /// deceasedBoolean true, or a deceasedDateTime.
     pub deceased: bool,
     pub deceased_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Condition {
-    pub id: Option<String>,
-    pub clinical_status: Option<CodeableConcept>,
-    pub verification_status: Option<CodeableConcept>,
-    pub code: Option<CodeableConcept>,
+pub struct Condition<'a> {
+    pub id: Option<Text<'a>>,
+    pub clinical_status: Option<CodeableConcept<'a>>,
+    pub verification_status: Option<CodeableConcept<'a>>,
+    pub code: Option<CodeableConcept<'a>>,
     pub onset_date_time: Option<DateTime<Utc>>,
     pub onset_period: Option<Period>,
     pub abatement_date_time: Option<DateTime<Utc>>,
@@ -173,53 +234,53 @@ pub struct Condition {
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Observation {
-    pub id: Option<String>,
-    pub status: Option<String>,
-    pub code: Option<CodeableConcept>,
+pub struct Observation<'a> {
+    pub id: Option<Text<'a>>,
+    pub status: Option<Text<'a>>,
+    pub code: Option<CodeableConcept<'a>>,
     pub effective_date_time: Option<DateTime<Utc>>,
     pub effective_period: Option<Period>,
     pub effective_instant: Option<DateTime<Utc>>,
     pub issued: Option<DateTime<Utc>>,
-    pub value_quantity: Option<Quantity>,
-    pub value_codeable_concept: Option<CodeableConcept>,
-    pub interpretation: Vec<CodeableConcept>,
-    pub reference_range: Vec<ReferenceRange>,
+    pub value_quantity: Option<Quantity<'a>>,
+    pub value_codeable_concept: Option<CodeableConcept<'a>>,
+    pub interpretation: Vec<CodeableConcept<'a>>,
+    pub reference_range: Vec<ReferenceRange<'a>>,
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Medication {
-    pub id: Option<String>,
-    pub code: Option<CodeableConcept>,
-    pub ingredient: Vec<MedicationIngredient>,
+pub struct Medication<'a> {
+    pub id: Option<Text<'a>>,
+    pub code: Option<CodeableConcept<'a>>,
+    pub ingredient: Vec<MedicationIngredient<'a>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct MedicationIngredient {
-    pub item_codeable_concept: Option<CodeableConcept>,
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+pub struct MedicationIngredient<'a> {
+    pub item_codeable_concept: Option<CodeableConcept<'a>>,
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Procedure {
-    pub id: Option<String>,
-    pub status: Option<String>,
-    pub code: Option<CodeableConcept>,
+pub struct Procedure<'a> {
+    pub id: Option<Text<'a>>,
+    pub status: Option<Text<'a>>,
+    pub code: Option<CodeableConcept<'a>>,
     pub performed_date_time: Option<DateTime<Utc>>,
     pub performed_period: Option<Period>,
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Encounter {
-    pub id: Option<String>,
-    pub status: Option<String>,
-    pub class: Vec<Coding>,
+pub struct Encounter<'a> {
+    pub id: Option<Text<'a>>,
+    pub status: Option<Text<'a>>,
+    pub class: Vec<Coding<'a>>,
     pub period: Option<Period>,
-    pub reason_code: Vec<CodeableConcept>,
+    pub reason_code: Vec<CodeableConcept<'a>>,
 }
 
-impl AnyResource {
-    pub fn into_patient(self) -> Patient {
+impl<'a> AnyResource<'a> {
+    pub fn into_patient(self) -> Patient<'a> {
         Patient {
             id: self.id,
             birth_date: self.birth_date,
@@ -228,7 +289,7 @@ impl AnyResource {
         }
     }
 
-    pub fn into_condition(self) -> Condition {
+    pub fn into_condition(self) -> Condition<'a> {
         Condition {
             id: self.id,
             clinical_status: self.clinical_status,
@@ -246,7 +307,7 @@ impl AnyResource {
         }
     }
 
-    pub fn into_observation(self) -> Observation {
+    pub fn into_observation(self) -> Observation<'a> {
         Observation {
             id: self.id,
             status: self.status,
@@ -262,11 +323,11 @@ impl AnyResource {
         }
     }
 
-    pub fn into_medication(self) -> Medication {
+    pub fn into_medication(self) -> Medication<'a> {
         Medication { id: self.id, code: self.code, ingredient: self.ingredient }
     }
 
-    pub fn into_procedure(self) -> Procedure {
+    pub fn into_procedure(self) -> Procedure<'a> {
         Procedure {
             id: self.id,
             status: self.status,
@@ -276,24 +337,24 @@ impl AnyResource {
         }
     }
 
-    pub fn into_encounter(self) -> Encounter {
+    pub fn into_encounter(self) -> Encounter<'a> {
         Encounter { id: self.id, status: self.status, class: self.class, period: self.period, reason_code: self.reason_code }
     }
 }
 
 /// A Bundle read in one typed pass: fails as a whole if any entry is malformed.
 #[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct TypedBundle {
-    pub entry: Vec<TypedEntry>,
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+pub struct TypedBundle<'a> {
+    pub entry: Vec<TypedEntry<'a>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase")]
-pub struct TypedEntry {
-    pub full_url: Option<String>,
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+pub struct TypedEntry<'a> {
+    pub full_url: Option<Text<'a>>,
     /// Boxed: the union is large, and entries are moved around.
-    pub resource: Option<Box<AnyResource>>,
+    pub resource: Option<Box<AnyResource<'a>>>,
 }
 
 /// A Bundle whose entries are kept raw, to read them one by one when the
@@ -308,7 +369,8 @@ pub struct RawBundle<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct RawEntry<'a> {
-    pub full_url: Option<String>,
+    #[serde(borrow)]
+    pub full_url: Option<Text<'a>>,
     #[serde(borrow)]
     pub resource: Option<&'a RawValue>,
 }
@@ -352,12 +414,12 @@ fn lenient_datetime<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<U
     d.deserialize_any(DateVisitor)
 }
 
-fn lenient_encounter_class<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Coding>, D::Error> {
+fn lenient_encounter_class<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Vec<Coding<'a>>, D::Error> {
     #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum ClassShape {
-        R4(Coding),
-        R5(Vec<CodeableConcept>),
+    #[serde(untagged, bound(deserialize = "'de: 'a"))]
+    enum ClassShape<'a> {
+        R4(Coding<'a>),
+        R5(Vec<CodeableConcept<'a>>),
         Other(IgnoredAny),
     }
     Ok(match ClassShape::deserialize(d)? {
@@ -384,7 +446,7 @@ mod tests {
 
     #[test]
     fn encounter_class_in_r4_and_r5_shapes() {
-        let read = |json: &str| serde_json::from_str::<AnyResource>(json).unwrap().into_encounter();
+        let read = |json: &'static str| serde_json::from_str::<AnyResource>(json).unwrap().into_encounter();
         let r4 = read(r#"{"class":{"code":"IMP"}}"#);
         let r5 = read(r#"{"class":[{"coding":[{"code":"IMP"}]}]}"#);
         let odd = read(r#"{"class":"IMP"}"#);

@@ -250,14 +250,14 @@ mod tests {
       {"code":"beta-blocker","display":"Beta-blocker","category":"medication","strength":"weak","strengthNote":"control",
        "sources":["garrison-2012"],"systemicOnly":true,"ingredients":[{"name":"timolol","rxnorm":"10600"}],"atc":["C07"]}]}"#;
 
-    fn concept(system: Option<&str>, code: Option<&str>, text: Option<&str>) -> CodeableConcept {
+    fn concept<'a>(system: Option<&'a str>, code: Option<&'a str>, text: Option<&'a str>) -> CodeableConcept<'a> {
         CodeableConcept {
             coding: system.map(|s| Coding { system: Some(s.into()), code: code.map(Into::into), display: None }).into_iter().collect(),
             text: text.map(Into::into),
         }
     }
 
-    fn codes(index: &DrugIndex, concept: CodeableConcept) -> Vec<&str> {
+    fn codes<'k>(index: &'k DrugIndex, concept: CodeableConcept) -> Vec<&'k str> {
         index.classify(&[concept]).iter().map(|i| index.class(i).code.as_str()).collect()
     }
 

@@ -67,20 +67,21 @@ pub type ValueSetIndex = ValueSets;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ValueSetDocument {
+#[serde(bound(deserialize = "'de: 'a"))]
+struct ValueSetDocument<'a> {
     resource_type: String,
     id: String,
     title: String,
     #[serde(default)]
-    use_context: Vec<UsageContext>,
+    use_context: Vec<UsageContext<'a>>,
     compose: Compose,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct UsageContext {
-    code: Coding,
-    value_codeable_concept: Option<CodeableConcept>,
+#[serde(rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct UsageContext<'a> {
+    code: Coding<'a>,
+    value_codeable_concept: Option<CodeableConcept<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -195,7 +196,7 @@ impl ValueSets {
             .iter()
             .filter(|c| c.code.code.as_deref() == Some(FOCUS_CONTEXT))
             .flat_map(|c| c.value_codeable_concept.iter().flat_map(|v| v.coding.iter()))
-            .filter_map(|c| c.code.clone())
+            .filter_map(|c| c.code.as_deref().map(str::to_owned))
             .collect();
         self.by_name.insert(document.id.clone(), id);
         self.meta.push(ValueSetMeta { id: document.id, title: document.title, focus });
@@ -252,7 +253,7 @@ impl ValueSets {
 mod tests {
     use super::*;
 
-    fn coding(system: &str, code: &str) -> Coding {
+    fn coding<'a>(system: &'a str, code: &'a str) -> Coding<'a> {
         Coding { system: Some(system.into()), code: Some(code.into()), display: None }
     }
 

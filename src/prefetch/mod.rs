@@ -36,11 +36,11 @@ pub fn keys_to_fetch(service: &ServiceDefinition, sent: &BTreeMap<String, Option
         .collect()
 }
 
-pub fn resolve(
+pub fn resolve<'a>(
     service: &ServiceDefinition,
-    sent: &BTreeMap<String, Option<&RawValue>>,
-    fetched: &[(String, Fetched)],
-) -> Result<PatientRecord, Unsatisfied> {
+    sent: &BTreeMap<String, Option<&'a RawValue>>,
+    fetched: &'a [(String, Fetched)],
+) -> Result<PatientRecord<'a>, Unsatisfied> {
     let mut builder = RecordBuilder::new();
     let mut problems: BTreeMap<&str, String> = BTreeMap::new();
     for (key, value) in sent {

@@ -99,7 +99,7 @@ mod tests {
         }
     }
 
-    fn observation(json: &str) -> Observation {
+    fn observation(json: &str) -> Observation<'_> {
         serde_json::from_str::<crate::fhir::model::AnyResource>(json).unwrap().into_observation()
     }
 
@@ -114,7 +114,8 @@ mod tests {
             (1.3, "mEq/L", true),
             (1.5, "meq/l", false),
         ] {
-            let o = observation(&format!(r#"{{"valueQuantity":{{"value":{value},"unit":"{unit}"}}}}"#));
+            let json = format!(r#"{{"valueQuantity":{{"value":{value},"unit":"{unit}"}}}}"#);
+            let o = observation(&json);
             assert_eq!(low_result(&o, &lab).is_some(), low, "{value} {unit}");
         }
     }

@@ -35,9 +35,9 @@ const LEG_INJURY_WINDOW: i64 = 30;
 /// What the rules are given: the record, the hook and its context.
 pub struct HookInput<'a> {
     pub hook: Hook,
-    pub record: &'a PatientRecord,
+    pub record: &'a PatientRecord<'a>,
     /// The draft orders (order-select / order-sign), as medication uses.
-    pub draft_orders: &'a [MedicationUse],
+    pub draft_orders: &'a [MedicationUse<'a>],
     /// order-select: the "Type/id" of the orders just selected.
     pub selections: &'a [String],
     pub encounter_id: Option<&'a str>,
