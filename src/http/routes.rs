@@ -124,7 +124,7 @@ async fn call_hook(
         now: arrived,
     });
     let answer = respond(&response)?;
-    record_cards(&state, &service.id, &hook_request.hook_instance, hook_request.context.patient_id.as_deref(), &response, arrived);
+    record_cards(&state, &service.id, &hook_request.hook_instance, hook_request.context.patient_id.as_deref(), &response, arrived).await;
     Ok(answer)
 }
 
@@ -217,13 +217,13 @@ async fn analyze(
     // Cards from /analyze can receive feedback too, under the hook's service.
     if let Some(service) = state.catalog.for_hook(hook) {
         let patient = patient_id.as_deref().and_then(|r| r.strip_prefix("Patient/"));
-        record_cards(&state, &service.id, &format!("analyze-{}", uuid::Uuid::new_v4()), patient, &response, now);
+        record_cards(&state, &service.id, &format!("analyze-{}", uuid::Uuid::new_v4()), patient, &response, now).await;
     }
     Ok(answer)
 }
 
-/// Queues the cards for the store (never waits) and counts them.
-fn record_cards(
+/// Queues the cards for the store and counts them.
+async fn record_cards(
     state: &AppState,
     service_id: &str,
     hook_instance: &str,
@@ -249,7 +249,7 @@ fn record_cards(
             }
         })
         .collect();
-    state.store.record_cards(cards);
+    state.store.record_cards(cards).await;
 }
 
 /// The answer, serialised straight from the typed response. Its shape is

@@ -3,9 +3,11 @@
 //! postgres://…, for several replicas), through one set of migrations.
 //!
 //! It runs on its own small runtime, and cards are written by a background
-//! writer fed through a bounded queue: a slow or dead database never holds up
-//! a hook answer. Failures are counted and logged; feedback, which needs the
-//! database, answers 503 while it is down.
+//! writer fed through a bounded queue. A dead database fails fast and never
+//! holds up a hook answer; a full queue (hooks answered faster than the
+//! database writes) holds each answer at most 250 ms, so that load slows
+//! hooks down rather than losing card records. Failures are counted and
+//! logged; feedback, which needs the database, answers 503 while it is down.
 
 mod summary;
 
@@ -24,6 +26,7 @@ pub use summary::{CountRow, OverrideCount, Summary};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 const QUEUE_CAPACITY: usize = 10_000;
+const QUEUE_WAIT: Duration = Duration::from_millis(250);
 const BATCH: usize = 500;
 const HASH_KEY_SETTING: &str = "patient-hash-key";
 
@@ -85,12 +88,13 @@ pub enum StoreError {
 
 struct Shared {
     pool: AnyPool,
+    is_sqlite: bool,
     migrated: AtomicBool,
     ready: watch::Sender<bool>,
     /// Set up once: building an HMAC key costs two SHA-256 blocks.
     hash_key: OnceLock<aws_lc_rs::hmac::Key>,
     configured_hash_key: Option<String>,
-    written: watch::Sender<u64>,
+    settled: watch::Sender<u64>,
 }
 
 /// The runtime the store's tasks run on; shut down without blocking when
@@ -107,10 +111,11 @@ impl Drop for StoreRuntime {
 
 pub struct Store {
     shared: Arc<Shared>,
-    queue: mpsc::Sender<(u64, Vec<IssuedCard>)>,
+    queue: mpsc::Sender<Vec<IssuedCard>>,
     enqueued: AtomicU64,
     last_queue_warning: std::sync::atomic::AtomicI64,
-    written: watch::Receiver<u64>,
+    /// Answers whose cards are written or counted as lost.
+    settled: watch::Receiver<u64>,
     runtime: StoreRuntime,
     description: String,
 }
@@ -134,14 +139,15 @@ impl Store {
                 .connect_lazy(url)
                 .map_err(|e| format!("database URL: {e}"))?
         };
-        let (written_tx, written_rx) = watch::channel(0);
+        let (settled_tx, settled_rx) = watch::channel(0);
         let shared = Arc::new(Shared {
             pool,
+            is_sqlite: url.starts_with("sqlite:"),
             migrated: AtomicBool::new(false),
             ready: watch::channel(false).0,
             hash_key: OnceLock::new(),
             configured_hash_key: patient_hash_key.filter(|k| !k.is_empty()),
-            written: written_tx,
+            settled: settled_tx,
         });
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         runtime.spawn(migrate_until_done(shared.clone()));
@@ -151,7 +157,7 @@ impl Store {
             queue,
             enqueued: AtomicU64::new(0),
             last_queue_warning: std::sync::atomic::AtomicI64::new(0),
-            written: written_rx,
+            settled: settled_rx,
             runtime: StoreRuntime(Some(runtime)),
             description: describe(url),
         })
@@ -175,30 +181,39 @@ impl Store {
         self.runtime.0.as_ref().expect("the store runtime lives as long as the store").spawn(task)
     }
 
-    /// Queues the cards of one answer for writing; never waits.
-    pub fn record_cards(&self, cards: Vec<IssuedCard>) {
+    /// Queues the cards of one answer for writing. When the queue is full
+    /// (the database writes slower than hooks are answered), the answer
+    /// waits for room, at most QUEUE_WAIT: under load hooks slow to the pace
+    /// of the database instead of dropping card records, and a stalled
+    /// database costs a hook no more than that wait.
+    pub async fn record_cards(&self, cards: Vec<IssuedCard>) {
         if cards.is_empty() {
             return;
         }
         let count = cards.len() as u64;
-        let sequence = self.enqueued.fetch_add(1, Ordering::SeqCst) + 1;
-        if self.queue.try_send((sequence, cards)).is_err() {
+        self.enqueued.fetch_add(1, Ordering::SeqCst);
+        let queued = match self.queue.try_send(cards) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(cards)) => self.queue.send_timeout(cards, QUEUE_WAIT).await.is_ok(),
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        };
+        if !queued {
             metrics::counter!("store_failures_total", "operation" => "queue-cards").increment(count);
             // Once a second at most: an overload must not also flood the log.
             let now = Utc::now().timestamp();
             if self.last_queue_warning.swap(now, Ordering::Relaxed) != now {
                 log::error!("card queue full: cards are not being recorded (see store_failures_total)");
             }
-            // Keep the sequence moving so nobody waits for these.
-            self.shared.written.send_modify(|w| *w = (*w).max(sequence));
+            self.shared.settled.send_modify(|settled| *settled += 1);
         }
     }
 
-    /// Waits (briefly) until every card queued so far has been written.
+    /// Waits (briefly) until every answer's cards queued so far are settled:
+    /// written, or counted as not recorded.
     async fn flush(&self) {
         let target = self.enqueued.load(Ordering::SeqCst);
-        let mut written = self.written.clone();
-        let _ = tokio::time::timeout(Duration::from_secs(2), written.wait_for(|w| *w >= target)).await;
+        let mut settled = self.settled.clone();
+        let _ = tokio::time::timeout(Duration::from_secs(2), settled.wait_for(|n| *n >= target)).await;
     }
 
     pub async fn is_ready(&self) -> bool {
@@ -296,6 +311,13 @@ async fn migrate_until_done(shared: Arc<Shared>) {
 }
 
 async fn migrate(shared: &Shared) -> Result<(), String> {
+    if shared.is_sqlite {
+        // Write-ahead logging: a commit is one fsync of the log instead of
+        // the rollback journal's several, and readers do not block the card
+        // writer. synchronous stays FULL: a committed card is on disk. The
+        // mode is kept in the database file.
+        sqlx::query("PRAGMA journal_mode = WAL").execute(&shared.pool).await.map_err(|e| e.to_string())?;
+    }
     MIGRATOR.run(&shared.pool).await.map_err(|e| e.to_string())?;
     let key = match &shared.configured_hash_key {
         Some(key) => key.clone(),
@@ -333,7 +355,7 @@ fn patient_hash(shared: &Shared, patient_id: &str) -> Option<String> {
     Some(hex)
 }
 
-async fn write_cards(shared: Arc<Shared>, mut receiver: mpsc::Receiver<(u64, Vec<IssuedCard>)>) {
+async fn write_cards(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Vec<IssuedCard>>) {
     while let Some(first) = receiver.recv().await {
         let mut batch = vec![first];
         while batch.len() < BATCH {
@@ -342,8 +364,8 @@ async fn write_cards(shared: Arc<Shared>, mut receiver: mpsc::Receiver<(u64, Vec
                 Err(_) => break,
             }
         }
-        let last = batch.iter().map(|(sequence, _)| *sequence).max().unwrap_or(0);
-        let cards: Vec<IssuedCard> = batch.into_iter().flat_map(|(_, cards)| cards).collect();
+        let answers = batch.len() as u64;
+        let cards: Vec<IssuedCard> = batch.into_iter().flatten().collect();
         let count = cards.len() as u64;
         match insert_cards(&shared, &cards).await {
             Ok(()) => metrics::counter!("store_cards_written_total").increment(count),
@@ -352,7 +374,7 @@ async fn write_cards(shared: Arc<Shared>, mut receiver: mpsc::Receiver<(u64, Vec
                 log::error!("{count} card(s) not recorded: {error}");
             }
         }
-        shared.written.send_modify(|w| *w = (*w).max(last));
+        shared.settled.send_modify(|settled| *settled += answers);
     }
 }
 
