@@ -187,7 +187,8 @@ impl DrugIndex {
                     by_ingredient = by_ingredient.union(self.ingredients.get(&code).copied().unwrap_or_default());
                 }
                 CodeSystem::Atc => {
-                    for end in 1..=code.len().min(self.longest_atc) {
+                    // Record text may hold any character: cut only at char boundaries.
+                    for end in (1..=code.len().min(self.longest_atc)).filter(|end| code.is_char_boundary(*end)) {
                         if let Some(set) = self.atc.get(&code[..end]) {
                             trusted = trusted.union(*set);
                         }
@@ -272,6 +273,15 @@ mod tests {
         assert_eq!(codes(&index, concept(None, None, Some("Ethacrynic  Acid 25 mg"))), ["loop-diuretic"]);
         assert!(codes(&index, concept(None, None, Some("furosemidex"))).is_empty());
         assert!(codes(&index, concept(Some(rx), Some("999999"), Some("vitamin D"))).is_empty());
+    }
+
+    /// Found by the hook_request fuzz target: a multi-byte character inside
+    /// an ATC code panicked on slicing.
+    #[test]
+    fn atc_codes_with_non_ascii_characters_are_read_not_fatal() {
+        let index = DrugIndex::from_json(FILE).unwrap();
+        assert!(codes(&index, concept(Some("http://www.whocc.no/atc"), Some("C0źA01"), None)).is_empty());
+        assert_eq!(codes(&index, concept(Some("http://www.whocc.no/atc"), Some("C03CAź"), None)), ["loop-diuretic"]);
     }
 
     #[test]

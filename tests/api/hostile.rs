@@ -80,6 +80,20 @@ async fn wrong_types_in_every_member_the_rules_read_are_skipped() {
     assert_eq!(finding_codes(&body, "medication-culprits"), ["loop-diuretic"]);
 }
 
+/// Found by the hook_request fuzz target in CI: a multi-byte character in
+/// an ATC code made the drug index slice inside it and panic.
+#[tokio::test]
+async fn non_ascii_characters_inside_codes_are_read_not_fatal() {
+    let app = spawn_app().await;
+    let mut request = patient_view_request();
+    let mut odd = furosemide();
+    odd["id"] = json!("atc-odd");
+    odd["medicationCodeableConcept"] = json!({"coding": [{"system": "http://www.whocc.no/atc", "code": "C0źA01"}]});
+    request["prefetch"]["medicationRequests"] = searchset(vec![odd, furosemide()]);
+    let body = assert_valid_cards(app.post_json(SERVICE, &request).await).await;
+    assert_eq!(finding_codes(&body, "medication-culprits"), ["loop-diuretic"]);
+}
+
 #[tokio::test]
 async fn huge_numbers_cost_only_their_resource() {
     let app = spawn_app().await;
