@@ -61,15 +61,14 @@ pub struct CardRenderer {
 
 /// A card under construction: text plus the sources it cites.
 struct Draft<'k> {
-    kb: &'k KnowledgeBase,
-    citation_lines: &'k HashMap<String, String>,
+    renderer: &'k CardRenderer,
     detail: String,
     sources: Vec<String>,
 }
 
 impl<'k> Draft<'k> {
     fn new(renderer: &'k CardRenderer) -> Self {
-        Self { kb: &renderer.kb, citation_lines: &renderer.citation_lines, detail: String::new(), sources: Vec::new() }
+        Self { renderer, detail: String::new(), sources: Vec::new() }
     }
 
     fn cite(&mut self, ids: &[String]) -> String {
@@ -78,7 +77,7 @@ impl<'k> Draft<'k> {
             if !self.sources.contains(id) {
                 self.sources.push(id.clone());
             }
-            if let Some(source) = self.kb.source(id) {
+            if let Some(source) = self.renderer.kb.source(id) {
                 shorts.push(source.short.clone());
             }
         }
@@ -99,10 +98,10 @@ impl<'k> Draft<'k> {
         self.line("**Sources**");
         let mut links = Vec::new();
         for id in &self.sources {
-            let Some(source) = self.kb.source(id) else { continue };
-            if let Some(line) = self.citation_lines.get(id) {
-                self.detail.push_str(line);
-            }
+            let (Some(source), Some(line)) = (self.renderer.kb.source(id), self.renderer.citation_lines.get(id)) else {
+                continue;
+            };
+            self.detail.push_str(line);
             if let Some(url) = &source.url {
                 links.push(Link { label: truncate(&source.short, 100), url: url.clone(), kind: "absolute" });
             }
