@@ -70,10 +70,7 @@ async fn post_feedback(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let service_id = requested_service(&request);
-    if state.catalog.get(&service_id).is_none() {
-        return Err(ApiError::not_found(format!("no CDS service '{service_id}' here")));
-    }
+    let service_id = &requested_service(&state, &request)?.id;
     let body = read_json_body(&request, payload, state.max_body_bytes).await?;
     let document: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(vec![json_syntax_issue(&e)]))?;
     let issues = state.schemas.check_feedback(&document);
@@ -84,7 +81,7 @@ async fn post_feedback(
         serde_json::from_value(document).map_err(|e| ApiError::invalid("/feedback", format!("unreadable feedback: {e}")))?;
     let entries = wire.feedback.into_iter().enumerate().map(|(i, entry)| to_entry(i, entry)).collect::<Result<Vec<_>, _>>()?;
     let outcomes: Vec<Outcome> = entries.iter().map(|e| e.outcome).collect();
-    match state.store.save_feedback(&service_id, entries).await {
+    match state.store.save_feedback(service_id, entries).await {
         Ok(()) => {
             for outcome in outcomes {
                 metrics::counter!("cds_feedback_total", "service" => service_id.clone(), "outcome" => outcome.as_str()).increment(1);
@@ -148,10 +145,7 @@ struct Window {
 /// GET /cds-services/{id}/feedback/summary?from=…&to=… (RFC 3339; the
 /// last 30 days by default), for cards issued in that window.
 async fn summary(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    let service_id = requested_service(&request);
-    if state.catalog.get(&service_id).is_none() {
-        return Err(ApiError::not_found(format!("no CDS service '{service_id}' here")));
-    }
+    let service_id = &requested_service(&state, &request)?.id;
     let window = web::Query::<Window>::from_query(request.query_string())
         .map_err(|e| ApiError::invalid("from", format!("unreadable query string: {e}")))?;
     let instant = |name: &str, text: &Option<String>| -> Result<Option<DateTime<Utc>>, ApiError> {
@@ -168,7 +162,7 @@ async fn summary(state: web::Data<AppState>, request: HttpRequest) -> Result<Htt
     if from >= to {
         return Err(ApiError::invalid("from", "from must be before to"));
     }
-    match state.store.summary(&service_id, from, to).await {
+    match state.store.summary(service_id, from, to).await {
         Ok(summary) => Ok(HttpResponse::Ok().json(summary)),
         Err(error) => {
             log::error!("feedback summary for {service_id} failed: {error:?}");

@@ -41,13 +41,17 @@ pub fn configure_services(config: &mut web::ServiceConfig, catalog: &ServiceCata
     }
 }
 
-/// The service id a request names: its declared route's, else the `{id}`
-/// the caller typed (which then names no service).
-pub fn requested_service(request: &HttpRequest) -> String {
-    match request.app_data::<DeclaredService>() {
-        Some(declared) => declared.0.clone(),
-        None => request.match_info().get("id").unwrap_or_default().to_owned(),
-    }
+/// The service a request is for: its declared route's. On a `{id}` route
+/// the caller typed an id we do not have: 404.
+pub fn requested_service<'s>(state: &'s AppState, request: &HttpRequest) -> Result<&'s ServiceDefinition, ApiError> {
+    let requested = match request.app_data::<DeclaredService>() {
+        Some(declared) => &declared.0,
+        None => request.match_info().get("id").unwrap_or_default(),
+    };
+    state
+        .catalog
+        .get(requested)
+        .ok_or_else(|| ApiError::not_found(format!("no CDS service '{requested}' here; GET /cds-services lists them")))
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {
@@ -70,11 +74,7 @@ async fn call_hook(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let service_id = requested_service(&request);
-    let service = state
-        .catalog
-        .get(&service_id)
-        .ok_or_else(|| ApiError::not_found(format!("no CDS service '{service_id}' here; GET /cds-services lists them")))?;
+    let service = requested_service(&state, &request)?;
     let body = read_json_body(&request, payload, state.max_body_bytes).await?;
     let arrived = Utc::now();
     let hook_request = parse_hook_request(&body, &state.schemas).map_err(ApiError::bad_request)?;
