@@ -419,7 +419,9 @@ test('keyboard only: Tab to the patient picker, choose, send, and accept a sugge
     assert.match(sendButton.outline, /^solid [1-9]/);
     await send(page, () => page.keyboard.press('Enter'));
     assert.deepEqual((await shownCards(page)).map((c) => c.topic), ['dvt-rule-out']);
-    assert.match(await page.textContent('#status'), /1 card from leg-cramps-patient-view/);
+    // The live region is filled 20 ms after it is emptied (so that screen
+    // readers announce a repeated text): wait for it, do not read at once.
+    await page.waitForFunction(() => /1 card from leg-cramps-patient-view/.test(document.getElementById('status').textContent));
 
     const suggestion = await tabTo((f) => f.classes.includes('suggestion'), 80, 'a suggestion button');
     assert.match(suggestion.outline, /^solid [1-9]/);
