@@ -34,7 +34,7 @@ pub fn init_logging(format: LogFormat) {
             writeln!(
                 out,
                 "{} {:<5} {}{request} {}",
-                chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ"),
+                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 record.level(),
                 record.target(),
                 record.args()

@@ -104,15 +104,20 @@ async fn call_hook(
         Some(raw) => record_from([raw.get()]).medications,
         None => Vec::new(),
     };
-    log::info!(
+    // At thousands of hooks a second a line for every clean record costs
+    // more than it tells; a record that skipped something is worth a line.
+    let stats = record.stats;
+    let level = if stats.malformed + stats.duplicates + stats.other_types > 0 { log::Level::Info } else { log::Level::Debug };
+    log::log!(
+        level,
         "hook {} instance {} patient {}: {} resources read, {} malformed skipped, {} duplicates, {} other types",
         service.id,
         hook_request.hook_instance,
         hook_request.context.patient_id.as_deref().unwrap_or("-"),
-        record.stats.read,
-        record.stats.malformed,
-        record.stats.duplicates,
-        record.stats.other_types
+        stats.read,
+        stats.malformed,
+        stats.duplicates,
+        stats.other_types
     );
     let response = state.engine.run(&Evaluation {
         hook: service.hook,
