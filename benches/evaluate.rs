@@ -123,7 +123,7 @@ fn build_record(request: &str) -> PatientRecord<'_> {
     let fixture = fixture();
     let parsed = parse_hook_request(request.as_bytes(), &fixture.schemas).unwrap();
     let service = fixture.catalog.get("leg-cramps-patient-view").unwrap();
-    cramp_cds::prefetch::resolve(service, &parsed.prefetch, &[]).unwrap()
+    cramp_cds::prefetch::resolve(service, parsed.prefetch, &[]).unwrap()
 }
 
 fn evaluation<'a>(record: &'a PatientRecord<'a>) -> Evaluation<'a> {
@@ -150,9 +150,10 @@ fn parse_and_validate(bencher: Bencher, size: &str) {
 #[divan::bench(args = SIZES)]
 fn build_patient_record(bencher: Bencher, size: &str) {
     let request = request_of(size);
-    let parsed = parse_hook_request(request.as_bytes(), &fixture().schemas).unwrap();
     let service = fixture().catalog.get("leg-cramps-patient-view").unwrap();
-    bencher.bench(|| cramp_cds::prefetch::resolve(service, black_box(&parsed.prefetch), &[]).unwrap().stats.read);
+    bencher
+        .with_inputs(|| parse_hook_request(request.as_bytes(), &fixture().schemas).unwrap().prefetch)
+        .bench_values(|prefetch| cramp_cds::prefetch::resolve(service, black_box(prefetch), &[]).unwrap().stats.read);
 }
 
 #[divan::bench(args = SIZES)]

@@ -6,8 +6,8 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::fhir::model::{
-    AnyResource, CodeableConcept, Condition, Encounter, Medication, Observation, Patient, Procedure, RawBundle, Text,
-    TypedBundle,
+    CodeableConcept, Condition, Encounter, FhirValue, Medication, MedicationOrder, Observation, Patient, Procedure,
+    RawBundle, Resource, Text, TypedBundle,
 };
 use crate::fhir::resource_type_of;
 
@@ -37,7 +37,23 @@ pub struct MedicationUse<'a> {
     contained: Vec<Medication<'a>>,
 }
 
-impl MedicationUse<'_> {
+impl<'a> MedicationUse<'a> {
+    fn new(reference: String, source: MedicationSource, order: MedicationOrder<'a>) -> Self {
+        MedicationUse {
+            reference,
+            source,
+            status: order.status,
+            concepts: order.medication_codeable_concept.into_iter().collect(),
+            medication_reference: order.medication_reference.and_then(|r| r.reference),
+            contained: order
+                .contained
+                .into_iter()
+                .filter(|c| c.resource_type.as_deref() == Some("Medication"))
+                .map(|c| c.into_medication())
+                .collect(),
+        }
+    }
+
     /// Active per the rules: a request active or on-hold; a statement
     /// active, intended or on-hold.
     pub fn is_active(&self) -> bool {
@@ -99,7 +115,8 @@ pub enum Payload {
 #[derive(Default)]
 pub struct RecordBuilder<'a> {
     record: PatientRecord<'a>,
-    seen: HashSet<String>,
+    /// (type, id) of every resource read: borrowed, not a String each.
+    seen: HashSet<(&'static str, Text<'a>)>,
     medications: HashMap<String, Medication<'a>>,
     medication_aliases: HashMap<Text<'a>, String>,
 }
@@ -127,13 +144,24 @@ impl<'a> RecordBuilder<'a> {
         }
     }
 
+    /// Takes a value already read in the request's single typed pass.
+    pub fn add_value(&mut self, value: FhirValue<'a>) -> Payload {
+        match value {
+            FhirValue::Bundle(bundle) => {
+                self.add_entries(bundle);
+                Payload::Data
+            }
+            FhirValue::OperationOutcome => Payload::OperationOutcome,
+            FhirValue::Resource(_, resource) => {
+                self.add_resource(resource, None);
+                Payload::Data
+            }
+        }
+    }
+
     fn add_bundle(&mut self, raw: &'a str) {
         if let Ok(bundle) = serde_json::from_str::<TypedBundle>(raw) {
-            for entry in bundle.entry {
-                if let Some(resource) = entry.resource {
-                    self.add_resource(*resource, entry.full_url.as_ref());
-                }
-            }
+            self.add_entries(bundle);
             return;
         }
         match serde_json::from_str::<RawBundle>(raw) {
@@ -148,29 +176,32 @@ impl<'a> RecordBuilder<'a> {
         }
     }
 
+    fn add_entries(&mut self, bundle: TypedBundle<'a>) {
+        for entry in bundle.entry {
+            if let Some(resource) = entry.resource {
+                self.add_resource(resource, entry.full_url.as_ref());
+            }
+        }
+    }
+
     fn add_raw_resource(&mut self, raw: &'a str, full_url: Option<&Text<'a>>) {
-        match serde_json::from_str::<AnyResource>(raw) {
+        match serde_json::from_str::<Resource>(raw) {
             Ok(resource) => self.add_resource(resource, full_url),
             Err(_) => self.record.stats.malformed += 1,
         }
     }
 
-    fn add_resource(&mut self, resource: AnyResource<'a>, full_url: Option<&Text<'a>>) {
-        let kind = match resource.resource_type.as_deref() {
-            Some(kind @ ("Patient" | "Condition" | "Observation" | "Procedure" | "Encounter" | "MedicationRequest"
-            | "MedicationStatement" | "Medication")) => kind,
+    fn add_resource(&mut self, resource: Resource<'a>, full_url: Option<&Text<'a>>) {
+        let Some(kind) = resource.type_name() else {
             // OperationOutcome entries are search warnings; nested Bundles
             // and everything else are not part of what the rules read.
-            Some(_) => {
-                self.record.stats.other_types += 1;
-                return;
+            match resource {
+                Resource::Untyped => self.record.stats.malformed += 1,
+                _ => self.record.stats.other_types += 1,
             }
-            None => {
-                self.record.stats.malformed += 1;
-                return;
-            }
+            return;
         };
-        let reference = match self.claim(kind, resource.id.as_deref(), full_url.map(|url| &**url)) {
+        let reference = match self.claim(kind, resource.id(), full_url) {
             Claim::New(reference) => reference,
             Claim::Duplicate => {
                 self.record.stats.duplicates += 1;
@@ -183,48 +214,45 @@ impl<'a> RecordBuilder<'a> {
         };
         self.record.stats.read += 1;
         let record = &mut self.record;
-        match kind {
-            "Patient" => {
+        match resource {
+            Resource::Patient(patient) => {
                 if record.patient.is_none() {
-                    record.patient = Some(Cited { reference, resource: resource.into_patient() });
+                    record.patient = Some(Cited { reference, resource: patient });
                 }
             }
-            "Condition" => record.conditions.push(Cited { reference, resource: resource.into_condition() }),
-            "Observation" => record.observations.push(Cited { reference, resource: resource.into_observation() }),
-            "Procedure" => record.procedures.push(Cited { reference, resource: resource.into_procedure() }),
-            "Encounter" => record.encounters.push(Cited { reference, resource: resource.into_encounter() }),
-            "Medication" => {
+            Resource::Condition(condition) => record.conditions.push(Cited { reference, resource: *condition }),
+            Resource::Observation(observation) => record.observations.push(Cited { reference, resource: *observation }),
+            Resource::Procedure(procedure) => record.procedures.push(Cited { reference, resource: *procedure }),
+            Resource::Encounter(encounter) => record.encounters.push(Cited { reference, resource: *encounter }),
+            Resource::Medication(medication) => {
                 if let Some(url) = full_url {
                     self.medication_aliases.insert(url.clone(), reference.clone());
                 }
-                self.medications.insert(reference, resource.into_medication());
+                self.medications.insert(reference, *medication);
             }
-            _ => {
-                let source =
-                    if kind == "MedicationRequest" { MedicationSource::Request } else { MedicationSource::Statement };
-                record.medications.push(MedicationUse {
-                    reference,
-                    source,
-                    status: resource.status,
-                    concepts: resource.medication_codeable_concept.into_iter().collect(),
-                    medication_reference: resource.medication_reference.and_then(|r| r.reference),
-                    contained: resource
-                        .contained
-                        .into_iter()
-                        .filter(|c| c.resource_type.as_deref() == Some("Medication"))
-                        .map(AnyResource::into_medication)
-                        .collect(),
-                });
+            Resource::MedicationRequest(order) => record.medications.push(MedicationUse::new(reference, MedicationSource::Request, *order)),
+            Resource::MedicationStatement(order) => {
+                record.medications.push(MedicationUse::new(reference, MedicationSource::Statement, *order))
             }
+            Resource::Other | Resource::Untyped => unreachable!("typed above"),
         }
     }
 
-    fn claim(&mut self, resource_type: &str, id: Option<&str>, full_url: Option<&str>) -> Claim {
-        let Some(id) = id.or_else(|| full_url.and_then(id_from_full_url)).filter(|id| is_fhir_id(id)) else {
+    /// The "Type/id" reference of a new resource. The id is the resource's,
+    /// else the last segment of its fullUrl; it must be a valid FHIR id.
+    fn claim(&mut self, resource_type: &'static str, id: Option<&Text<'a>>, full_url: Option<&Text<'a>>) -> Claim {
+        let id = match id {
+            Some(id) => Some(id.clone()),
+            None => full_url.and_then(|url| url.sub_text(id_from_full_url)),
+        };
+        let Some(id) = id.filter(|id| is_fhir_id(id)) else {
             return Claim::Malformed;
         };
-        let reference = format!("{resource_type}/{id}");
-        if self.seen.insert(reference.clone()) {
+        let mut reference = String::with_capacity(resource_type.len() + 1 + id.len());
+        reference.push_str(resource_type);
+        reference.push('/');
+        reference.push_str(&id);
+        if self.seen.insert((resource_type, id)) {
             Claim::New(reference)
         } else {
             Claim::Duplicate

@@ -3,7 +3,8 @@
 //! fails on its own and is skipped by the record builder, never the request.
 
 use chrono::{DateTime, Utc};
-use serde::de::{self, IgnoredAny, Visitor};
+use serde::de::value::{BorrowedStrDeserializer, MapAccessDeserializer, StringDeserializer};
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use std::borrow::Cow;
@@ -22,6 +23,16 @@ impl Deref for Text<'_> {
     type Target = str;
     fn deref(&self) -> &str {
         &self.0
+    }
+}
+
+impl<'a> Text<'a> {
+    /// A part of this text, borrowed from the same source when this text is.
+    pub fn sub_text(&self, part: impl FnOnce(&str) -> Option<&str>) -> Option<Text<'a>> {
+        match &self.0 {
+            Cow::Borrowed(text) => part(text).map(|p| Text(Cow::Borrowed(p))),
+            Cow::Owned(text) => part(text).map(|p| Text(Cow::Owned(p.to_owned()))),
+        }
     }
 }
 
@@ -196,7 +207,8 @@ pub struct AnyResource<'a> {
     pub reason_code: Vec<CodeableConcept<'a>>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(from = "PatientElements<'a>", bound(deserialize = "'de: 'a"))]
 pub struct Patient<'a> {
     pub id: Option<Text<'a>>,
     pub birth_date: Option<Text<'a>>,
@@ -205,7 +217,29 @@ pub struct Patient<'a> {
     pub deceased_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct PatientElements<'a> {
+    id: Option<Text<'a>>,
+    birth_date: Option<Text<'a>>,
+    deceased_boolean: Option<bool>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    deceased_date_time: Option<DateTime<Utc>>,
+}
+
+impl<'a> From<PatientElements<'a>> for Patient<'a> {
+    fn from(e: PatientElements<'a>) -> Self {
+        Patient {
+            id: e.id,
+            birth_date: e.birth_date,
+            deceased: e.deceased_boolean == Some(true) || e.deceased_date_time.is_some(),
+            deceased_at: e.deceased_date_time,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(from = "ConditionElements<'a>", bound(deserialize = "'de: 'a"))]
 pub struct Condition<'a> {
     pub id: Option<Text<'a>>,
     pub clinical_status: Option<CodeableConcept<'a>>,
@@ -221,14 +255,59 @@ pub struct Condition<'a> {
     pub recorded_date: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+struct ConditionElements<'a> {
+    id: Option<Text<'a>>,
+    clinical_status: Option<CodeableConcept<'a>>,
+    verification_status: Option<CodeableConcept<'a>>,
+    code: Option<CodeableConcept<'a>>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    onset_date_time: Option<DateTime<Utc>>,
+    onset_period: Option<Period>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    abatement_date_time: Option<DateTime<Utc>>,
+    abatement_period: Option<Period>,
+    abatement_string: Option<IgnoredAny>,
+    abatement_age: Option<IgnoredAny>,
+    abatement_range: Option<IgnoredAny>,
+    abatement_boolean: Option<bool>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    recorded_date: Option<DateTime<Utc>>,
+}
+
+impl<'a> From<ConditionElements<'a>> for Condition<'a> {
+    fn from(e: ConditionElements<'a>) -> Self {
+        Condition {
+            id: e.id,
+            clinical_status: e.clinical_status,
+            verification_status: e.verification_status,
+            code: e.code,
+            onset_date_time: e.onset_date_time,
+            onset_period: e.onset_period,
+            abatement_date_time: e.abatement_date_time,
+            abatement_period: e.abatement_period,
+            abated_undated: e.abatement_string.is_some()
+                || e.abatement_age.is_some()
+                || e.abatement_range.is_some()
+                || e.abatement_boolean == Some(true),
+            recorded_date: e.recorded_date,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct Observation<'a> {
     pub id: Option<Text<'a>>,
     pub status: Option<Text<'a>>,
     pub code: Option<CodeableConcept<'a>>,
+    #[serde(deserialize_with = "lenient_datetime")]
     pub effective_date_time: Option<DateTime<Utc>>,
     pub effective_period: Option<Period>,
+    #[serde(deserialize_with = "lenient_datetime")]
     pub effective_instant: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "lenient_datetime")]
     pub issued: Option<DateTime<Utc>>,
     pub value_quantity: Option<Quantity<'a>>,
     pub value_codeable_concept: Option<CodeableConcept<'a>>,
@@ -236,7 +315,8 @@ pub struct Observation<'a> {
     pub reference_range: Vec<ReferenceRange<'a>>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct Medication<'a> {
     pub id: Option<Text<'a>>,
     pub code: Option<CodeableConcept<'a>>,
@@ -249,36 +329,235 @@ pub struct MedicationIngredient<'a> {
     pub item_codeable_concept: Option<CodeableConcept<'a>>,
 }
 
-#[derive(Debug, Clone, Default)]
+/// A MedicationRequest or MedicationStatement as read: the medicine is an
+/// inline concept or a reference, possibly to a contained Medication.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+pub struct MedicationOrder<'a> {
+    pub id: Option<Text<'a>>,
+    pub status: Option<Text<'a>>,
+    pub medication_codeable_concept: Option<CodeableConcept<'a>>,
+    pub medication_reference: Option<Reference<'a>>,
+    pub contained: Vec<AnyResource<'a>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct Procedure<'a> {
     pub id: Option<Text<'a>>,
     pub status: Option<Text<'a>>,
     pub code: Option<CodeableConcept<'a>>,
+    #[serde(deserialize_with = "lenient_datetime")]
     pub performed_date_time: Option<DateTime<Utc>>,
     pub performed_period: Option<Period>,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct Encounter<'a> {
     pub id: Option<Text<'a>>,
     pub status: Option<Text<'a>>,
+    /// R4 has a Coding in `class`, R5 a list of CodeableConcepts.
+    #[serde(deserialize_with = "lenient_encounter_class")]
     pub class: Vec<Coding<'a>>,
     pub period: Option<Period>,
     pub reason_code: Vec<CodeableConcept<'a>>,
 }
 
-impl<'a> AnyResource<'a> {
-    pub fn into_patient(self) -> Patient<'a> {
-        Patient {
-            id: self.id,
-            birth_date: self.birth_date,
-            deceased: self.deceased_boolean == Some(true) || self.deceased_date_time.is_some(),
-            deceased_at: self.deceased_date_time,
+/// A resource the rules read, in its own shape. Read straight into its
+/// type when `resourceType` comes first, as FHIR servers write it; read
+/// through the union `AnyResource` otherwise.
+#[derive(Debug)]
+pub enum Resource<'a> {
+    Patient(Patient<'a>),
+    Condition(Box<Condition<'a>>),
+    Observation(Box<Observation<'a>>),
+    MedicationRequest(Box<MedicationOrder<'a>>),
+    MedicationStatement(Box<MedicationOrder<'a>>),
+    Medication(Box<Medication<'a>>),
+    Procedure(Box<Procedure<'a>>),
+    Encounter(Box<Encounter<'a>>),
+    /// A type the rules never read: a nested Bundle, an OperationOutcome
+    /// entry (a search warning), a Claim ...
+    Other,
+    /// No resourceType at all.
+    Untyped,
+}
+
+impl<'a> Resource<'a> {
+    /// The type name when the rules read this type.
+    pub fn type_name(&self) -> Option<&'static str> {
+        Some(match self {
+            Resource::Patient(_) => "Patient",
+            Resource::Condition(_) => "Condition",
+            Resource::Observation(_) => "Observation",
+            Resource::MedicationRequest(_) => "MedicationRequest",
+            Resource::MedicationStatement(_) => "MedicationStatement",
+            Resource::Medication(_) => "Medication",
+            Resource::Procedure(_) => "Procedure",
+            Resource::Encounter(_) => "Encounter",
+            Resource::Other | Resource::Untyped => return None,
+        })
+    }
+
+    pub fn id(&self) -> Option<&Text<'a>> {
+        match self {
+            Resource::Patient(r) => r.id.as_ref(),
+            Resource::Condition(r) => r.id.as_ref(),
+            Resource::Observation(r) => r.id.as_ref(),
+            Resource::MedicationRequest(r) | Resource::MedicationStatement(r) => r.id.as_ref(),
+            Resource::Medication(r) => r.id.as_ref(),
+            Resource::Procedure(r) => r.id.as_ref(),
+            Resource::Encounter(r) => r.id.as_ref(),
+            Resource::Other | Resource::Untyped => None,
         }
     }
 
+    /// Reads the rest of a resource whose `resourceType` was its first member.
+    fn read_rest<'de: 'a, A: MapAccess<'de>>(resource_type: &str, rest: A) -> Result<Self, A::Error> {
+        let rest = MapAccessDeserializer::new(rest);
+        Ok(match resource_type {
+            "Patient" => Resource::Patient(Patient::deserialize(rest)?),
+            "Condition" => Resource::Condition(Box::new(Condition::deserialize(rest)?)),
+            "Observation" => Resource::Observation(Box::new(Observation::deserialize(rest)?)),
+            "MedicationRequest" => Resource::MedicationRequest(Box::new(MedicationOrder::deserialize(rest)?)),
+            "MedicationStatement" => Resource::MedicationStatement(Box::new(MedicationOrder::deserialize(rest)?)),
+            "Medication" => Resource::Medication(Box::new(Medication::deserialize(rest)?)),
+            "Procedure" => Resource::Procedure(Box::new(Procedure::deserialize(rest)?)),
+            "Encounter" => Resource::Encounter(Box::new(Encounter::deserialize(rest)?)),
+            _ => {
+                IgnoredAny::deserialize(rest)?;
+                Resource::Other
+            }
+        })
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Resource<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ResourceVisitor;
+        impl<'de> Visitor<'de> for ResourceVisitor {
+            type Value = Resource<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a FHIR resource")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                match map.next_key::<Text<'de>>()? {
+                    Some(key) if &*key == "resourceType" => {
+                        let resource_type: Text<'de> = map.next_value()?;
+                        Resource::read_rest(&resource_type, map)
+                    }
+                    Some(key) => {
+                        let rest = MapAccessDeserializer::new(Prepended { first: Some(key), rest: map });
+                        Ok(AnyResource::deserialize(rest)?.into_resource())
+                    }
+                    None => Ok(Resource::Untyped),
+                }
+            }
+        }
+        deserializer.deserialize_map(ResourceVisitor)
+    }
+}
+
+/// A map whose first key was already read: hands it back, then the rest.
+struct Prepended<'de, A> {
+    first: Option<Text<'de>>,
+    rest: A,
+}
+
+impl<'de, A: MapAccess<'de>> MapAccess<'de> for Prepended<'de, A> {
+    type Error = A::Error;
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
+        match self.first.take() {
+            Some(Text(Cow::Borrowed(key))) => seed.deserialize(BorrowedStrDeserializer::new(key)).map(Some),
+            Some(Text(Cow::Owned(key))) => seed.deserialize(StringDeserializer::new(key)).map(Some),
+            None => self.rest.next_key_seed(seed),
+        }
+    }
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
+        self.rest.next_value_seed(seed)
+    }
+}
+
+/// A prefetch value read in the request's single pass: a Bundle, an
+/// OperationOutcome or one resource. Only for well-formed FHIR JSON with
+/// `resourceType` first; anything else fails, and the request is read again
+/// the careful way (raw values, entry by entry).
+#[derive(Debug)]
+pub enum FhirValue<'a> {
+    Bundle(TypedBundle<'a>),
+    OperationOutcome,
+    Resource(Text<'a>, Resource<'a>),
+}
+
+impl FhirValue<'_> {
+    pub fn resource_type(&self) -> &str {
+        match self {
+            FhirValue::Bundle(_) => "Bundle",
+            FhirValue::OperationOutcome => "OperationOutcome",
+            FhirValue::Resource(name, _) => name,
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for FhirValue<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ValueVisitor;
+        impl<'de> Visitor<'de> for ValueVisitor {
+            type Value = FhirValue<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a FHIR resource with resourceType first")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                if map.next_key::<Text<'de>>()?.as_deref() != Some("resourceType") {
+                    return Err(de::Error::custom("resourceType is not the first member"));
+                }
+                let resource_type: Text<'de> = map.next_value()?;
+                Ok(match &*resource_type {
+                    "Bundle" => FhirValue::Bundle(TypedBundle::deserialize(MapAccessDeserializer::new(map))?),
+                    "OperationOutcome" => {
+                        IgnoredAny::deserialize(MapAccessDeserializer::new(map))?;
+                        FhirValue::OperationOutcome
+                    }
+                    _ => {
+                        let resource = Resource::read_rest(&resource_type, map)?;
+                        FhirValue::Resource(resource_type, resource)
+                    }
+                })
+            }
+        }
+        deserializer.deserialize_map(ValueVisitor)
+    }
+}
+
+impl<'a> AnyResource<'a> {
+    pub fn into_resource(self) -> Resource<'a> {
+        match self.resource_type.as_deref() {
+            Some("Patient") => Resource::Patient(self.into_patient()),
+            Some("Condition") => Resource::Condition(Box::new(self.into_condition())),
+            Some("Observation") => Resource::Observation(Box::new(self.into_observation())),
+            Some("MedicationRequest") => Resource::MedicationRequest(Box::new(self.into_medication_order())),
+            Some("MedicationStatement") => Resource::MedicationStatement(Box::new(self.into_medication_order())),
+            Some("Medication") => Resource::Medication(Box::new(self.into_medication())),
+            Some("Procedure") => Resource::Procedure(Box::new(self.into_procedure())),
+            Some("Encounter") => Resource::Encounter(Box::new(self.into_encounter())),
+            Some(_) => Resource::Other,
+            None => Resource::Untyped,
+        }
+    }
+
+    pub fn into_patient(self) -> Patient<'a> {
+        PatientElements {
+            id: self.id,
+            birth_date: self.birth_date,
+            deceased_boolean: self.deceased_boolean,
+            deceased_date_time: self.deceased_date_time,
+        }
+        .into()
+    }
+
     pub fn into_condition(self) -> Condition<'a> {
-        Condition {
+        ConditionElements {
             id: self.id,
             clinical_status: self.clinical_status,
             verification_status: self.verification_status,
@@ -287,12 +566,13 @@ impl<'a> AnyResource<'a> {
             onset_period: self.onset_period,
             abatement_date_time: self.abatement_date_time,
             abatement_period: self.abatement_period,
-            abated_undated: self.abatement_string.is_some()
-                || self.abatement_age.is_some()
-                || self.abatement_range.is_some()
-                || self.abatement_boolean == Some(true),
+            abatement_string: self.abatement_string,
+            abatement_age: self.abatement_age,
+            abatement_range: self.abatement_range,
+            abatement_boolean: self.abatement_boolean,
             recorded_date: self.recorded_date,
         }
+        .into()
     }
 
     pub fn into_observation(self) -> Observation<'a> {
@@ -313,6 +593,16 @@ impl<'a> AnyResource<'a> {
 
     pub fn into_medication(self) -> Medication<'a> {
         Medication { id: self.id, code: self.code, ingredient: self.ingredient }
+    }
+
+    fn into_medication_order(self) -> MedicationOrder<'a> {
+        MedicationOrder {
+            id: self.id,
+            status: self.status,
+            medication_codeable_concept: self.medication_codeable_concept,
+            medication_reference: self.medication_reference,
+            contained: self.contained,
+        }
     }
 
     pub fn into_procedure(self) -> Procedure<'a> {
@@ -341,8 +631,7 @@ pub struct TypedBundle<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct TypedEntry<'a> {
     pub full_url: Option<Text<'a>>,
-    /// Boxed: the union is large, and entries are moved around.
-    pub resource: Option<Box<AnyResource<'a>>>,
+    pub resource: Option<Resource<'a>>,
 }
 
 /// A Bundle whose entries are kept raw, to read them one by one when the

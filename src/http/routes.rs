@@ -77,7 +77,7 @@ async fn call_hook(
     let service = requested_service(&state, &request)?;
     let body = read_json_body(&request, payload, state.max_body_bytes).await?;
     let arrived = Utc::now();
-    let hook_request = parse_hook_request(&body, &state.schemas).map_err(ApiError::bad_request)?;
+    let mut hook_request = parse_hook_request(&body, &state.schemas).map_err(ApiError::bad_request)?;
     if hook_request.hook != service.hook.as_str() {
         return Err(ApiError::invalid(
             "/hook",
@@ -85,7 +85,7 @@ async fn call_hook(
         ));
     }
     let fetched = fetch_missing(&state, service, &hook_request).await;
-    let record = prefetch::resolve(service, &hook_request.prefetch, &fetched).map_err(|unsatisfied| {
+    let record = prefetch::resolve(service, std::mem::take(&mut hook_request.prefetch), &fetched).map_err(|unsatisfied| {
         ApiError::precondition_failed(
             unsatisfied
                 .keys
@@ -104,12 +104,8 @@ async fn call_hook(
         Some(raw) => record_from([raw.get()]).medications,
         None => Vec::new(),
     };
-    // At thousands of hooks a second a line for every clean record costs
-    // more than it tells; a record that skipped something is worth a line.
     let stats = record.stats;
-    let level = if stats.malformed + stats.duplicates + stats.other_types > 0 { log::Level::Info } else { log::Level::Debug };
-    log::log!(
-        level,
+    log::info!(
         "hook {} instance {} patient {}: {} resources read, {} malformed skipped, {} duplicates, {} other types",
         service.id,
         hook_request.hook_instance,

@@ -8,10 +8,8 @@ pub mod template;
 
 use std::collections::BTreeMap;
 
-use serde_json::value::RawValue;
-
-use crate::fhir::resource_type_of;
 use crate::protocol::discovery::ServiceDefinition;
+use crate::protocol::request::Prefetched;
 use crate::record::{PatientRecord, Payload, RecordBuilder};
 use fetch::{FetchError, Fetched};
 
@@ -23,14 +21,14 @@ pub struct Unsatisfied {
 
 /// The service's prefetch keys the EHR left for us to fetch: absent, or
 /// answered with an OperationOutcome (`null` means "no data": nothing to fetch).
-pub fn keys_to_fetch(service: &ServiceDefinition, sent: &BTreeMap<String, Option<&RawValue>>) -> Vec<String> {
+pub fn keys_to_fetch(service: &ServiceDefinition, sent: &BTreeMap<String, Option<Prefetched>>) -> Vec<String> {
     service
         .prefetch
         .keys()
         .filter(|key| match sent.get(*key) {
             None => true,
             Some(None) => false,
-            Some(Some(value)) => resource_type_of(value.get()) == Some("OperationOutcome"),
+            Some(Some(value)) => value.is_operation_outcome(),
         })
         .cloned()
         .collect()
@@ -38,23 +36,29 @@ pub fn keys_to_fetch(service: &ServiceDefinition, sent: &BTreeMap<String, Option
 
 pub fn resolve<'a>(
     service: &ServiceDefinition,
-    sent: &BTreeMap<String, Option<&'a RawValue>>,
+    sent: BTreeMap<String, Option<Prefetched<'a>>>,
     fetched: &'a [(String, Fetched)],
 ) -> Result<PatientRecord<'a>, Unsatisfied> {
     let mut builder = RecordBuilder::new();
-    let mut problems: BTreeMap<&str, String> = BTreeMap::new();
+    let mut problems: BTreeMap<String, String> = BTreeMap::new();
+    let mut sent_keys = Vec::with_capacity(sent.len());
     for (key, value) in sent {
         // `null` means the EHR has no data for the query: satisfied, empty.
-        let Some(value) = value else { continue };
-        match builder.add_json(value.get()) {
-            Payload::Data => {}
-            Payload::OperationOutcome => {
-                problems.insert(key, "the EHR answered it with an OperationOutcome".into());
+        let payload = match value {
+            None => None,
+            Some(Prefetched::Read(value)) => Some(builder.add_value(value)),
+            Some(Prefetched::Raw(raw)) => Some(builder.add_json(raw.get())),
+        };
+        match payload {
+            None | Some(Payload::Data) => {}
+            Some(Payload::OperationOutcome) => {
+                problems.insert(key.clone(), "the EHR answered it with an OperationOutcome".into());
             }
-            Payload::NotAResource => {
-                problems.insert(key, "it is not a FHIR resource".into());
+            Some(Payload::NotAResource) => {
+                problems.insert(key.clone(), "it is not a FHIR resource".into());
             }
         }
+        sent_keys.push(key);
     }
     for (key, result) in fetched {
         match result {
@@ -65,7 +69,7 @@ pub fn resolve<'a>(
                 }
             }
             Err(error) => {
-                problems.insert(key, format!("fetching it failed: {error}"));
+                problems.insert(key.clone(), format!("fetching it failed: {error}"));
             }
         }
     }
@@ -74,7 +78,7 @@ pub fn resolve<'a>(
         let fetched_ok = fetched.iter().any(|(k, r)| k == key && r.is_ok());
         if let Some(reason) = problems.get(key.as_str()) {
             unsatisfied.push((key.clone(), reason.clone()));
-        } else if !sent.contains_key(key) && !fetched_ok {
+        } else if !sent_keys.contains(key) && !fetched_ok {
             unsatisfied.push((key.clone(), "it was not sent and there is no fhirServer to fetch it from".into()));
         }
     }

@@ -1,7 +1,12 @@
 //! The hook request: parsed once, validated against schemas/request.schema.json
 //! on a shallow copy (each prefetch value reduced to its resourceType, which is
-//! all CDS Hooks says about it), then read into typed parts. Prefetch values
-//! stay borrowed raw JSON until the record builder reads them.
+//! all CDS Hooks says about it), then read into typed parts.
+//!
+//! Well-formed FHIR JSON (every prefetch value a resource with `resourceType`
+//! first, every element the rules read in its FHIR shape) is read in one typed
+//! pass, prefetch included. Anything else is read again the careful way: the
+//! prefetch values kept raw, for the record builder to read entry by entry so
+//! that a bad resource costs only itself, and for errors to name the member.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,7 +15,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use crate::fhir::model::FhirValue;
 use crate::fhir::outcome::Issue;
+use crate::fhir::resource_type_of;
 use crate::validation::Schemas;
 
 /// A validated hook request, borrowing from the request body.
@@ -24,7 +31,25 @@ pub struct HookRequest<'a> {
     /// The context's top-level primitive members as text, for prefetch templates.
     pub context_values: BTreeMap<String, String>,
     /// Every prefetch key the client sent; `None` is an explicit `null`.
-    pub prefetch: BTreeMap<String, Option<&'a RawValue>>,
+    pub prefetch: BTreeMap<String, Option<Prefetched<'a>>>,
+}
+
+/// A prefetch value as the request's reading left it.
+#[derive(Debug)]
+pub enum Prefetched<'a> {
+    /// Read in the request's typed pass.
+    Read(FhirValue<'a>),
+    /// Kept as raw JSON: the request had to be read the careful way.
+    Raw(&'a RawValue),
+}
+
+impl Prefetched<'_> {
+    pub fn is_operation_outcome(&self) -> bool {
+        match self {
+            Prefetched::Read(value) => matches!(value, FhirValue::OperationOutcome),
+            Prefetched::Raw(raw) => resource_type_of(raw.get()) == Some("OperationOutcome"),
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -55,10 +80,10 @@ impl fmt::Debug for FhirAuthorization {
     }
 }
 
-/// The top level, every member kept raw: only JSON syntax can fail here.
+/// The top level, every member but `prefetch` kept raw.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Envelope<'a> {
+#[serde(rename_all = "camelCase", bound(deserialize = "'de: 'a, P: Deserialize<'de>"))]
+struct Envelope<'a, P> {
     #[serde(borrow)]
     hook: Option<&'a RawValue>,
     #[serde(borrow)]
@@ -69,9 +94,12 @@ struct Envelope<'a> {
     fhir_authorization: Option<&'a RawValue>,
     #[serde(borrow)]
     context: Option<&'a RawValue>,
-    #[serde(borrow)]
-    prefetch: Option<PrefetchMember<'a>>,
+    prefetch: Option<P>,
 }
+
+/// `prefetch` in the single typed pass: fails on anything but FHIR JSON in
+/// the shape the rules read.
+type TypedPrefetch<'a> = BTreeMap<String, Option<FhirValue<'a>>>;
 
 /// `prefetch` read in the same pass as the envelope: an object's values are
 /// kept raw; anything else is kept as a value for the schema to reject.
@@ -127,29 +155,58 @@ impl<'de: 'a, 'a> Deserialize<'de> for PrefetchMember<'a> {
 pub fn parse_hook_request<'a>(body: &'a [u8], schemas: &Schemas) -> Result<HookRequest<'a>, Vec<Issue>> {
     let text = std::str::from_utf8(body)
         .map_err(|e| vec![Issue::error("structure", format!("the body is not UTF-8: {e}"), None)])?;
-    let envelope: Envelope = serde_json::from_str(text).map_err(|e| vec![json_syntax_issue(&e)])?;
+    let (members, prefetch_summary, prefetch) = match serde_json::from_str::<Envelope<TypedPrefetch>>(text) {
+        Ok(envelope) => {
+            let summary = envelope.prefetch.as_ref().map(|values| {
+                let summaries = values.iter().map(|(key, value)| {
+                    let summary = match value {
+                        Some(value) => summarise(Value::String(value.resource_type().to_owned())),
+                        None => Value::Null,
+                    };
+                    (key.clone(), summary)
+                });
+                Value::Object(summaries.collect())
+            });
+            let members = envelope_members(&envelope);
+            let prefetch = envelope.prefetch.unwrap_or_default();
+            let prefetch = prefetch.into_iter().map(|(key, value)| (key, value.map(Prefetched::Read))).collect();
+            (members, summary, prefetch)
+        }
+        Err(_) => {
+            let envelope: Envelope<PrefetchMember> =
+                serde_json::from_str(text).map_err(|e| vec![json_syntax_issue(&e)])?;
+            let summary = envelope.prefetch.as_ref().map(|prefetch| match prefetch {
+                PrefetchMember::Values(values) => {
+                    Value::Object(values.iter().map(|(key, value)| (key.clone(), resource_summary(value))).collect())
+                }
+                PrefetchMember::Other(value) => value.clone(),
+            });
+            let prefetch = match envelope.prefetch {
+                Some(PrefetchMember::Values(ref values)) => values
+                    .iter()
+                    .map(|(key, value)| (key.clone(), (value.get() != "null").then_some(Prefetched::Raw(value))))
+                    .collect(),
+                _ => BTreeMap::new(),
+            };
+            (envelope_members(&envelope), summary, prefetch)
+        }
+    };
 
-    let shallow = shallow_document(&envelope)?;
+    let shallow = shallow_document(members, prefetch_summary)?;
     let issues = schemas.check_request(&shallow);
     if !issues.is_empty() {
         return Err(issues);
     }
+    let [_, _, _, (_, fhir_authorization), (_, context)] = members;
     let string = |member: &str| shallow.get(member).and_then(Value::as_str).map(str::to_owned);
-    let context = match envelope.context {
+    let context = match context {
         Some(raw) => serde_json::from_str::<HookContext>(raw.get()).map_err(|e| vec![member_issue("/context", &e)])?,
         None => HookContext::default(),
     };
-    let fhir_authorization = envelope
-        .fhir_authorization
+    let fhir_authorization = fhir_authorization
         .map(|raw| serde_json::from_str(raw.get()))
         .transpose()
         .map_err(|e| vec![member_issue("/fhirAuthorization", &e)])?;
-    let prefetch = match envelope.prefetch {
-        Some(PrefetchMember::Values(values)) => {
-            values.into_iter().map(|(key, value)| (key, (value.get() != "null").then_some(value))).collect()
-        }
-        _ => BTreeMap::new(),
-    };
     let context_values = shallow
         .get("context")
         .and_then(Value::as_object)
@@ -179,33 +236,38 @@ pub fn parse_hook_request<'a>(body: &'a [u8], schemas: &Schemas) -> Result<HookR
     })
 }
 
-/// The request with each prefetch value reduced to `{"resourceType": ...}`:
-/// what the schema needs, without building a tree of the patient's chart.
-fn shallow_document(envelope: &Envelope) -> Result<Value, Vec<Issue>> {
-    let mut document = Map::new();
-    let members = [
+type Members<'a> = [(&'static str, Option<&'a RawValue>); 5];
+
+fn envelope_members<'a, P>(envelope: &Envelope<'a, P>) -> Members<'a> {
+    [
         ("hook", envelope.hook),
         ("hookInstance", envelope.hook_instance),
         ("fhirServer", envelope.fhir_server),
         ("fhirAuthorization", envelope.fhir_authorization),
         ("context", envelope.context),
-    ];
+    ]
+}
+
+/// The request with each prefetch value reduced to `{"resourceType": ...}`:
+/// what the schema needs, without building a tree of the patient's chart.
+fn shallow_document(members: Members, prefetch: Option<Value>) -> Result<Value, Vec<Issue>> {
+    let mut document = Map::new();
     for (name, raw) in members {
         if let Some(raw) = raw {
             let value = serde_json::from_str(raw.get()).map_err(|e| vec![member_issue(&format!("/{name}"), &e)])?;
             document.insert(name.to_owned(), value);
         }
     }
-    if let Some(prefetch) = &envelope.prefetch {
-        let value = match prefetch {
-            PrefetchMember::Values(values) => {
-                Value::Object(values.iter().map(|(key, value)| (key.clone(), resource_summary(value))).collect())
-            }
-            PrefetchMember::Other(value) => value.clone(),
-        };
-        document.insert("prefetch".to_owned(), value);
+    if let Some(prefetch) = prefetch {
+        document.insert("prefetch".to_owned(), prefetch);
     }
     Ok(Value::Object(document))
+}
+
+fn summarise(resource_type: Value) -> Value {
+    let mut summary = Map::new();
+    summary.insert("resourceType".to_owned(), resource_type);
+    Value::Object(summary)
 }
 
 /// An object becomes `{"resourceType": <its value>}` (skipping the rest at
@@ -220,16 +282,12 @@ fn resource_summary(raw: &RawValue) -> Value {
     let text = raw.get();
     match text.as_bytes().first() {
         Some(b'{') => {
-            let mut summary = Map::new();
             // Usually a few bytes at the start; otherwise one skipping pass.
-            let resource_type = match crate::fhir::resource_type_of(text) {
+            let resource_type = match resource_type_of(text) {
                 Some(name) => Some(Value::String(name.to_owned())),
                 None => serde_json::from_str::<Sniff>(text).ok().and_then(|s| s.resource_type),
             };
-            if let Some(resource_type) = resource_type {
-                summary.insert("resourceType".to_owned(), resource_type);
-            }
-            Value::Object(summary)
+            resource_type.map_or_else(|| Value::Object(Map::new()), summarise)
         }
         Some(b'[') => Value::Array(Vec::new()),
         _ => serde_json::from_str(text).unwrap_or(Value::Null),

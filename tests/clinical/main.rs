@@ -1,6 +1,7 @@
 //! Clinical tests: the scenarios in tests/scenarios/ (the test oracle for
 //! clinical-rules.md) and every real sample bundle, run through the engine.
 
+mod one_pass;
 mod properties;
 mod samples;
 mod scenarios;

@@ -51,7 +51,7 @@ struct ExpectedSuggestion {
     is_recommended: bool,
 }
 
-fn scenario_files() -> Vec<PathBuf> {
+pub fn scenario_files() -> Vec<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("tests/scenarios exists")

@@ -1,0 +1,109 @@
+//! A hook request in well-formed FHIR JSON is read in one typed pass; any
+//! other is read again entry by entry. Both readings must give the same
+//! patient record, down to every element the rules read.
+
+use std::path::Path;
+
+use cramp_cds::protocol::discovery::ServiceCatalog;
+use cramp_cds::protocol::request::{parse_hook_request, Prefetched};
+use cramp_cds::record::{record_from, PatientRecord};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+#[derive(Deserialize)]
+struct RecordMember<'a> {
+    #[serde(borrow)]
+    record: &'a RawValue,
+}
+
+/// The bundle sent as the `conditions` prefetch of a patient-view call,
+/// the other required keys `null`. Returns whether the single pass read it.
+fn read_as_hook_request<'a>(body: &'a str, check: impl FnOnce(&PatientRecord<'a>)) -> bool {
+    let catalog = ServiceCatalog::embedded();
+    let service = catalog.get("leg-cramps-patient-view").unwrap();
+    let request = parse_hook_request(body.as_bytes(), crate::schemas()).expect("a valid hook request");
+    let read_in_one_pass = matches!(request.prefetch["conditions"], Some(Prefetched::Read(_)));
+    let record = cramp_cds::prefetch::resolve(service, request.prefetch, &[]).expect("required keys are present");
+    check(&record);
+    read_in_one_pass
+}
+
+fn hook_request(bundle: &str) -> String {
+    format!(
+        r#"{{"hook":"patient-view","hookInstance":"3f1d7c2e-5b8a-4f0e-9c1d-2a6b8e4f0a11","context":{{"userId":"Practitioner/1","patientId":"p1"}},"prefetch":{{"patient":null,"medicationRequests":null,"observations":null,"conditions":{bundle}}}}}"#
+    )
+}
+
+fn assert_same_record(bundle: &str, name: &str) -> bool {
+    let careful = format!("{:?}", record_from([bundle]));
+    let body = hook_request(bundle);
+    read_as_hook_request(&body, |record| {
+        assert_eq!(format!("{record:?}"), careful, "{name}: the two readings differ");
+    })
+}
+
+#[test]
+fn every_scenario_reads_the_same_in_one_pass_as_entry_by_entry() {
+    let mut one_pass = 0;
+    let files = crate::scenarios::scenario_files();
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        let member: RecordMember = serde_json::from_str(&text).unwrap();
+        if assert_same_record(member.record.get(), &name(path)) {
+            one_pass += 1;
+        }
+    }
+    // Scenarios with a malformed resource on purpose take the careful path.
+    assert!(one_pass * 10 >= files.len() * 9, "only {one_pass} of {} scenarios were read in one pass", files.len());
+}
+
+#[test]
+fn every_sample_bundle_reads_the_same_in_one_pass_as_entry_by_entry() {
+    let Some(files) = crate::samples::sample_files() else { return };
+    for path in &files {
+        let text = std::fs::read_to_string(path).unwrap();
+        assert!(assert_same_record(&text, &name(path)), "{}: not read in one pass", name(path));
+    }
+}
+
+/// serde_json's own maps sort their keys, so `resourceType` stands after
+/// `code`, `id` ...: every resource is then read through the union reader
+/// instead of its own type's.
+#[test]
+fn resources_read_the_same_wherever_resource_type_stands() {
+    let mut bundles: Vec<(String, String)> = Vec::new();
+    for path in crate::scenarios::scenario_files() {
+        let scenario: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        bundles.push((name(&path), scenario["record"].to_string()));
+    }
+    for path in crate::samples::sample_files().unwrap_or_default() {
+        bundles.push((name(&path), std::fs::read_to_string(&path).unwrap()));
+    }
+    for (name, bundle) in &bundles {
+        let sorted = serde_json::from_str::<serde_json::Value>(bundle).unwrap().to_string();
+        assert!(!sorted.contains(r#"{"resourceType":"Condition""#), "{name}: keys are not sorted");
+        assert_eq!(format!("{:?}", record_from([sorted.as_str()])), format!("{:?}", record_from([bundle.as_str()])), "{name}");
+    }
+}
+
+#[test]
+fn a_malformed_resource_sends_the_request_the_careful_way_and_costs_only_itself() {
+    let bundle = r#"{"resourceType":"Bundle","type":"searchset","entry":[
+        {"resource":{"resourceType":"Condition","id":"c1","code":{"text":"Leg cramps"}}},
+        {"resource":{"resourceType":"Condition","id":"c2","code":"not a concept"}},
+        {"resource":{"id":"c3","resourceType":"Condition","code":{"text":"Leg swelling"}}}
+    ]}"#;
+    let body = hook_request(bundle);
+    let one_pass = read_as_hook_request(&body, |record| {
+        let read: Vec<&str> = record.conditions.iter().map(|c| c.reference.as_str()).collect();
+        assert_eq!(read, ["Condition/c1", "Condition/c3"]);
+        assert_eq!(record.stats.malformed, 1);
+    });
+    assert!(!one_pass);
+    let well_formed = bundle.replace(r#""code":"not a concept""#, r#""code":{"text":"Calf pain"}"#);
+    assert!(assert_same_record(&well_formed, "resourceType not first in one entry"));
+}
+
+fn name(path: &Path) -> String {
+    path.file_name().unwrap().to_string_lossy().into_owned()
+}
