@@ -19,6 +19,10 @@ use cramp_cds::validation::Schemas;
 use divan::{black_box, Bencher};
 use serde_json::{json, Value};
 
+/// As the server runs (src/main.rs).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     divan::main();
 }
