@@ -19,7 +19,7 @@ pub fn parse_fhir_datetime(text: &str) -> Option<DateTime<Utc>> {
             let (year, month) = text.split_once('-')?;
             NaiveDate::from_ymd_opt(year.parse().ok()?, month.parse().ok()?, 1)?
         }
-        10 => NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?,
+        10 => year_month_day(text)?,
         _ => return None,
     };
     if !text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
@@ -32,10 +32,20 @@ pub fn parse_fhir_datetime(text: &str) -> Option<DateTime<Utc>> {
 /// year-month birth date is too vague for an age threshold and yields `None`.
 pub fn parse_fhir_date(text: &str) -> Option<NaiveDate> {
     let text = text.trim();
-    if text.len() != 10 {
+    year_month_day(text)
+}
+
+/// "YYYY-MM-DD", read by hand: chrono's format-string parser cost more
+/// than the rest of reading a resource.
+fn year_month_day(text: &str) -> Option<NaiveDate> {
+    let bytes = text.as_bytes();
+    if bytes.len() != 10 || bytes[4] != b'-' || bytes[7] != b'-' {
         return None;
     }
-    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        bytes[range].iter().try_fold(0u32, |n, &b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))
+    };
+    NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)
 }
 
 /// Whole years between a birth date and a day, as clinicians count age.
@@ -58,7 +68,7 @@ mod tests {
 
     #[test]
     fn rejects_what_is_not_a_date() {
-        for bad in ["", "yesterday", "2024-13-01", "2024-02-30", "20240101", "2024-1", "-2024", "2024-03-05T25:00:00Z"] {
+        for bad in ["", "yesterday", "2024-13-01", "2024-02-30", "20240101", "2024-1", "-2024", "2024-03-05T25:00:00Z", "2024-0a-01", "2024+03-01", "２０２４-1"] {
             assert!(parse_fhir_datetime(bad).is_none(), "{bad}");
         }
         assert!(parse_fhir_date("1970").is_none());

@@ -1,7 +1,7 @@
 //! Shared clinical semantics (clinical-rules.md §5): when a Condition is
 //! active, when an Observation counts, and the date a resource speaks for.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Datelike, Duration, Utc};
 
 use crate::fhir::model::{Condition, Encounter, Observation, Procedure};
 
@@ -90,5 +90,5 @@ pub fn within(at: Option<DateTime<Utc>>, days: i64, now: DateTime<Utc>) -> bool 
 
 /// A date for card text: "2026-05-02".
 pub fn day(at: DateTime<Utc>) -> String {
-    at.format("%Y-%m-%d").to_string()
+    format!("{:04}-{:02}-{:02}", at.year(), at.month(), at.day())
 }
