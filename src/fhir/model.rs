@@ -148,10 +148,10 @@ pub struct ReferenceRange<'a> {
     pub low: Option<Quantity<'a>>,
 }
 
-/// Every element the rules read, of every resource type they read. One
-/// typed pass reads any resource, wherever its `resourceType` stands, and
-/// skips everything else at full speed; the record then sorts it into the
-/// type-specific structs below.
+/// Every element the rules read, of every resource type they read: the
+/// reader for a resource whose `resourceType` is not its first member (so
+/// its type is known only at the end), and for contained resources. It is
+/// then sorted into the type-specific structs below.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct AnyResource<'a> {
