@@ -48,8 +48,10 @@ impl<'a> MedicationUse<'a> {
             contained: order
                 .contained
                 .into_iter()
-                .filter(|c| c.resource_type.as_deref() == Some("Medication"))
-                .map(|c| c.into_medication())
+                .filter_map(|resource| match resource {
+                    Resource::Medication(medication) => Some(*medication),
+                    _ => None,
+                })
                 .collect(),
         }
     }

@@ -148,65 +148,6 @@ pub struct ReferenceRange<'a> {
     pub low: Option<Quantity<'a>>,
 }
 
-/// Every element the rules read, of every resource type they read: the
-/// reader for a resource whose `resourceType` is not its first member (so
-/// its type is known only at the end), and for contained resources. It is
-/// then sorted into the type-specific structs below.
-#[derive(Debug, Default, Deserialize)]
-#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
-pub struct AnyResource<'a> {
-    pub resource_type: Option<Text<'a>>,
-    pub id: Option<Text<'a>>,
-    pub status: Option<Text<'a>>,
-    pub code: Option<CodeableConcept<'a>>,
-    // Patient
-    pub birth_date: Option<Text<'a>>,
-    pub deceased_boolean: Option<bool>,
-    #[serde(deserialize_with = "lenient_datetime")]
-    pub deceased_date_time: Option<DateTime<Utc>>,
-    // Condition
-    pub clinical_status: Option<CodeableConcept<'a>>,
-    pub verification_status: Option<CodeableConcept<'a>>,
-    #[serde(deserialize_with = "lenient_datetime")]
-    pub onset_date_time: Option<DateTime<Utc>>,
-    pub onset_period: Option<Period>,
-    #[serde(deserialize_with = "lenient_datetime")]
-    pub abatement_date_time: Option<DateTime<Utc>>,
-    pub abatement_period: Option<Period>,
-    pub abatement_string: Option<IgnoredAny>,
-    pub abatement_age: Option<IgnoredAny>,
-    pub abatement_range: Option<IgnoredAny>,
-    pub abatement_boolean: Option<bool>,
-    #[serde(deserialize_with = "lenient_datetime")]
-    pub recorded_date: Option<DateTime<Utc>>,
-    // Observation (and MedicationStatement's effective[x])
-    #[serde(deserialize_with = "lenient_datetime")]
-    pub effective_date_time: Option<DateTime<Utc>>,
-    pub effective_period: Option<Period>,
-    #[serde(deserialize_with = "lenient_datetime")]
-    pub effective_instant: Option<DateTime<Utc>>,
-    #[serde(deserialize_with = "lenient_datetime")]
-    pub issued: Option<DateTime<Utc>>,
-    pub value_quantity: Option<Quantity<'a>>,
-    pub value_codeable_concept: Option<CodeableConcept<'a>>,
-    pub interpretation: Vec<CodeableConcept<'a>>,
-    pub reference_range: Vec<ReferenceRange<'a>>,
-    // MedicationRequest, MedicationStatement, Medication
-    pub medication_codeable_concept: Option<CodeableConcept<'a>>,
-    pub medication_reference: Option<Reference<'a>>,
-    pub contained: Vec<AnyResource<'a>>,
-    pub ingredient: Vec<MedicationIngredient<'a>>,
-    // Procedure
-    #[serde(deserialize_with = "lenient_datetime")]
-    pub performed_date_time: Option<DateTime<Utc>>,
-    pub performed_period: Option<Period>,
-    // Encounter: R4 has a Coding in `class`, R5 a list of CodeableConcepts.
-    #[serde(deserialize_with = "lenient_encounter_class")]
-    pub class: Vec<Coding<'a>>,
-    pub period: Option<Period>,
-    pub reason_code: Vec<CodeableConcept<'a>>,
-}
-
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(from = "PatientElements<'a>", bound(deserialize = "'de: 'a"))]
 pub struct Patient<'a> {
@@ -338,7 +279,7 @@ pub struct MedicationOrder<'a> {
     pub status: Option<Text<'a>>,
     pub medication_codeable_concept: Option<CodeableConcept<'a>>,
     pub medication_reference: Option<Reference<'a>>,
-    pub contained: Vec<AnyResource<'a>>,
+    pub contained: Vec<Resource<'a>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -365,8 +306,8 @@ pub struct Encounter<'a> {
 }
 
 /// A resource the rules read, in its own shape. Read straight into its
-/// type when `resourceType` comes first, as FHIR servers write it; read
-/// through the union `AnyResource` otherwise.
+/// type when `resourceType` comes first, as FHIR servers write it;
+/// otherwise its members are kept raw until `resourceType` is found.
 #[derive(Debug)]
 pub enum Resource<'a> {
     Patient(Patient<'a>),
@@ -448,8 +389,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for Resource<'a> {
                         Resource::read_rest(&resource_type, map)
                     }
                     Some(key) => {
-                        let rest = MapAccessDeserializer::new(Prepended { first: Some(key), rest: map });
-                        Ok(AnyResource::deserialize(rest)?.into_resource())
+                        let mut members = vec![(key, map.next_value::<&'de RawValue>()?)];
+                        while let Some(member) = map.next_entry::<Text<'de>, &'de RawValue>()? {
+                            members.push(member);
+                        }
+                        let Some(at) = members.iter().position(|(key, _)| &**key == "resourceType") else {
+                            return Ok(Resource::Untyped);
+                        };
+                        let (_, resource_type) = members.swap_remove(at);
+                        let resource_type: Text<'de> =
+                            serde_json::from_str(resource_type.get()).map_err(de::Error::custom)?;
+                        Resource::read_rest(&resource_type, RawMembers::new(members))
                     }
                     None => Ok(Resource::Untyped),
                 }
@@ -459,23 +409,33 @@ impl<'de: 'a, 'a> Deserialize<'de> for Resource<'a> {
     }
 }
 
-/// A map whose first key was already read: hands it back, then the rest.
-struct Prepended<'de, A> {
-    first: Option<Text<'de>>,
-    rest: A,
+/// The members of an object read raw (`resourceType` came late), read
+/// again as a map. Text stays borrowed from the request body.
+struct RawMembers<'de, E> {
+    members: std::vec::IntoIter<(Text<'de>, &'de RawValue)>,
+    value: Option<&'de RawValue>,
+    error: std::marker::PhantomData<E>,
 }
 
-impl<'de, A: MapAccess<'de>> MapAccess<'de> for Prepended<'de, A> {
-    type Error = A::Error;
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, A::Error> {
-        match self.first.take() {
-            Some(Text(Cow::Borrowed(key))) => seed.deserialize(BorrowedStrDeserializer::new(key)).map(Some),
-            Some(Text(Cow::Owned(key))) => seed.deserialize(StringDeserializer::new(key)).map(Some),
-            None => self.rest.next_key_seed(seed),
+impl<'de, E> RawMembers<'de, E> {
+    fn new(members: Vec<(Text<'de>, &'de RawValue)>) -> Self {
+        RawMembers { members: members.into_iter(), value: None, error: std::marker::PhantomData }
+    }
+}
+
+impl<'de, E: de::Error> MapAccess<'de> for RawMembers<'de, E> {
+    type Error = E;
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, E> {
+        let Some((key, value)) = self.members.next() else { return Ok(None) };
+        self.value = Some(value);
+        match key.0 {
+            Cow::Borrowed(key) => seed.deserialize(BorrowedStrDeserializer::new(key)).map(Some),
+            Cow::Owned(key) => seed.deserialize(StringDeserializer::new(key)).map(Some),
         }
     }
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, A::Error> {
-        self.rest.next_value_seed(seed)
+    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, E> {
+        let value = self.value.take().ok_or_else(|| E::custom("a value without its key"))?;
+        seed.deserialize(&mut serde_json::Deserializer::from_str(value.get())).map_err(E::custom)
     }
 }
 
@@ -527,96 +487,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for FhirValue<'a> {
             }
         }
         deserializer.deserialize_map(ValueVisitor)
-    }
-}
-
-impl<'a> AnyResource<'a> {
-    pub fn into_resource(self) -> Resource<'a> {
-        match self.resource_type.as_deref() {
-            Some("Patient") => Resource::Patient(self.into_patient()),
-            Some("Condition") => Resource::Condition(Box::new(self.into_condition())),
-            Some("Observation") => Resource::Observation(Box::new(self.into_observation())),
-            Some("MedicationRequest") => Resource::MedicationRequest(Box::new(self.into_medication_order())),
-            Some("MedicationStatement") => Resource::MedicationStatement(Box::new(self.into_medication_order())),
-            Some("Medication") => Resource::Medication(Box::new(self.into_medication())),
-            Some("Procedure") => Resource::Procedure(Box::new(self.into_procedure())),
-            Some("Encounter") => Resource::Encounter(Box::new(self.into_encounter())),
-            Some(_) => Resource::Other,
-            None => Resource::Untyped,
-        }
-    }
-
-    pub fn into_patient(self) -> Patient<'a> {
-        PatientElements {
-            id: self.id,
-            birth_date: self.birth_date,
-            deceased_boolean: self.deceased_boolean,
-            deceased_date_time: self.deceased_date_time,
-        }
-        .into()
-    }
-
-    pub fn into_condition(self) -> Condition<'a> {
-        ConditionElements {
-            id: self.id,
-            clinical_status: self.clinical_status,
-            verification_status: self.verification_status,
-            code: self.code,
-            onset_date_time: self.onset_date_time,
-            onset_period: self.onset_period,
-            abatement_date_time: self.abatement_date_time,
-            abatement_period: self.abatement_period,
-            abatement_string: self.abatement_string,
-            abatement_age: self.abatement_age,
-            abatement_range: self.abatement_range,
-            abatement_boolean: self.abatement_boolean,
-            recorded_date: self.recorded_date,
-        }
-        .into()
-    }
-
-    pub fn into_observation(self) -> Observation<'a> {
-        Observation {
-            id: self.id,
-            status: self.status,
-            code: self.code,
-            effective_date_time: self.effective_date_time,
-            effective_period: self.effective_period,
-            effective_instant: self.effective_instant,
-            issued: self.issued,
-            value_quantity: self.value_quantity,
-            value_codeable_concept: self.value_codeable_concept,
-            interpretation: self.interpretation,
-            reference_range: self.reference_range,
-        }
-    }
-
-    pub fn into_medication(self) -> Medication<'a> {
-        Medication { id: self.id, code: self.code, ingredient: self.ingredient }
-    }
-
-    fn into_medication_order(self) -> MedicationOrder<'a> {
-        MedicationOrder {
-            id: self.id,
-            status: self.status,
-            medication_codeable_concept: self.medication_codeable_concept,
-            medication_reference: self.medication_reference,
-            contained: self.contained,
-        }
-    }
-
-    pub fn into_procedure(self) -> Procedure<'a> {
-        Procedure {
-            id: self.id,
-            status: self.status,
-            code: self.code,
-            performed_date_time: self.performed_date_time,
-            performed_period: self.performed_period,
-        }
-    }
-
-    pub fn into_encounter(self) -> Encounter<'a> {
-        Encounter { id: self.id, status: self.status, class: self.class, period: self.period, reason_code: self.reason_code }
     }
 }
 
@@ -712,18 +582,17 @@ mod tests {
 
     #[test]
     fn unreadable_dates_are_absent_not_fatal() {
-        let c = serde_json::from_str::<AnyResource>(
+        let c = serde_json::from_str::<Condition>(
             r#"{"id":"c1","onsetDateTime":"last week","recordedDate":20240101,"abatementDateTime":{"x":1},"unknown":[1,2]}"#,
         )
-        .unwrap()
-        .into_condition();
+        .unwrap();
         assert!(c.onset_date_time.is_none() && c.recorded_date.is_none() && c.abatement_date_time.is_none());
         assert_eq!(c.id.as_deref(), Some("c1"));
     }
 
     #[test]
     fn encounter_class_in_r4_and_r5_shapes() {
-        let read = |json: &'static str| serde_json::from_str::<AnyResource>(json).unwrap().into_encounter();
+        let read = |json: &'static str| serde_json::from_str::<Encounter>(json).unwrap();
         let r4 = read(r#"{"class":{"code":"IMP"}}"#);
         let r5 = read(r#"{"class":[{"coding":[{"code":"IMP"}]}]}"#);
         let odd = read(r#"{"class":"IMP"}"#);

@@ -104,16 +104,15 @@ async fn call_hook(
         Some(raw) => record_from([raw.get()]).medications,
         None => Vec::new(),
     };
-    let stats = record.stats;
     log::info!(
         "hook {} instance {} patient {}: {} resources read, {} malformed skipped, {} duplicates, {} other types",
         service.id,
         hook_request.hook_instance,
         hook_request.context.patient_id.as_deref().unwrap_or("-"),
-        stats.read,
-        stats.malformed,
-        stats.duplicates,
-        stats.other_types
+        record.stats.read,
+        record.stats.malformed,
+        record.stats.duplicates,
+        record.stats.other_types
     );
     let response = state.engine.run(&Evaluation {
         hook: service.hook,

@@ -181,14 +181,15 @@ pub fn parse_hook_request<'a>(body: &'a [u8], schemas: &Schemas) -> Result<HookR
                 }
                 PrefetchMember::Other(value) => value.clone(),
             });
+            let members = envelope_members(&envelope);
             let prefetch = match envelope.prefetch {
-                Some(PrefetchMember::Values(ref values)) => values
-                    .iter()
-                    .map(|(key, value)| (key.clone(), (value.get() != "null").then_some(Prefetched::Raw(value))))
+                Some(PrefetchMember::Values(values)) => values
+                    .into_iter()
+                    .map(|(key, value)| (key, (value.get() != "null").then_some(Prefetched::Raw(value))))
                     .collect(),
                 _ => BTreeMap::new(),
             };
-            (envelope_members(&envelope), summary, prefetch)
+            (members, summary, prefetch)
         }
     };
 

@@ -100,7 +100,7 @@ mod tests {
     }
 
     fn observation(json: &str) -> Observation<'_> {
-        serde_json::from_str::<crate::fhir::model::AnyResource>(json).unwrap().into_observation()
+        serde_json::from_str::<crate::fhir::model::Observation>(json).unwrap()
     }
 
     #[test]

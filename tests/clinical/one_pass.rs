@@ -67,8 +67,8 @@ fn every_sample_bundle_reads_the_same_in_one_pass_as_entry_by_entry() {
 }
 
 /// serde_json's own maps sort their keys, so `resourceType` stands after
-/// `code`, `id` ...: every resource is then read through the union reader
-/// instead of its own type's.
+/// `code`, `id` ...: every resource's members are then kept raw until its
+/// type is known, and read again from there.
 #[test]
 fn resources_read_the_same_wherever_resource_type_stands() {
     let mut bundles: Vec<(String, String)> = Vec::new();
