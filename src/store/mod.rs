@@ -28,6 +28,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 const QUEUE_CAPACITY: usize = 10_000;
 const QUEUE_WAIT: Duration = Duration::from_millis(250);
 const BATCH: usize = 500;
+const GATHER: Duration = Duration::from_millis(5);
 const HASH_KEY_SETTING: &str = "patient-hash-key";
 
 /// A card as it was sent, without its text.
@@ -358,10 +359,11 @@ fn patient_hash(shared: &Shared, patient_id: &str) -> Option<String> {
 async fn write_cards(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Vec<IssuedCard>>) {
     while let Some(first) = receiver.recv().await {
         let mut batch = vec![first];
+        let deadline = tokio::time::Instant::now() + GATHER;
         while batch.len() < BATCH {
-            match receiver.try_recv() {
-                Ok(more) => batch.push(more),
-                Err(_) => break,
+            match tokio::time::timeout_at(deadline, receiver.recv()).await {
+                Ok(Some(more)) => batch.push(more),
+                Ok(None) | Err(_) => break,
             }
         }
         let answers = batch.len() as u64;
