@@ -154,7 +154,9 @@ impl CardRenderer {
     fn card(&self, topic: Topic, indicator: Indicator, summary: String, draft: Draft, findings: &[Finding]) -> Card {
         let (detail, links, url) = draft.finish();
         Card {
-            uuid: Uuid::new_v4(),
+            // Time-ordered (v7): the store keys cards by uuid, and ordered
+            // keys append to its index instead of dirtying a random page each.
+            uuid: Uuid::now_v7(),
             summary: truncate(&summary, MAX_SUMMARY_CHARS),
             detail,
             indicator,
