@@ -3,7 +3,7 @@
 //! and id. Malformed resources are skipped and counted; resource types the
 //! rules never read are not even parsed.
 
-use std::collections::{HashMap, HashSet};
+use foldhash::{HashMap, HashSet};
 
 use crate::fhir::model::{
     CodeableConcept, Condition, Encounter, FhirValue, Medication, MedicationOrder, Observation, Patient, Procedure,
@@ -118,6 +118,8 @@ pub enum Payload {
 pub struct RecordBuilder<'a> {
     record: PatientRecord<'a>,
     /// (type, id) of every resource read: borrowed, not a String each.
+    /// foldhash is randomly seeded, so ids chosen to collide cannot make
+    /// this set quadratic.
     seen: HashSet<(&'static str, Text<'a>)>,
     medications: HashMap<String, Medication<'a>>,
     medication_aliases: HashMap<Text<'a>, String>,

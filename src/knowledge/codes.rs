@@ -1,5 +1,7 @@
 //! Code systems as they appear in the wild, and code normalisation.
 
+use std::borrow::Cow;
+
 /// The code systems the knowledge base speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum CodeSystem {
@@ -17,11 +19,16 @@ impl CodeSystem {
     /// Recognises the canonical URL, its common variants (http/https,
     /// trailing slash, case) and the HL7 OIDs.
     pub fn from_uri(uri: &str) -> Option<Self> {
-        let uri = uri.trim().trim_end_matches('/').to_ascii_lowercase();
-        let bare = uri
-            .strip_prefix("https://")
-            .or_else(|| uri.strip_prefix("http://"))
-            .unwrap_or(&uri);
+        let uri = uri.trim().trim_end_matches('/');
+        // Lower-cased only when needed: this runs for every coding read.
+        let lowered;
+        let uri = if uri.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered = uri.to_ascii_lowercase();
+            lowered.as_str()
+        } else {
+            uri
+        };
+        let bare = uri.strip_prefix("https://").or_else(|| uri.strip_prefix("http://")).unwrap_or(uri);
         let bare = bare.strip_prefix("www.").unwrap_or(bare);
         Some(match bare {
             "snomed.info/sct" | "urn:oid:2.16.840.1.113883.6.96" => CodeSystem::Snomed,
@@ -45,12 +52,17 @@ impl CodeSystem {
     }
 
     /// The code as the index keeps it: ICD without its dot, ATC in capitals.
-    pub fn normalize(self, code: &str) -> String {
+    /// The code as the knowledge base keys it; borrowed when it already is.
+    pub fn normalize(self, code: &str) -> Cow<'_, str> {
         let code = code.trim();
         match self {
-            CodeSystem::Icd10Cm => code.chars().filter(|c| *c != '.').map(|c| c.to_ascii_uppercase()).collect(),
-            CodeSystem::Atc | CodeSystem::Icd10Pcs | CodeSystem::Hcpcs => code.to_ascii_uppercase(),
-            _ => code.to_owned(),
+            CodeSystem::Icd10Cm if code.bytes().any(|b| b == b'.' || b.is_ascii_lowercase()) => {
+                Cow::Owned(code.chars().filter(|c| *c != '.').map(|c| c.to_ascii_uppercase()).collect())
+            }
+            CodeSystem::Atc | CodeSystem::Icd10Pcs | CodeSystem::Hcpcs if code.bytes().any(|b| b.is_ascii_lowercase()) => {
+                Cow::Owned(code.to_ascii_uppercase())
+            }
+            _ => Cow::Borrowed(code),
         }
     }
 

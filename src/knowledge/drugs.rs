@@ -2,7 +2,7 @@
 //! matched by RxNorm ingredient or product code, by ATC prefix, and when no
 //! code matches by whole-word ingredient or brand name in the text.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use serde::Deserialize;
 
@@ -119,10 +119,10 @@ impl DrugIndex {
         }
         let mut index = Self {
             classes: Vec::new(),
-            products: HashMap::new(),
-            ingredients: HashMap::new(),
-            atc: HashMap::new(),
-            names: HashMap::new(),
+            products: HashMap::default(),
+            ingredients: HashMap::default(),
+            atc: HashMap::default(),
+            names: HashMap::default(),
             longest_name: 0,
             longest_atc: 0,
         };
@@ -149,7 +149,7 @@ impl DrugIndex {
             }
             for prefix in &class.atc {
                 index.longest_atc = index.longest_atc.max(prefix.len());
-                add(&mut index.atc, CodeSystem::Atc.normalize(prefix));
+                add(&mut index.atc, CodeSystem::Atc.normalize(prefix).into_owned());
             }
         }
         index.longest_name = index.names.keys().map(|n| n.split(' ').count()).max().unwrap_or(1);
@@ -183,8 +183,8 @@ impl DrugIndex {
             let code = system.normalize(code);
             match system {
                 CodeSystem::RxNorm => {
-                    trusted = trusted.union(self.products.get(&code).copied().unwrap_or_default());
-                    by_ingredient = by_ingredient.union(self.ingredients.get(&code).copied().unwrap_or_default());
+                    trusted = trusted.union(self.products.get(code.as_ref()).copied().unwrap_or_default());
+                    by_ingredient = by_ingredient.union(self.ingredients.get(code.as_ref()).copied().unwrap_or_default());
                 }
                 CodeSystem::Atc => {
                     // Record text may hold any character: cut only at char boundaries.

@@ -2,7 +2,7 @@
 //! ICD-10-CM and ATC, is-a filters read as code prefixes. One index maps a
 //! (system, code) to the set of value sets holding it.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 
 use serde::Deserialize;
 
@@ -57,8 +57,9 @@ pub struct ValueSetMeta {
 pub struct ValueSets {
     meta: Vec<ValueSetMeta>,
     by_name: HashMap<String, ValueSetId>,
-    exact: HashMap<(CodeSystem, String), Memberships>,
-    prefixes: HashMap<(CodeSystem, String), Memberships>,
+    /// Per code system, so a lookup borrows the code instead of building a key.
+    exact: HashMap<CodeSystem, HashMap<String, Memberships>>,
+    prefixes: HashMap<CodeSystem, HashMap<String, Memberships>>,
     longest_prefix: usize,
     entries: Vec<ValueSetEntry>,
 }
@@ -123,9 +124,9 @@ impl ValueSets {
     pub fn from_documents<'a>(documents: impl Iterator<Item = (&'a str, &'a str)>) -> Result<Self, String> {
         let mut sets = Self {
             meta: Vec::new(),
-            by_name: HashMap::new(),
-            exact: HashMap::new(),
-            prefixes: HashMap::new(),
+            by_name: HashMap::default(),
+            exact: HashMap::default(),
+            prefixes: HashMap::default(),
             longest_prefix: 0,
             entries: Vec::new(),
         };
@@ -161,7 +162,7 @@ impl ValueSets {
                 .filter(|s| !s.trim().is_empty())
                 .ok_or_else(|| format!("{path}: an include of {} cites no source", include.system))?;
             for concept in &include.concept {
-                *self.exact.entry((system, system.normalize(&concept.code))).or_default() |= bit;
+                *self.exact.entry(system).or_default().entry(system.normalize(&concept.code).into_owned()).or_default() |= bit;
                 self.entries.push(ValueSetEntry {
                     value_set: document.id.clone(),
                     system,
@@ -173,9 +174,9 @@ impl ValueSets {
             match include.filter.as_slice() {
                 [] => {}
                 [filter] if filter.property == "concept" && filter.op == "is-a" && system.supports_prefix() => {
-                    let prefix = system.normalize(&filter.value);
+                    let prefix = system.normalize(&filter.value).into_owned();
                     self.longest_prefix = self.longest_prefix.max(prefix.len());
-                    *self.prefixes.entry((system, prefix)).or_default() |= bit;
+                    *self.prefixes.entry(system).or_default().entry(prefix).or_default() |= bit;
                     self.entries.push(ValueSetEntry {
                         value_set: document.id.clone(),
                         system,
@@ -223,16 +224,12 @@ impl ValueSets {
         };
         let code = system.normalize(code);
         let mut found = Memberships::default();
-        let mut key = (system, code);
-        if let Some(m) = self.exact.get(&key) {
+        if let Some(m) = self.exact.get(&system).and_then(|codes| codes.get(code.as_ref())) {
             found |= *m;
         }
-        if system.supports_prefix() {
-            let full = std::mem::take(&mut key.1);
-            for end in (1..=full.len().min(self.longest_prefix)).filter(|end| full.is_char_boundary(*end)) {
-                key.1.clear();
-                key.1.push_str(&full[..end]);
-                if let Some(m) = self.prefixes.get(&key) {
+        if let Some(prefixes) = self.prefixes.get(&system) {
+            for end in (1..=code.len().min(self.longest_prefix)).filter(|end| code.is_char_boundary(*end)) {
+                if let Some(m) = prefixes.get(&code[..end]) {
                     found |= *m;
                 }
             }
