@@ -51,8 +51,8 @@ impl CodeSystem {
         matches!(self, CodeSystem::Icd10Cm | CodeSystem::Atc)
     }
 
-    /// The code as the index keeps it: ICD without its dot, ATC in capitals.
-    /// The code as the knowledge base keys it; borrowed when it already is.
+    /// The code as the index keeps it: ICD without its dot, ATC in capitals;
+    /// borrowed when it already is.
     pub fn normalize(self, code: &str) -> Cow<'_, str> {
         let code = code.trim();
         match self {

@@ -28,6 +28,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 const QUEUE_CAPACITY: usize = 10_000;
 const QUEUE_WAIT: Duration = Duration::from_millis(250);
 const BATCH: usize = 500;
+/// How long the writer waits for more answers before it commits: under
+/// load, one fsync covers many answers.
 const GATHER: Duration = Duration::from_millis(5);
 const HASH_KEY_SETTING: &str = "patient-hash-key";
 
