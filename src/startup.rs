@@ -5,7 +5,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use actix_web::dev::Server;
-use actix_web::middleware::{Compress, Logger};
+use actix_web::middleware::Compress;
 use actix_web::{web, App, HttpServer};
 
 use crate::auth::{issuers, Authenticator};
@@ -93,7 +93,6 @@ impl Application {
             App::new()
                 .wrap(actix_web::middleware::from_fn(http::require_jwt))
                 .wrap(Compress::default())
-                .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
                 .wrap(actix_web::middleware::from_fn(crate::telemetry::observe))
                 .wrap(http::cors(&origins))
                 .app_data(state.clone())

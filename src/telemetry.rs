@@ -1,15 +1,18 @@
-//! Logs and metrics. Every log line written while a request is handled
-//! carries its request id; logs are text or JSON lines. Metrics are kept by
-//! the `metrics` facade and rendered in Prometheus text format.
+//! Logs and metrics. Every request gets one access-log line, with what its
+//! handler noted (the hook, its instance, what was read); every log line
+//! written while a request is handled carries its request id; logs are text
+//! or JSON lines. Metrics are kept by the `metrics` facade and rendered in
+//! Prometheus text format.
 
 use std::io::Write;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use actix_web::body::MessageBody;
+use actix_web::body::{BodySize, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
+use actix_web::{HttpMessage, HttpRequest};
 use clap::ValueEnum;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
@@ -18,6 +21,9 @@ tokio::task_local! {
 }
 
 const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// The log target of the one line written per request.
+const ACCESS_LOG: &str = "cramp_cds::access";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -30,15 +36,11 @@ pub fn init_logging(format: LogFormat) {
     let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     match format {
         LogFormat::Text => builder.format(|out, record| {
-            let request = current_request_id().map(|id| format!(" [{id}]")).unwrap_or_default();
-            writeln!(
-                out,
-                "{} {:<5} {}{request} {}",
-                chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                record.level(),
-                record.target(),
-                record.args()
-            )
+            let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let (level, target, message) = (record.level(), record.target(), record.args());
+            REQUEST_ID
+                .try_with(|id| writeln!(out, "{time} {level:<5} {target} [{id}] {message}"))
+                .unwrap_or_else(|_| writeln!(out, "{time} {level:<5} {target} {message}"))
         }),
         LogFormat::Json => builder.format(|out, record| {
             let line = serde_json::json!({
@@ -88,9 +90,19 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
     })
 }
 
+/// What a handler adds to its request's access-log line: which hook, which
+/// instance, how much of the record was read. Opaque ids only.
+struct AccessNote(String);
+
+/// Adds `note` to this request's access-log line.
+pub fn note_for_access_log(request: &HttpRequest, note: String) {
+    request.extensions_mut().insert(AccessNote(note));
+}
+
 /// Gives every request an id (the caller's X-Request-Id when it is sane),
-/// scopes the handler's log lines with it, returns it, and records the
-/// request count and latency by route and status.
+/// scopes the handler's log lines with it, returns it, records the request
+/// count and latency by route and status, and writes the request's one
+/// access-log line (path without its query string, which may carry data).
 pub async fn observe(request: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = request
         .headers()
@@ -100,18 +112,35 @@ pub async fn observe(request: ServiceRequest, next: Next<impl MessageBody + 'sta
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let method = request.method().to_string();
+    let peer = request.peer_addr().map_or_else(|| "-".to_owned(), |address| address.ip().to_string());
+    let path = request.path().to_owned();
     let started = Instant::now();
     let mut response = REQUEST_ID.scope(id.clone(), next.call(request)).await?;
+    let elapsed = started.elapsed();
     // Labels are read after routing: the matched route, and the service only
     // when the route was declared for it (never an id the caller typed).
     let served = response.request();
     let route = served.match_pattern().unwrap_or_else(|| "unmatched".into());
     let service = served.app_data::<crate::http::DeclaredService>().map_or_else(|| "-".to_owned(), |s| s.0.clone());
-    let status = response.status().as_u16().to_string();
+    let note = served.extensions_mut().remove::<AccessNote>().map(|note| note.0);
+    let status = response.status().as_u16();
+    let bytes = match response.response().body().size() {
+        BodySize::None => "0".to_owned(),
+        BodySize::Sized(length) => length.to_string(),
+        BodySize::Stream => "-".to_owned(),
+    };
+    REQUEST_ID.sync_scope(id.clone(), || {
+        let milliseconds = elapsed.as_secs_f64() * 1000.0;
+        match &note {
+            Some(note) => log::info!(target: ACCESS_LOG, "{peer} \"{method} {path}\" {status} {bytes} {milliseconds:.3}ms {note}"),
+            None => log::info!(target: ACCESS_LOG, "{peer} \"{method} {path}\" {status} {bytes} {milliseconds:.3}ms"),
+        }
+    });
+    let status = status.to_string();
     metrics::counter!("http_requests_total", "route" => route.clone(), "service" => service.clone(), "method" => method.clone(), "status" => status.clone())
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "route" => route, "service" => service, "method" => method, "status" => status)
-        .record(started.elapsed().as_secs_f64());
+        .record(elapsed.as_secs_f64());
     if let Ok(value) = HeaderValue::from_str(&id) {
         response.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }

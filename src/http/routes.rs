@@ -19,6 +19,7 @@ use crate::protocol::response::CdsResponse;
 use crate::protocol::Hook;
 use crate::record::{record_from, Payload, RecordBuilder};
 use crate::store::IssuedCard;
+use crate::telemetry::note_for_access_log;
 use crate::validation::Schemas;
 
 /// The service a hook route was declared for.
@@ -104,15 +105,18 @@ async fn call_hook(
         Some(raw) => record_from([raw.get()]).medications,
         None => Vec::new(),
     };
-    log::info!(
-        "hook {} instance {} patient {}: {} resources read, {} malformed skipped, {} duplicates, {} other types",
-        service.id,
-        hook_request.hook_instance,
-        hook_request.context.patient_id.as_deref().unwrap_or("-"),
-        record.stats.read,
-        record.stats.malformed,
-        record.stats.duplicates,
-        record.stats.other_types
+    note_for_access_log(
+        &request,
+        format!(
+            "hook {} instance {} patient {}: {} resources read, {} malformed skipped, {} duplicates, {} other types",
+            service.id,
+            hook_request.hook_instance,
+            hook_request.context.patient_id.as_deref().unwrap_or("-"),
+            record.stats.read,
+            record.stats.malformed,
+            record.stats.duplicates,
+            record.stats.other_types
+        ),
     );
     let response = state.engine.run(&Evaluation {
         hook: service.hook,
@@ -198,11 +202,14 @@ async fn analyze(
     let mut record = builder.finish();
     let drafts = split_drafts(&mut record, hook);
     let patient_id = record.patient_reference().map(str::to_owned);
-    log::info!(
-        "analyze {hook} for {}: {} resources read, {} malformed skipped",
-        patient_id.as_deref().unwrap_or("no patient"),
-        record.stats.read,
-        record.stats.malformed
+    note_for_access_log(
+        &request,
+        format!(
+            "analyze {hook} for {}: {} resources read, {} malformed skipped",
+            patient_id.as_deref().unwrap_or("no patient"),
+            record.stats.read,
+            record.stats.malformed
+        ),
     );
     let response = state.engine.run(&Evaluation {
         hook,

@@ -157,7 +157,9 @@ async fn json_logs_carry_the_request_id() {
     let mut log = String::new();
     stderr.read_to_string(&mut log).unwrap();
     let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).expect("every line is JSON")).collect();
-    let hook_line = lines.iter().find(|l| l["message"].as_str().is_some_and(|m| m.starts_with("hook leg-cramps-patient-view"))).expect("the hook is logged");
+    let hook_line = lines.iter().find(|l| l["message"].as_str().is_some_and(|m| m.contains("\"POST /cds-services/leg-cramps-patient-view\" 200") && m.contains(" hook leg-cramps-patient-view instance "))).expect("the hook is logged");
     assert_eq!(hook_line["request_id"], "ci-request-42");
+    let lines_for_the_call = lines.iter().filter(|l| l["request_id"] == "ci-request-42").count();
+    assert_eq!(lines_for_the_call, 1, "one access line per request:\n{log}");
     assert_eq!(hook_line["level"], "INFO");
 }
