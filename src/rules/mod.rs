@@ -493,13 +493,18 @@ impl Rules {
             if !observation_counts(o) || !within(at, DVT_SYMPTOM_WINDOW, now) {
                 continue;
             }
+            let either = |set| code.contains(set) || value.contains(set);
+            let (swelling, pain) = (either(sets.leg_swelling), either(sets.leg_pain));
+            if !swelling && !pain {
+                // Most observations are labs: no note to write for them.
+                continue;
+            }
             let symptom = o.value_codeable_concept.as_ref().or(o.code.as_ref()).and_then(|c| c.label()).unwrap_or("symptom");
             let note = format!("{symptom} ({})", at.map(day).unwrap_or_default());
-            let either = |set| code.contains(set) || value.contains(set);
-            if either(sets.leg_swelling) {
+            if swelling {
                 found.add("leg-swelling", &observation.reference, note.clone());
             }
-            if either(sets.leg_pain) {
+            if pain {
                 found.add("leg-pain", &observation.reference, note);
             }
         }
