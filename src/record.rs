@@ -76,11 +76,13 @@ impl<'a> MedicationUse<'a> {
 /// Borrows its text from the JSON it was read from.
 pub struct PatientRecord<'a> {
     pub patient: Option<Cited<Patient<'a>>>,
-    pub conditions: Vec<Cited<Condition<'a>>>,
-    pub observations: Vec<Cited<Observation<'a>>>,
+    // Boxed as the reader made them: moving a resource out of its box into
+    // the list copied a few hundred bytes per resource.
+    pub conditions: Vec<Cited<Box<Condition<'a>>>>,
+    pub observations: Vec<Cited<Box<Observation<'a>>>>,
     pub medications: Vec<MedicationUse<'a>>,
-    pub procedures: Vec<Cited<Procedure<'a>>>,
-    pub encounters: Vec<Cited<Encounter<'a>>>,
+    pub procedures: Vec<Cited<Box<Procedure<'a>>>>,
+    pub encounters: Vec<Cited<Box<Encounter<'a>>>>,
     pub stats: RecordStats,
 }
 
@@ -94,7 +96,7 @@ pub struct RecordStats {
 }
 
 impl<'a> PatientRecord<'a> {
-    pub fn encounter(&self, id: &str) -> Option<&Cited<Encounter<'a>>> {
+    pub fn encounter(&self, id: &str) -> Option<&Cited<Box<Encounter<'a>>>> {
         self.encounters.iter().find(|e| e.reference.strip_prefix("Encounter/") == Some(id))
     }
 
@@ -224,10 +226,10 @@ impl<'a> RecordBuilder<'a> {
                     record.patient = Some(Cited { reference, resource: patient });
                 }
             }
-            Resource::Condition(condition) => record.conditions.push(Cited { reference, resource: *condition }),
-            Resource::Observation(observation) => record.observations.push(Cited { reference, resource: *observation }),
-            Resource::Procedure(procedure) => record.procedures.push(Cited { reference, resource: *procedure }),
-            Resource::Encounter(encounter) => record.encounters.push(Cited { reference, resource: *encounter }),
+            Resource::Condition(condition) => record.conditions.push(Cited { reference, resource: condition }),
+            Resource::Observation(observation) => record.observations.push(Cited { reference, resource: observation }),
+            Resource::Procedure(procedure) => record.procedures.push(Cited { reference, resource: procedure }),
+            Resource::Encounter(encounter) => record.encounters.push(Cited { reference, resource: encounter }),
             Resource::Medication(medication) => {
                 if let Some(url) = full_url {
                     self.medication_aliases.insert(url.clone(), reference.clone());
