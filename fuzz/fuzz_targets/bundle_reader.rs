@@ -1,13 +1,18 @@
-//! The Bundle reader and the rules on whatever a Bundle holds.
+//! The Bundle reader and the rules on whatever a Bundle holds; and the
+//! hook request's single typed pass, which must read any Bundle it accepts
+//! into the same record as the careful entry-by-entry reader.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
 
 use cramp_cds::engine::{split_drafts, Engine, Evaluation};
 use cramp_cds::knowledge::KnowledgeBase;
+use cramp_cds::protocol::discovery::ServiceCatalog;
+use cramp_cds::protocol::request::parse_hook_request;
 use cramp_cds::protocol::Hook;
 use cramp_cds::record::record_from;
 use cramp_cds::rules::RuleSettings;
+use cramp_cds::validation::Schemas;
 use libfuzzer_sys::fuzz_target;
 
 fn engine() -> &'static Engine {
@@ -15,7 +20,30 @@ fn engine() -> &'static Engine {
     ENGINE.get_or_init(|| Engine::new(Arc::new(KnowledgeBase::embedded().unwrap()), RuleSettings::default()).unwrap())
 }
 
+fn schemas() -> &'static Schemas {
+    static SCHEMAS: OnceLock<Schemas> = OnceLock::new();
+    SCHEMAS.get_or_init(|| Schemas::compile().unwrap())
+}
+
+/// The text sent as the `conditions` prefetch of a patient-view call: the
+/// record must not depend on which reader the request took.
+fn assert_both_readings_agree(text: &str) {
+    // Only one JSON value: trailing text would add members to the request.
+    if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+        return;
+    }
+    let body = format!(
+        r#"{{"hook":"patient-view","hookInstance":"3f1d7c2e-5b8a-4f0e-9c1d-2a6b8e4f0a11","context":{{"userId":"Practitioner/1","patientId":"p1"}},"prefetch":{{"patient":null,"medicationRequests":null,"observations":null,"conditions":{text}}}}}"#
+    );
+    let Ok(request) = parse_hook_request(body.as_bytes(), schemas()) else { return };
+    let catalog = ServiceCatalog::embedded();
+    let service = catalog.get("leg-cramps-patient-view").unwrap();
+    let Ok(record) = cramp_cds::prefetch::resolve(service, request.prefetch, &[]) else { return };
+    assert_eq!(format!("{record:?}"), format!("{:?}", record_from([text])), "the two readings differ");
+}
+
 fuzz_target!(|text: &str| {
+    assert_both_readings_agree(text);
     for hook in [Hook::PatientView, Hook::OrderSign] {
         let mut record = record_from([text]);
         let drafts = split_drafts(&mut record, hook);
