@@ -19,6 +19,10 @@ use cramp_cds::validation::Schemas;
 use divan::{black_box, Bencher};
 use serde_json::{json, Value};
 
+#[path = "../tests/support/fhir_json.rs"]
+mod fhir_json;
+use fhir_json::fhir_order;
+
 /// As the server runs (src/main.rs).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -71,21 +75,6 @@ fn with_cramps(bundle: &str) -> String {
 /// `labs` potassium results (about 380 bytes each).
 fn request_with_labs(labs: usize) -> String {
     fhir_order(&request_value(labs))
-}
-
-/// JSON as FHIR servers write it: `resourceType` first in every object
-/// (serde_json's own maps would sort it after "entry", "code" ...).
-fn fhir_order(value: &Value) -> String {
-    match value {
-        Value::Object(members) => {
-            let mut keys: Vec<&String> = members.keys().collect();
-            keys.sort_by_key(|k| *k != "resourceType");
-            let inner: Vec<String> = keys.iter().map(|k| format!("{}:{}", Value::from(k.as_str()), fhir_order(&members[*k]))).collect();
-            format!("{{{}}}", inner.join(","))
-        }
-        Value::Array(items) => format!("[{}]", items.iter().map(fhir_order).collect::<Vec<_>>().join(",")),
-        other => other.to_string(),
-    }
 }
 
 fn request_value(labs: usize) -> Value {

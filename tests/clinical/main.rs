@@ -1,6 +1,8 @@
 //! Clinical tests: the scenarios in tests/scenarios/ (the test oracle for
 //! clinical-rules.md) and every real sample bundle, run through the engine.
 
+#[path = "../support/fhir_json.rs"]
+mod fhir_json;
 mod one_pass;
 mod properties;
 mod samples;

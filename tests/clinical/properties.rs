@@ -12,7 +12,7 @@ use cramp_cds::record::record_from;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-fn any_json() -> impl Strategy<Value = Value> {
+pub(crate) fn any_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
@@ -51,7 +51,7 @@ fn template() -> Value {
 }
 
 /// Every path (as a list of keys/indices) in a JSON tree.
-fn paths(value: &Value, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
+pub(crate) fn paths(value: &Value, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
     out.push(prefix.clone());
     match value {
         Value::Object(members) => members.iter().for_each(|(k, v)| paths(v, [prefix.clone(), vec![k.clone()]].concat(), out)),
@@ -60,7 +60,7 @@ fn paths(value: &Value, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
     }
 }
 
-fn replace_at(value: &mut Value, path: &[String], replacement: Value) {
+pub(crate) fn replace_at(value: &mut Value, path: &[String], replacement: Value) {
     let mut target = value;
     for key in path {
         target = match target {
