@@ -15,6 +15,9 @@ use cramp_cds::rules::RuleSettings;
 use cramp_cds::validation::Schemas;
 use libfuzzer_sys::fuzz_target;
 
+#[path = "../../tests/support/hook_request.rs"]
+mod hook_request;
+
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| Engine::new(Arc::new(KnowledgeBase::embedded().unwrap()), RuleSettings::default()).unwrap())
@@ -32,9 +35,7 @@ fn assert_both_readings_agree(text: &str) {
     if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
         return;
     }
-    let body = format!(
-        r#"{{"hook":"patient-view","hookInstance":"3f1d7c2e-5b8a-4f0e-9c1d-2a6b8e4f0a11","context":{{"userId":"Practitioner/1","patientId":"p1"}},"prefetch":{{"patient":null,"medicationRequests":null,"observations":null,"conditions":{text}}}}}"#
-    );
+    let body = hook_request::with_conditions(text);
     let Ok(request) = parse_hook_request(body.as_bytes(), schemas()) else { return };
     let catalog = ServiceCatalog::embedded();
     let service = catalog.get("leg-cramps-patient-view").unwrap();

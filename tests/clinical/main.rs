@@ -3,6 +3,8 @@
 
 #[path = "../support/fhir_json.rs"]
 mod fhir_json;
+#[path = "../support/hook_request.rs"]
+mod hook_request;
 mod one_pass;
 mod properties;
 mod samples;

@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::fhir_json::fhir_order;
+use crate::hook_request::with_conditions;
 use crate::properties::{any_json, paths, replace_at};
 
 #[derive(Deserialize)]
@@ -22,30 +23,23 @@ struct RecordMember<'a> {
     record: &'a RawValue,
 }
 
-/// The bundle sent as the `conditions` prefetch of a patient-view call,
-/// the other required keys `null`. Returns whether the single pass read it.
-fn read_as_hook_request<'a>(body: &'a str, check: impl FnOnce(&PatientRecord<'a>)) -> bool {
+/// The bundle sent as the `conditions` prefetch of a patient-view call:
+/// its record, and whether the single pass read it. `None` when the request
+/// is refused or its required keys are not satisfied.
+fn read_as_hook_request(body: &str) -> Option<(PatientRecord<'_>, bool)> {
     let catalog = ServiceCatalog::embedded();
     let service = catalog.get("leg-cramps-patient-view").unwrap();
-    let request = parse_hook_request(body.as_bytes(), crate::schemas()).expect("a valid hook request");
+    let request = parse_hook_request(body.as_bytes(), crate::schemas()).ok()?;
     let read_in_one_pass = matches!(request.prefetch["conditions"], Some(Prefetched::Read(_)));
-    let record = cramp_cds::prefetch::resolve(service, request.prefetch, &[]).expect("required keys are present");
-    check(&record);
-    read_in_one_pass
-}
-
-fn hook_request(bundle: &str) -> String {
-    format!(
-        r#"{{"hook":"patient-view","hookInstance":"3f1d7c2e-5b8a-4f0e-9c1d-2a6b8e4f0a11","context":{{"userId":"Practitioner/1","patientId":"p1"}},"prefetch":{{"patient":null,"medicationRequests":null,"observations":null,"conditions":{bundle}}}}}"#
-    )
+    let record = cramp_cds::prefetch::resolve(service, request.prefetch, &[]).ok()?;
+    Some((record, read_in_one_pass))
 }
 
 fn assert_same_record(bundle: &str, name: &str) -> bool {
-    let careful = format!("{:?}", record_from([bundle]));
-    let body = hook_request(bundle);
-    read_as_hook_request(&body, |record| {
-        assert_eq!(format!("{record:?}"), careful, "{name}: the two readings differ");
-    })
+    let body = with_conditions(bundle);
+    let (record, read_in_one_pass) = read_as_hook_request(&body).expect("a valid hook request");
+    assert_eq!(format!("{record:?}"), format!("{:?}", record_from([bundle])), "{name}: the two readings differ");
+    read_in_one_pass
 }
 
 #[test]
@@ -99,12 +93,11 @@ fn a_malformed_resource_sends_the_request_the_careful_way_and_costs_only_itself(
         {"resource":{"resourceType":"Condition","id":"c2","code":"not a concept"}},
         {"resource":{"id":"c3","resourceType":"Condition","code":{"text":"Leg swelling"}}}
     ]}"#;
-    let body = hook_request(bundle);
-    let one_pass = read_as_hook_request(&body, |record| {
-        let read: Vec<&str> = record.conditions.iter().map(|c| c.reference.as_str()).collect();
-        assert_eq!(read, ["Condition/c1", "Condition/c3"]);
-        assert_eq!(record.stats.malformed, 1);
-    });
+    let body = with_conditions(bundle);
+    let (record, one_pass) = read_as_hook_request(&body).expect("a valid hook request");
+    let read: Vec<&str> = record.conditions.iter().map(|c| c.reference.as_str()).collect();
+    assert_eq!(read, ["Condition/c1", "Condition/c3"]);
+    assert_eq!(record.stats.malformed, 1);
     assert!(!one_pass);
     let well_formed = bundle.replace(r#""code":"not a concept""#, r#""code":{"text":"Calf pain"}"#);
     assert!(assert_same_record(&well_formed, "resourceType not first in one entry"));
@@ -141,12 +134,9 @@ proptest! {
         let path = choice.get(&all).clone();
         replace_at(&mut bundle, &path, replacement);
         let text = fhir_order(&bundle);
-        let body = hook_request(&text);
+        let body = with_conditions(&text);
         // A prefetch value the request schema refuses never reaches a reader.
-        let Ok(request) = parse_hook_request(body.as_bytes(), crate::schemas()) else { return Ok(()) };
-        let catalog = ServiceCatalog::embedded();
-        let service = catalog.get("leg-cramps-patient-view").unwrap();
-        let Ok(record) = cramp_cds::prefetch::resolve(service, request.prefetch, &[]) else { return Ok(()) };
+        let Some((record, _)) = read_as_hook_request(&body) else { return Ok(()) };
         prop_assert_eq!(format!("{record:?}"), format!("{:?}", record_from([text.as_str()])), "mutation at {:?}", path);
     }
 }
