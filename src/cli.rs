@@ -27,6 +27,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<String, String> {
         return Err(format!("{}: not a readable FHIR Bundle", args.file.display()));
     }
     let mut record = builder.finish();
+    record.keep_patient(None);
     let drafts = split_drafts(&mut record, args.hook);
     let response = engine.run(&Evaluation {
         hook: args.hook,

@@ -7,7 +7,7 @@ use foldhash::{HashMap, HashSet};
 
 use crate::fhir::model::{
     CodeableConcept, Condition, Encounter, FhirValue, Medication, MedicationOrder, Observation, Patient, Procedure,
-    RawBundle, Resource, Text, TypedBundle,
+    RawBundle, Reference, Resource, Text, TypedBundle,
 };
 use crate::fhir::resource_type_of;
 
@@ -33,6 +33,7 @@ pub struct MedicationUse<'a> {
     pub source: MedicationSource,
     pub status: Option<Text<'a>>,
     pub concepts: Vec<CodeableConcept<'a>>,
+    subject: Option<Text<'a>>,
     medication_reference: Option<Text<'a>>,
     contained: Vec<Medication<'a>>,
 }
@@ -44,6 +45,7 @@ impl<'a> MedicationUse<'a> {
             source,
             status: order.status,
             concepts: order.medication_codeable_concept.into_iter().collect(),
+            subject: order.subject.and_then(|s| s.reference),
             medication_reference: order.medication_reference.and_then(|r| r.reference),
             contained: order
                 .contained
@@ -75,7 +77,9 @@ impl<'a> MedicationUse<'a> {
 #[derive(Debug, Default)]
 /// Borrows its text from the JSON it was read from.
 pub struct PatientRecord<'a> {
-    pub patient: Option<Cited<Patient<'a>>>,
+    /// Every Patient resource read, in order; after `keep_patient`, the
+    /// patient's own, theirs by id first.
+    pub patients: Vec<Cited<Patient<'a>>>,
     // Boxed as the reader made them: moving a resource out of its box into
     // the list copied a few hundred bytes per resource.
     pub conditions: Vec<Cited<Box<Condition<'a>>>>,
@@ -84,6 +88,9 @@ pub struct PatientRecord<'a> {
     pub procedures: Vec<Cited<Box<Procedure<'a>>>>,
     pub encounters: Vec<Cited<Box<Encounter<'a>>>>,
     pub stats: RecordStats,
+    /// (fullUrl, Patient.id) of each Patient entry, to tell whom a
+    /// `urn:uuid:` subject names.
+    patient_urls: Vec<(Text<'a>, Option<Text<'a>>)>,
 }
 
 /// What building the record skipped, for the logs (never for the cards).
@@ -93,6 +100,8 @@ pub struct RecordStats {
     pub malformed: usize,
     pub duplicates: usize,
     pub other_types: usize,
+    /// Shown by their subject (or id) to be another patient's: dropped.
+    pub other_patient: usize,
 }
 
 impl<'a> PatientRecord<'a> {
@@ -100,8 +109,101 @@ impl<'a> PatientRecord<'a> {
         self.encounters.iter().find(|e| e.reference.strip_prefix("Encounter/") == Some(id))
     }
 
+    /// The patient the rules read age and sex from.
+    pub fn patient(&self) -> Option<&Cited<Patient<'a>>> {
+        self.patients.first()
+    }
+
     pub fn patient_reference(&self) -> Option<&str> {
-        self.patient.as_ref().map(|p| p.reference.as_str())
+        self.patient().map(|p| p.reference.as_str())
+    }
+
+    /// Drops what the record shows to be another patient's: a Patient
+    /// with another id, and every resource whose subject names another
+    /// Patient. The patient is `patient_id` (a hook's context.patientId),
+    /// else, for a posted Bundle, the first Patient with an id. Records the
+    /// patient's Patient resources link to (merged or replaced records) are
+    /// the same person. A subject that names no Patient id the record can
+    /// resolve (an unknown `urn:uuid:`, a Group, none at all) is kept:
+    /// nothing shows it is someone else's.
+    pub fn keep_patient(&mut self, patient_id: Option<&str>) {
+        let Some(own) = patient_id.or_else(|| self.patients.iter().find_map(|p| p.resource.id.as_deref())) else {
+            return;
+        };
+        let own = own.to_owned();
+        let kept_urls = std::mem::take(&mut self.patient_urls);
+        // Hashed, so that a Bundle of many Patients and subjects stays linear.
+        let mut urls = PatientUrls::default();
+        for (url, id) in &kept_urls {
+            urls.entry(url).or_insert(id.as_deref());
+        }
+        let same_person = same_person(&own, &self.patients, &urls);
+        let is_the_patient = |id: &str| same_person.contains(id);
+        let belongs = |subject: Option<&str>| subject.and_then(|r| patient_named(r, &urls)).is_none_or(is_the_patient);
+        let before = self.len();
+        self.patients.retain(|p| p.resource.id.as_deref().is_none_or(is_the_patient));
+        // Stable: the Patient whose id is the patient's comes first.
+        self.patients.sort_by_key(|p| p.resource.id.as_deref() != Some(own.as_str()));
+        self.conditions.retain(|c| belongs(subject_of(&c.resource.subject)));
+        self.observations.retain(|o| belongs(subject_of(&o.resource.subject)));
+        self.procedures.retain(|p| belongs(subject_of(&p.resource.subject)));
+        self.encounters.retain(|e| belongs(subject_of(&e.resource.subject)));
+        self.medications.retain(|m| belongs(m.subject.as_deref()));
+        self.stats.other_patient += before - self.len();
+        self.patient_urls = kept_urls;
+    }
+
+    fn len(&self) -> usize {
+        self.patients.len()
+            + self.conditions.len()
+            + self.observations.len()
+            + self.procedures.len()
+            + self.encounters.len()
+            + self.medications.len()
+    }
+}
+
+/// A Patient entry's fullUrl -> its Patient.id, when it has one.
+type PatientUrls<'r> = HashMap<&'r str, Option<&'r str>>;
+
+fn subject_of<'r>(subject: &'r Option<Reference<'_>>) -> Option<&'r str> {
+    subject.as_ref().and_then(|s| s.reference.as_deref())
+}
+
+/// The patient's id and the ids of the Patient records linked with theirs,
+/// either way.
+fn same_person(own: &str, patients: &[Cited<Patient<'_>>], urls: &PatientUrls) -> HashSet<String> {
+    let mut ids = HashSet::default();
+    ids.insert(own.to_owned());
+    for patient in patients {
+        let id = patient.resource.id.as_deref();
+        let linked: Vec<&str> =
+            patient.resource.links.iter().filter_map(|l| l.reference.as_deref()).filter_map(|r| patient_named(r, urls)).collect();
+        if id == Some(own) {
+            ids.extend(linked.into_iter().map(str::to_owned));
+        } else if let Some(id) = id.filter(|_| linked.contains(&own)) {
+            ids.insert(id.to_owned());
+        }
+    }
+    ids
+}
+
+/// The Patient id a reference names, when the record can tell: a Patient
+/// entry's fullUrl resolves to that Patient's id; `Patient/x` and
+/// `https://server/fhir/Patient/x[/_history/n]` name x. Anything else (an
+/// unresolved `urn:`, a contained `#id`, a Group) names no one.
+fn patient_named<'r>(reference: &'r str, urls: &PatientUrls<'r>) -> Option<&'r str> {
+    if let Some(id) = urls.get(reference) {
+        return *id;
+    }
+    if reference.starts_with("urn:") || reference.starts_with('#') {
+        return None;
+    }
+    let without_history = reference.split("/_history/").next().unwrap_or(reference);
+    let mut parts = without_history.rsplitn(3, '/');
+    match (parts.next(), parts.next()) {
+        (Some(id), Some("Patient")) if is_fhir_id(id) => Some(id),
+        _ => None,
     }
 }
 
@@ -222,9 +324,10 @@ impl<'a> RecordBuilder<'a> {
         let record = &mut self.record;
         match resource {
             Resource::Patient(patient) => {
-                if record.patient.is_none() {
-                    record.patient = Some(Cited { reference, resource: patient });
+                if let Some(url) = full_url {
+                    record.patient_urls.push((url.clone(), patient.id.clone()));
                 }
+                record.patients.push(Cited { reference, resource: patient });
             }
             Resource::Condition(condition) => record.conditions.push(Cited { reference, resource: condition }),
             Resource::Observation(observation) => record.observations.push(Cited { reference, resource: observation }),
@@ -342,8 +445,8 @@ mod tests {
         let record = record_from([bundle]);
         assert_eq!(record.conditions.len(), 1);
         assert_eq!(record.conditions[0].reference, "Condition/c1");
-        assert_eq!(record.patient.as_ref().unwrap().reference, "Patient/p-1");
-        assert_eq!(record.stats, RecordStats { read: 2, malformed: 2, duplicates: 1, other_types: 1 });
+        assert_eq!(record.patient_reference(), Some("Patient/p-1"));
+        assert_eq!(record.stats, RecordStats { read: 2, malformed: 2, duplicates: 1, other_types: 1, other_patient: 0 });
     }
 
     #[test]
@@ -370,6 +473,104 @@ mod tests {
         assert_eq!(builder.add_json(r#"[1,2]"#), Payload::NotAResource);
         assert_eq!(builder.add_json(r#"{"resourceType":"Bundle","entry":"oops"}"#), Payload::Data);
         assert_eq!(builder.finish().stats.malformed, 1);
+    }
+
+    fn references(record: &PatientRecord) -> Vec<String> {
+        let mut all: Vec<String> = record.patients.iter().map(|p| p.reference.clone()).collect();
+        all.extend(record.conditions.iter().map(|c| c.reference.clone()));
+        all.extend(record.observations.iter().map(|o| o.reference.clone()));
+        all.extend(record.medications.iter().map(|m| m.reference.clone()));
+        all
+    }
+
+    #[test]
+    fn what_is_shown_to_be_another_patients_is_dropped() {
+        let bundle = r#"{"resourceType":"Bundle","entry":[
+            {"fullUrl":"urn:uuid:other","resource":{"resourceType":"Patient","id":"p2"}},
+            {"fullUrl":"urn:uuid:own","resource":{"resourceType":"Patient","id":"p1"}},
+            {"resource":{"resourceType":"Condition","id":"by-id","subject":{"reference":"Patient/p2"}}},
+            {"resource":{"resourceType":"Condition","id":"by-url","subject":{"reference":"https://ehr/fhir/Patient/p2/_history/4"}}},
+            {"resource":{"resourceType":"Condition","id":"by-full-url","subject":{"reference":"urn:uuid:other"}}},
+            {"resource":{"resourceType":"MedicationRequest","id":"theirs","subject":{"reference":"Patient/p2"}}},
+            {"resource":{"resourceType":"Condition","id":"own","subject":{"reference":"Patient/p1"}}},
+            {"resource":{"resourceType":"Condition","id":"own-full-url","subject":{"reference":"urn:uuid:own"}}},
+            {"resource":{"resourceType":"Condition","id":"no-subject"}},
+            {"resource":{"resourceType":"Condition","id":"unknown-urn","subject":{"reference":"urn:uuid:nobody-here"}}},
+            {"resource":{"resourceType":"Observation","id":"group","subject":{"reference":"Group/g1"}}}
+        ]}"#;
+        let mut record = record_from([bundle]);
+        record.keep_patient(Some("p1"));
+        assert_eq!(
+            references(&record),
+            [
+                "Patient/p1",
+                "Condition/own",
+                "Condition/own-full-url",
+                "Condition/no-subject",
+                "Condition/unknown-urn",
+                "Observation/group"
+            ]
+        );
+        assert_eq!(record.stats.other_patient, 5);
+    }
+
+    #[test]
+    fn a_context_patient_who_is_not_in_the_record_keeps_what_names_them() {
+        let bundle = r#"{"resourceType":"Bundle","entry":[
+            {"resource":{"resourceType":"Patient","id":"p2","birthDate":"1930-01-01"}},
+            {"resource":{"resourceType":"Condition","id":"theirs","subject":{"reference":"Patient/p2"}}},
+            {"resource":{"resourceType":"Condition","id":"own","subject":{"reference":"Patient/p1"}}}
+        ]}"#;
+        let mut record = record_from([bundle]);
+        record.keep_patient(Some("p1"));
+        assert_eq!(references(&record), ["Condition/own"]);
+        assert!(record.patient().is_none(), "another patient's age must not be used");
+    }
+
+    #[test]
+    fn linked_patient_records_are_the_same_person() {
+        let bundle = r#"{"resourceType":"Bundle","entry":[
+            {"resource":{"resourceType":"Patient","id":"replaced","link":[{"other":{"reference":"Patient/p1"},"type":"replaced-by"}]}},
+            {"resource":{"resourceType":"Patient","id":"p1","link":[{"other":{"reference":"Patient/merged"},"type":"replaces"}]}},
+            {"resource":{"resourceType":"Condition","id":"merged","subject":{"reference":"Patient/merged"}}},
+            {"resource":{"resourceType":"Condition","id":"replaced","subject":{"reference":"Patient/replaced"}}},
+            {"resource":{"resourceType":"Condition","id":"stranger","subject":{"reference":"Patient/p3"}}}
+        ]}"#;
+        let mut record = record_from([bundle]);
+        record.keep_patient(Some("p1"));
+        assert_eq!(references(&record), ["Patient/p1", "Patient/replaced", "Condition/merged", "Condition/replaced"]);
+        assert_eq!(record.patient_reference(), Some("Patient/p1"));
+    }
+
+    #[test]
+    fn without_a_context_patient_the_first_patient_with_an_id_is_the_patient() {
+        let bundle = r#"{"resourceType":"Bundle","entry":[
+            {"fullUrl":"urn:uuid:a","resource":{"resourceType":"Patient","id":"a"}},
+            {"fullUrl":"urn:uuid:b","resource":{"resourceType":"Patient","id":"b"}},
+            {"resource":{"resourceType":"Condition","id":"of-a","subject":{"reference":"urn:uuid:a"}}},
+            {"resource":{"resourceType":"Condition","id":"of-b","subject":{"reference":"urn:uuid:b"}}}
+        ]}"#;
+        let mut record = record_from([bundle]);
+        record.keep_patient(None);
+        assert_eq!(references(&record), ["Patient/a", "Condition/of-a"]);
+
+        let mut nobody = record_from([r#"{"resourceType":"Condition","id":"c","subject":{"reference":"Patient/x"}}"#]);
+        nobody.keep_patient(None);
+        assert_eq!(references(&nobody), ["Condition/c"], "no patient to compare with: nothing is dropped");
+    }
+
+    #[test]
+    fn patient_references_are_resolved_only_when_they_name_a_patient() {
+        let urls: PatientUrls = [("urn:uuid:u1", Some("p1")), ("urn:uuid:no-id", None)].into_iter().collect();
+        assert_eq!(patient_named("Patient/p1", &urls), Some("p1"));
+        assert_eq!(patient_named("https://ehr/fhir/Patient/p1/_history/2", &urls), Some("p1"));
+        assert_eq!(patient_named("urn:uuid:u1", &urls), Some("p1"));
+        assert_eq!(patient_named("urn:uuid:no-id", &urls), None);
+        assert_eq!(patient_named("urn:uuid:u2", &urls), None);
+        assert_eq!(patient_named("#p1", &urls), None);
+        assert_eq!(patient_named("Group/p1", &urls), None);
+        assert_eq!(patient_named("Patient?identifier=x|1", &urls), None);
+        assert_eq!(patient_named("Patient/", &urls), None);
     }
 
     #[test]

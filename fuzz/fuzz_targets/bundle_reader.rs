@@ -47,6 +47,7 @@ fuzz_target!(|text: &str| {
     assert_both_readings_agree(text);
     for hook in [Hook::PatientView, Hook::OrderSign] {
         let mut record = record_from([text]);
+        record.keep_patient(Some("p1"));
         let drafts = split_drafts(&mut record, hook);
         let response = engine().run(&Evaluation {
             hook,

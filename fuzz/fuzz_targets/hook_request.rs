@@ -34,7 +34,8 @@ fuzz_target!(|body: &[u8]| {
     let Ok(request) = parse_hook_request(body, &parts.schemas) else { return };
     let Ok(hook) = request.hook.parse::<Hook>() else { return };
     let Some(service) = parts.catalog.for_hook(hook) else { return };
-    let Ok(record) = cramp_cds::prefetch::resolve(service, request.prefetch, &[]) else { return };
+    let Ok(mut record) = cramp_cds::prefetch::resolve(service, request.prefetch, &[]) else { return };
+    record.keep_patient(request.context.patient_id.as_deref());
     let drafts = request.context.draft_orders.map(|raw| record_from([raw.get()]).medications).unwrap_or_default();
     let response = parts.engine.run(&Evaluation {
         hook: service.hook,

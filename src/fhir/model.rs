@@ -156,6 +156,9 @@ pub struct Patient<'a> {
     /// deceasedBoolean true, or a deceasedDateTime.
     pub deceased: bool,
     pub deceased_at: Option<DateTime<Utc>>,
+    /// Other Patient records of the same person (`link.other`): merged or
+    /// replaced records whose resources are still this patient's.
+    pub links: Vec<Reference<'a>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -166,6 +169,13 @@ struct PatientElements<'a> {
     deceased_boolean: Option<bool>,
     #[serde(deserialize_with = "lenient_datetime")]
     deceased_date_time: Option<DateTime<Utc>>,
+    link: Vec<PatientLink<'a>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(default, bound(deserialize = "'de: 'a"))]
+struct PatientLink<'a> {
+    other: Reference<'a>,
 }
 
 impl<'a> From<PatientElements<'a>> for Patient<'a> {
@@ -175,6 +185,7 @@ impl<'a> From<PatientElements<'a>> for Patient<'a> {
             birth_date: e.birth_date,
             deceased: e.deceased_boolean == Some(true) || e.deceased_date_time.is_some(),
             deceased_at: e.deceased_date_time,
+            links: e.link.into_iter().map(|link| link.other).collect(),
         }
     }
 }
@@ -183,6 +194,7 @@ impl<'a> From<PatientElements<'a>> for Patient<'a> {
 #[serde(from = "ConditionElements<'a>", bound(deserialize = "'de: 'a"))]
 pub struct Condition<'a> {
     pub id: Option<Text<'a>>,
+    pub subject: Option<Reference<'a>>,
     pub clinical_status: Option<CodeableConcept<'a>>,
     pub verification_status: Option<CodeableConcept<'a>>,
     pub code: Option<CodeableConcept<'a>>,
@@ -200,6 +212,7 @@ pub struct Condition<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct ConditionElements<'a> {
     id: Option<Text<'a>>,
+    subject: Option<Reference<'a>>,
     clinical_status: Option<CodeableConcept<'a>>,
     verification_status: Option<CodeableConcept<'a>>,
     code: Option<CodeableConcept<'a>>,
@@ -221,6 +234,7 @@ impl<'a> From<ConditionElements<'a>> for Condition<'a> {
     fn from(e: ConditionElements<'a>) -> Self {
         Condition {
             id: e.id,
+            subject: e.subject,
             clinical_status: e.clinical_status,
             verification_status: e.verification_status,
             code: e.code,
@@ -241,6 +255,7 @@ impl<'a> From<ConditionElements<'a>> for Condition<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct Observation<'a> {
     pub id: Option<Text<'a>>,
+    pub subject: Option<Reference<'a>>,
     pub status: Option<Text<'a>>,
     pub code: Option<CodeableConcept<'a>>,
     #[serde(deserialize_with = "lenient_datetime")]
@@ -276,6 +291,7 @@ pub struct MedicationIngredient<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct MedicationOrder<'a> {
     pub id: Option<Text<'a>>,
+    pub subject: Option<Reference<'a>>,
     pub status: Option<Text<'a>>,
     pub medication_codeable_concept: Option<CodeableConcept<'a>>,
     pub medication_reference: Option<Reference<'a>>,
@@ -286,6 +302,7 @@ pub struct MedicationOrder<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct Procedure<'a> {
     pub id: Option<Text<'a>>,
+    pub subject: Option<Reference<'a>>,
     pub status: Option<Text<'a>>,
     pub code: Option<CodeableConcept<'a>>,
     #[serde(deserialize_with = "lenient_datetime")]
@@ -297,6 +314,7 @@ pub struct Procedure<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct Encounter<'a> {
     pub id: Option<Text<'a>>,
+    pub subject: Option<Reference<'a>>,
     pub status: Option<Text<'a>>,
     /// R4 has a Coding in `class`, R5 a list of CodeableConcepts.
     #[serde(deserialize_with = "lenient_encounter_class")]

@@ -17,7 +17,7 @@ use crate::protocol::discovery::{ServiceCatalog, ServiceDefinition};
 use crate::protocol::request::{json_syntax_issue, parse_hook_request, HookRequest};
 use crate::protocol::response::CdsResponse;
 use crate::protocol::Hook;
-use crate::record::{record_from, Payload, RecordBuilder};
+use crate::record::{record_from, PatientRecord, Payload, RecordBuilder};
 use crate::store::IssuedCard;
 use crate::telemetry::note_for_access_log;
 use crate::validation::Schemas;
@@ -86,7 +86,7 @@ async fn call_hook(
         ));
     }
     let fetched = fetch_missing(&state, service, &hook_request).await;
-    let record = prefetch::resolve(service, std::mem::take(&mut hook_request.prefetch), &fetched).map_err(|unsatisfied| {
+    let mut record = prefetch::resolve(service, std::mem::take(&mut hook_request.prefetch), &fetched).map_err(|unsatisfied| {
         ApiError::precondition_failed(
             unsatisfied
                 .keys
@@ -101,6 +101,8 @@ async fn call_hook(
                 .collect(),
         )
     })?;
+    record.keep_patient(hook_request.context.patient_id.as_deref());
+    warn_of_other_patients(&record, &hook_request.hook_instance);
     let drafts = match hook_request.context.draft_orders {
         Some(raw) => record_from([raw.get()]).medications,
         None => Vec::new(),
@@ -108,14 +110,15 @@ async fn call_hook(
     note_for_access_log(
         &request,
         format!(
-            "hook {} instance {} patient {}: {} resources read, {} malformed skipped, {} duplicates, {} other types",
+            "hook {} instance {} patient {}: {} resources read, {} malformed skipped, {} duplicates, {} other types, {} another patient's",
             service.id,
             hook_request.hook_instance,
             hook_request.context.patient_id.as_deref().unwrap_or("-"),
             record.stats.read,
             record.stats.malformed,
             record.stats.duplicates,
-            record.stats.other_types
+            record.stats.other_types,
+            record.stats.other_patient
         ),
     );
     let response = state.engine.run(&Evaluation {
@@ -200,15 +203,19 @@ async fn analyze(
         return Err(ApiError::invalid("/", "the body is not a readable FHIR Bundle"));
     }
     let mut record = builder.finish();
+    record.keep_patient(None);
+    let analysis = format!("analyze-{}", uuid::Uuid::new_v4());
+    warn_of_other_patients(&record, &analysis);
     let drafts = split_drafts(&mut record, hook);
     let patient_id = record.patient_reference().map(str::to_owned);
     note_for_access_log(
         &request,
         format!(
-            "analyze {hook} for {}: {} resources read, {} malformed skipped",
+            "analyze {hook} for {}: {} resources read, {} malformed skipped, {} another patient's",
             patient_id.as_deref().unwrap_or("no patient"),
             record.stats.read,
-            record.stats.malformed
+            record.stats.malformed,
+            record.stats.other_patient
         ),
     );
     let response = state.engine.run(&Evaluation {
@@ -224,9 +231,20 @@ async fn analyze(
     // Cards from /analyze can receive feedback too, under the hook's service.
     if let Some(service) = state.catalog.for_hook(hook) {
         let patient = patient_id.as_deref().and_then(|r| r.strip_prefix("Patient/"));
-        record_cards(&state, &service.id, &format!("analyze-{}", uuid::Uuid::new_v4()), patient, &response, now).await;
+        record_cards(&state, &service.id, &analysis, patient, &response, now).await;
     }
     Ok(answer)
+}
+
+/// Another patient's resources in a request are an EHR fault (a prefetch
+/// query without its patient filter, say): worth an alert, though the
+/// record has already dropped them.
+fn warn_of_other_patients(record: &PatientRecord, request: &str) {
+    let count = record.stats.other_patient;
+    if count > 0 {
+        metrics::counter!("other_patient_resources_total").increment(count as u64);
+        log::warn!("{request}: {count} resource(s) of another patient skipped");
+    }
 }
 
 /// Queues the cards for the store and counts them.

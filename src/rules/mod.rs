@@ -373,7 +373,7 @@ impl Rules {
                 found.add("pregnancy", reference, note.clone());
             }
         }
-        if let Some(patient) = &record.patient {
+        if let Some(patient) = record.patient() {
             let birth = patient.resource.birth_date.as_deref().and_then(parse_fhir_date);
             // A patient who has died is not getting older; age at death, if known.
             let on = match (patient.resource.deceased, patient.resource.deceased_at) {

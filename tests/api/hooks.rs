@@ -183,3 +183,20 @@ async fn dvt_orders_fall_back_to_the_context_patient() {
     assert_eq!(dvt["suggestions"][0]["actions"][0]["resource"]["subject"]["reference"], "Patient/p1");
     assert_eq!(finding_codes(&body, "dvt-rule-out"), ["leg-swelling", "leg-cramps"]);
 }
+
+#[tokio::test]
+async fn another_patients_prefetch_never_reaches_the_cards() {
+    let app = spawn_app().await;
+    // Every resource names Patient/p1, but the chart open is p9's.
+    let mut request = patient_view_request();
+    request["context"]["patientId"] = json!("p9");
+    let body = assert_valid_cards(app.post_json("/cds-services/leg-cramps-patient-view", &request).await).await;
+    assert_eq!(body["cards"], json!([]), "p1's cramps, medicine and labs are not p9's");
+
+    // The chart is p1's, but the patient prefetch brought an older stranger.
+    let mut request = patient_view_request();
+    request["prefetch"]["patient"] = json!({"resourceType": "Patient", "id": "p2", "birthDate": "1930-01-01"});
+    let body = assert_valid_cards(app.post_json("/cds-services/leg-cramps-patient-view", &request).await).await;
+    assert_eq!(finding_codes(&body, "risk-factors"), ["hypokalemia"], "the stranger's age is not p1's");
+    assert_eq!(finding_codes(&body, "medication-culprits"), ["loop-diuretic"]);
+}

@@ -163,3 +163,25 @@ async fn json_logs_carry_the_request_id() {
     assert_eq!(lines_for_the_call, 1, "one access line per request:\n{log}");
     assert_eq!(hook_line["level"], "INFO");
 }
+
+#[tokio::test]
+async fn another_patients_resources_are_a_warning_and_a_metric_without_their_ids() {
+    let (mut child, port, mut stderr) = start(&["--port", "0", "--database-url", &crate::helpers::temporary_sqlite()]);
+    let mut request = patient_view_request();
+    request["context"]["patientId"] = json!("p9");
+    let client = reqwest::Client::new();
+    let response = client.post(format!("http://127.0.0.1:{port}/cds-services/leg-cramps-patient-view")).json(&request).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let metrics = client.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap().text().await.unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut log = String::new();
+    stderr.read_to_string(&mut log).unwrap();
+    // The patient, the cramp, the furosemide and the potassium are all p1's.
+    assert!(metrics.contains("other_patient_resources_total 4"), "{metrics}");
+    let warning = log.lines().find(|l| l.contains("of another patient skipped")).expect("a warning");
+    assert!(warning.contains("WARN") && warning.contains(": 4 resource(s)"), "{warning}");
+    assert!(!warning.contains("p1"), "the other patient is not named: {warning}");
+    let access = log.lines().find(|l| l.contains(" hook leg-cramps-patient-view instance ")).expect("the access line");
+    assert!(access.contains("4 another patient's"), "{access}");
+}

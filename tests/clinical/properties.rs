@@ -114,11 +114,11 @@ proptest! {
 }
 
 /// Building blocks of a clinically busy record.
-fn condition(id: usize, code: (&str, &str), status: &str, days_ago: i64) -> Value {
+fn condition(id: &str, subject: &str, code: (&str, &str), status: &str, days_ago: i64) -> Value {
     let system = if code.0 == "icd" { "http://hl7.org/fhir/sid/icd-10-cm" } else { "http://snomed.info/sct" };
     let recorded = (Utc.with_ymd_and_hms(2026, 6, 15, 10, 0, 0).unwrap() - Duration::days(days_ago)).to_rfc3339();
-    json!({"resourceType": "Condition", "id": format!("c{id}"), "clinicalStatus": {"coding": [{"code": status}]},
-           "code": {"coding": [{"system": system, "code": code.1}]}, "recordedDate": recorded})
+    json!({"resourceType": "Condition", "id": id, "clinicalStatus": {"coding": [{"code": status}]},
+           "code": {"coding": [{"system": system, "code": code.1}]}, "subject": {"reference": subject}, "recordedDate": recorded})
 }
 
 const CODES: &[(&str, &str)] = &[
@@ -129,31 +129,71 @@ const CODES: &[(&str, &str)] = &[
 const MEDICINES: &[&str] = &["furosemide 40 mg", "quinine sulfate 324 mg", "atorvastatin 20 mg", "warfarin 5 mg",
     "timolol eye drops", "prednisone 10 mg", "salmeterol inhaler", "paracetamol 500 mg"];
 
+/// One patient's generated chart.
+#[derive(Debug, Clone)]
+struct Chart {
+    conditions: Vec<(usize, &'static str, i64)>,
+    medicines: Vec<(usize, &'static str)>,
+    age: u32,
+}
+
+fn any_chart() -> impl Strategy<Value = Chart> {
+    (
+        prop::collection::vec((0..CODES.len(), prop_oneof![Just("active"), Just("resolved"), Just("inactive")], 0i64..800), 0..10),
+        prop::collection::vec((0..MEDICINES.len(), prop_oneof![Just("active"), Just("stopped"), Just("draft")]), 0..6),
+        20u32..95,
+    )
+        .prop_map(|(conditions, medicines, age)| Chart { conditions, medicines, age })
+}
+
+impl Chart {
+    /// Bundle entries for the patient `id`, whose resources name them by `subject`.
+    fn entries(&self, id: &str, subject: &str) -> Vec<Value> {
+        let mut entries = vec![json!({"resource": {"resourceType": "Patient", "id": id, "birthDate": format!("{}-03-01", 2026 - self.age)}})];
+        for (i, (code, status, days)) in self.conditions.iter().enumerate() {
+            entries.push(json!({"resource": condition(&format!("{id}-c{i}"), subject, CODES[*code], status, *days)}));
+        }
+        for (i, (medicine, status)) in self.medicines.iter().enumerate() {
+            entries.push(json!({"resource": {"resourceType": "MedicationRequest", "id": format!("{id}-m{i}"), "status": status,
+                "intent": "order", "subject": {"reference": subject}, "medicationCodeableConcept": {"text": MEDICINES[*medicine]}}}));
+        }
+        entries
+    }
+}
+
+fn evaluate_for_p1(text: &str, hook: Hook) -> cramp_cds::protocol::response::CdsResponse {
+    let mut record = record_from([text]);
+    record.keep_patient(Some("p1"));
+    let drafts = cramp_cds::engine::split_drafts(&mut record, hook);
+    crate::engine().run(&Evaluation {
+        hook, record: &record, draft_orders: &drafts, selections: &[], encounter_id: None, patient_id: Some("p1"),
+        now: Utc.with_ymd_and_hms(2026, 6, 15, 10, 0, 0).unwrap(),
+    })
+}
+
+fn bundle(entries: Vec<Value>) -> String {
+    json!({"resourceType": "Bundle", "type": "collection", "entry": entries}).to_string()
+}
+
+/// (topic, finding, evidence) of every card, sorted.
+fn findings(response: &cramp_cds::protocol::response::CdsResponse) -> Vec<(String, String, Vec<String>)> {
+    let mut all: Vec<_> = response.cards.iter()
+        .flat_map(|c| c.extension.cramp_cds.findings.iter().map(|f| (c.source.topic.code.clone(), f.code.clone(), f.evidence.clone())))
+        .collect();
+    all.sort();
+    all
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
     #[test]
     fn every_card_from_any_record_is_valid_and_cites_evidence(
-        conditions in prop::collection::vec((0..CODES.len(), prop_oneof![Just("active"), Just("resolved"), Just("inactive")], 0i64..800), 0..10),
-        medicines in prop::collection::vec((0..MEDICINES.len(), prop_oneof![Just("active"), Just("stopped"), Just("draft")]), 0..6),
+        chart in any_chart(),
         hook in prop_oneof![Just(Hook::PatientView), Just(Hook::OrderSelect), Just(Hook::OrderSign)],
-        age in 20u32..95,
     ) {
-        let mut entries = vec![json!({"resource": {"resourceType": "Patient", "id": "p1", "birthDate": format!("{}-03-01", 2026 - age)}})];
-        for (i, (code, status, days)) in conditions.into_iter().enumerate() {
-            entries.push(json!({"resource": condition(i, CODES[code], status, days)}));
-        }
-        for (i, (medicine, status)) in medicines.into_iter().enumerate() {
-            entries.push(json!({"resource": {"resourceType": "MedicationRequest", "id": format!("m{i}"), "status": status,
-                "intent": "order", "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": {"text": MEDICINES[medicine]}}}));
-        }
-        let text = json!({"resourceType": "Bundle", "type": "collection", "entry": entries}).to_string();
-        let mut record = record_from([text.as_str()]);
-        let drafts = cramp_cds::engine::split_drafts(&mut record, hook);
-        let response = crate::engine().run(&Evaluation {
-            hook, record: &record, draft_orders: &drafts, selections: &[], encounter_id: None, patient_id: Some("p1"),
-            now: Utc.with_ymd_and_hms(2026, 6, 15, 10, 0, 0).unwrap(),
-        });
+        let text = bundle(chart.entries("p1", "Patient/p1"));
+        let response = evaluate_for_p1(&text, hook);
         crate::assert_schema_valid(&response, "generated record");
         for card in &response.cards {
             prop_assert!(card.summary.chars().count() < 140);
@@ -163,5 +203,24 @@ proptest! {
                 prop_assert!(finding.evidence.iter().all(|e| text.contains(e.split('/').nth(1).unwrap())), "evidence outside the record");
             }
         }
+    }
+
+    #[test]
+    fn another_patients_chart_in_the_record_changes_no_card(
+        own in any_chart(),
+        stranger in any_chart(),
+        named_by_url in any::<bool>(),
+        stranger_first in any::<bool>(),
+        hook in prop_oneof![Just(Hook::PatientView), Just(Hook::OrderSelect), Just(Hook::OrderSign)],
+    ) {
+        let alone = findings(&evaluate_for_p1(&bundle(own.entries("p1", "Patient/p1")), hook));
+        let subject = if named_by_url { "https://ehr.example.org/fhir/Patient/p2" } else { "Patient/p2" };
+        let (mut entries, theirs) = (own.entries("p1", "Patient/p1"), stranger.entries("p2", subject));
+        if stranger_first {
+            entries.splice(0..0, theirs);
+        } else {
+            entries.extend(theirs);
+        }
+        prop_assert_eq!(findings(&evaluate_for_p1(&bundle(entries), hook)), alone);
     }
 }

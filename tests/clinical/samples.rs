@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use cramp_cds::engine::{split_drafts, Evaluation};
 use cramp_cds::protocol::response::{CdsResponse, Indicator};
 use cramp_cds::protocol::Hook;
-use cramp_cds::record::record_from;
+use cramp_cds::record::{record_from, PatientRecord};
 use serde_json::{json, Value};
 
 /// The sample bundles, or None when this checkout has no shared/ beside it
@@ -88,6 +88,12 @@ fn cramp_condition(sample: &Sample) -> Value {
 fn evaluate(text: &str, hook: Hook, now: DateTime<Utc>) -> CdsResponse {
     let mut record = record_from([text]);
     assert_eq!(record.stats.malformed, 0, "a real sample resource was rejected as malformed");
+    record.keep_patient(None);
+    assert_eq!(record.stats.other_patient, 0, "a real sample resource was taken for another patient's");
+    run(record, hook, now)
+}
+
+fn run(mut record: PatientRecord, hook: Hook, now: DateTime<Utc>) -> CdsResponse {
     let drafts = split_drafts(&mut record, hook);
     crate::engine().run(&Evaluation { hook, record: &record, draft_orders: &drafts, selections: &[], encounter_id: None, patient_id: None, now })
 }
@@ -138,6 +144,47 @@ fn samples_with_cramps_get_valid_cards_with_evidence_from_the_record() {
             }
         }
     }
+}
+
+/// Every finding of every card, with its evidence.
+fn findings_with_evidence(response: &CdsResponse) -> Vec<(String, String, Vec<String>)> {
+    let mut all: Vec<_> = response
+        .cards
+        .iter()
+        .flat_map(|c| {
+            c.extension.cramp_cds.findings.iter().map(|f| (c.source.topic.code.clone(), f.code.clone(), f.evidence.clone()))
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+#[test]
+fn another_real_patients_resources_in_the_bundle_change_nothing() {
+    let Some(files) = sample_files() else { return };
+    let samples: Vec<Sample> = files.iter().map(load).collect();
+    let mut with_findings = 0;
+    for (patient, stranger) in samples.iter().zip(samples.iter().cycle().skip(1)) {
+        let alone = with_entries(patient, vec![cramp_condition(patient)]);
+        let expected = findings_with_evidence(&evaluate(&alone, Hook::PatientView, patient.last_visit));
+        with_findings += usize::from(!expected.is_empty());
+        // The stranger's Patient and resources after the patient's, as a
+        // prefetch query without its patient filter would return them.
+        let mut mixed: Value = serde_json::from_str(&alone).unwrap();
+        let theirs = stranger.bundle["entry"].as_array().unwrap().clone();
+        mixed["entry"].as_array_mut().unwrap().extend(theirs);
+        let mixed = mixed.to_string();
+        let mut record = record_from([mixed.as_str()]);
+        record.keep_patient(None);
+        // Every one of theirs that has a subject goes (a Medication has none).
+        let read_types = ["Patient", "Condition", "Observation", "MedicationRequest", "MedicationStatement", "Procedure", "Encounter"];
+        let theirs = stranger.bundle["entry"].as_array().unwrap().iter();
+        let with_subject = theirs.filter(|e| read_types.iter().any(|t| e["resource"]["resourceType"] == *t)).count();
+        assert_eq!(record.stats.other_patient, with_subject, "{} mixed with {}", patient.name, stranger.name);
+        let response = run(record, Hook::PatientView, patient.last_visit);
+        assert_eq!(findings_with_evidence(&response), expected, "{} mixed with {}", patient.name, stranger.name);
+    }
+    assert!(with_findings >= samples.len() / 2, "the rules must speak for this check to mean anything");
 }
 
 #[test]

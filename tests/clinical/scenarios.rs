@@ -62,9 +62,13 @@ pub fn scenario_files() -> Vec<PathBuf> {
     files
 }
 
+/// Every scenario is one patient's chart, evaluated as a hook call for them.
+const PATIENT_ID: &str = "p1";
+
 fn run(scenario: &Scenario) -> CdsResponse {
     let record_text = scenario.record.to_string();
-    let record = record_from([record_text.as_str()]);
+    let mut record = record_from([record_text.as_str()]);
+    record.keep_patient(Some(PATIENT_ID));
     let drafts_text = scenario.draft_orders.as_ref().map(Value::to_string);
     let drafts = drafts_text.as_deref().map(|t| record_from([t]).medications).unwrap_or_default();
     crate::engine().run(&Evaluation {
@@ -73,7 +77,7 @@ fn run(scenario: &Scenario) -> CdsResponse {
         draft_orders: &drafts,
         selections: &scenario.selections,
         encounter_id: scenario.encounter_id.as_deref(),
-        patient_id: None,
+        patient_id: Some(PATIENT_ID),
         now: scenario.now,
     })
 }
