@@ -451,24 +451,37 @@ fn suggestion((label, action): (String, Action), recommended: bool) -> Suggestio
     Suggestion { label, uuid: Uuid::new_v4(), is_recommended: recommended, actions: vec![action] }
 }
 
+/// At most this many distinct evidence notes per finding in card text; the
+/// finding's `evidence` still lists every resource.
+const NOTES_SHOWN: usize = 8;
+
 /// Evidence notes for the text: each distinct note once, with a count when
-/// the record repeats it (refills of one medicine, say), Markdown-escaped.
+/// the record repeats it (refills of one medicine, say), Markdown-escaped;
+/// past NOTES_SHOWN distinct notes, how many more records there are.
 fn describe_notes(notes: &[String]) -> String {
     let mut distinct: Vec<(&str, usize)> = Vec::new();
+    let mut positions: HashMap<&str, usize> = HashMap::default();
     for note in notes {
-        match distinct.iter_mut().find(|(n, _)| *n == note) {
-            Some((_, count)) => *count += 1,
-            None => distinct.push((note, 1)),
-        }
+        let at = *positions.entry(note).or_insert_with(|| {
+            distinct.push((note, 0));
+            distinct.len() - 1
+        });
+        distinct[at].1 += 1;
     }
-    distinct
+    let shown = distinct.len().min(NOTES_SHOWN);
+    let mut parts: Vec<String> = distinct[..shown]
         .iter()
         .map(|(note, count)| match count {
             1 => markdown_escape(note),
             _ => format!("{} ({count} records)", markdown_escape(note)),
         })
-        .collect::<Vec<_>>()
-        .join("; ")
+        .collect();
+    match distinct[shown..].iter().map(|(_, count)| count).sum::<usize>() {
+        0 => {}
+        1 => parts.push("and 1 more record".into()),
+        more => parts.push(format!("and {more} more records")),
+    }
+    parts.join("; ")
 }
 
 /// "Prefix: a, b and 2 more", within the summary limit.
@@ -522,6 +535,18 @@ fn markdown_escape(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn repeated_notes_are_counted_and_a_long_list_is_cut() {
+        let notes = |texts: &[&str]| texts.iter().map(|t| t.to_string()).collect::<Vec<_>>();
+        assert_eq!(describe_notes(&notes(&["furosemide", "atenolol", "furosemide"])), "furosemide (2 records); atenolol");
+        let many: Vec<String> = (0..20_000).map(|day| format!("Diabetes (recorded day {})", day % 10_000)).collect();
+        let text = describe_notes(&many);
+        assert!(text.starts_with("Diabetes (recorded day 0) (2 records); "), "{text}");
+        assert!(text.ends_with("; and 19984 more records"), "{text}");
+        assert_eq!(text.matches("; ").count(), NOTES_SHOWN);
+        assert!(describe_notes(&many[..NOTES_SHOWN + 1]).ends_with("; and 1 more record"));
+    }
 
     #[test]
     fn summaries_stay_under_140_characters() {

@@ -8,6 +8,7 @@ pub mod labs;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
+use foldhash::HashSet;
 
 use crate::fhir::model::{CodeableConcept, Condition};
 use crate::fhir::time::{age_in_years, parse_fhir_date};
@@ -63,37 +64,42 @@ impl Finding {
 
 /// Findings in first-found order, one per code, evidence merged.
 #[derive(Debug, Default, Clone)]
-pub struct Findings(Vec<Finding>);
+pub struct Findings {
+    list: Vec<Finding>,
+    /// (position in `list`, reference) of the evidence so far: a record
+    /// with thousands of matching resources must not make merging quadratic.
+    cited: HashSet<(usize, String)>,
+}
 
 impl Findings {
     fn add(&mut self, code: &str, reference: &str, note: String) {
-        let finding = match self.0.iter().position(|f| f.code == code) {
-            Some(i) => &mut self.0[i],
+        let at = match self.list.iter().position(|f| f.code == code) {
+            Some(at) => at,
             None => {
-                self.0.push(Finding::new(code));
-                self.0.last_mut().expect("just pushed")
+                self.list.push(Finding::new(code));
+                self.list.len() - 1
             }
         };
-        if !finding.evidence.iter().any(|e| e == reference) {
-            finding.evidence.push(reference.to_owned());
-            finding.notes.push(note);
+        if self.cited.insert((at, reference.to_owned())) {
+            self.list[at].evidence.push(reference.to_owned());
+            self.list[at].notes.push(note);
         }
     }
 
     pub fn has(&self, code: &str) -> bool {
-        self.0.iter().any(|f| f.code == code)
+        self.list.iter().any(|f| f.code == code)
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.list.is_empty()
     }
 
     pub fn as_slice(&self) -> &[Finding] {
-        &self.0
+        &self.list
     }
 
     fn evidence_of<'a>(&'a self, code: &'a str) -> impl Iterator<Item = &'a str> {
-        self.0.iter().filter(move |f| f.code == code).flat_map(|f| f.evidence.iter().map(String::as_str))
+        self.list.iter().filter(move |f| f.code == code).flat_map(|f| f.evidence.iter().map(String::as_str))
     }
 }
 
@@ -255,15 +261,13 @@ impl Rules {
         let mut assessment = Assessment::default();
 
         if input.hook.is_order_hook() {
+            // Hashed: thousands of selections times thousands of drafts must stay linear.
+            let selected: HashSet<&str> = input.selections.iter().map(String::as_str).collect();
             let drafts: Vec<&MedicationUse> = input
                 .draft_orders
                 .iter()
                 .filter(|d| !matches!(d.status.as_deref(), Some("entered-in-error" | "cancelled" | "revoked")))
-                .filter(|d| {
-                    input.hook == Hook::OrderSign
-                        || input.selections.is_empty()
-                        || input.selections.contains(&d.reference)
-                })
+                .filter(|d| input.hook == Hook::OrderSign || selected.is_empty() || selected.contains(d.reference.as_str()))
                 .collect();
             let (culprits, quinine) = self.medication_findings(&drafts);
             if !cramps.is_empty() {
@@ -441,7 +445,7 @@ impl Rules {
                 }
             }
         }
-        (culprits, quinine.0.into_iter().next())
+        (culprits, quinine.list.into_iter().next())
     }
 
     /// §6: DVT rule-out when leg swelling comes with leg pain or cramps.

@@ -182,3 +182,43 @@ async fn a_bundle_of_many_patients_links_and_subjects_is_answered_in_time() {
     // None of the 50,000 strangers' cramps are p1's: only p1's own counts.
     assert!(!body.to_string().contains("of-x"), "a stranger's resource reached a card");
 }
+
+#[tokio::test]
+async fn thousands_of_matching_resources_stay_linear_and_the_card_short() {
+    let app = spawn_app_with(|s| s.max_body_bytes = 32 * 1024 * 1024).await;
+    let first_day = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    let mut request = patient_view_request();
+    let mut entries = vec![cramp_entry()];
+    for day in 0..20_000 {
+        entries.push(json!({"resource": {
+            "resourceType": "Condition", "id": format!("dm{day}"),
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "E11.9", "display": "Type 2 diabetes mellitus"}]},
+            "subject": {"reference": "Patient/p1"}, "recordedDate": (first_day + chrono::Days::new(day)).to_string()
+        }}));
+    }
+    request["prefetch"]["conditions"] = json!({"resourceType": "Bundle", "type": "searchset", "entry": entries});
+    let started = std::time::Instant::now();
+    let body = assert_valid_cards(app.post_json(SERVICE, &request).await).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+    let risk = body["cards"].as_array().unwrap().iter().find(|c| c["source"]["topic"]["code"] == "risk-factors").unwrap();
+    let diabetes = risk["extension"]["cramp-cds"]["findings"].as_array().unwrap().iter().find(|f| f["code"] == "diabetes").unwrap();
+    assert_eq!(diabetes["evidence"].as_array().unwrap().len(), 20_000, "the evidence lists every record");
+    let detail = risk["detail"].as_str().unwrap();
+    assert!(detail.len() < 10_000 && detail.contains("and 19992 more records"), "{} bytes", detail.len());
+
+    // 20,000 draft orders, every one selected.
+    let drafts: Vec<Value> = (0..20_000)
+        .map(|i| {
+            let mut draft = furosemide();
+            draft["id"] = json!(format!("draft-{i}"));
+            draft["status"] = json!("draft");
+            draft
+        })
+        .collect();
+    let mut request = order_request("order-select", drafts);
+    request["context"]["selections"] = json!((0..20_000).map(|i| format!("MedicationRequest/draft-{i}")).collect::<Vec<_>>());
+    let started = std::time::Instant::now();
+    let body = assert_valid_cards(app.post_json("/cds-services/leg-cramps-order-select", &request).await).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+    assert_eq!(finding_codes(&body, "medication-culprits"), ["loop-diuretic"]);
+}
