@@ -139,7 +139,11 @@ impl<'a> PatientRecord<'a> {
         }
         let same_person = same_person(&own, &self.patients, &urls);
         let is_the_patient = |id: &str| same_person.contains(id);
-        let belongs = |subject: Option<&str>| subject.and_then(|r| patient_named(r, &urls)).is_none_or(is_the_patient);
+        // Nearly every subject is written `Patient/<id>`: compared, not parsed.
+        let own_reference = format!("Patient/{own}");
+        let belongs = |subject: Option<&str>| {
+            subject.is_none_or(|r| r == own_reference || patient_named(r, &urls).is_none_or(is_the_patient))
+        };
         let before = self.len();
         self.patients.retain(|p| p.resource.id.as_deref().is_none_or(is_the_patient));
         // Stable: the Patient whose id is the patient's comes first.
