@@ -42,7 +42,8 @@ pub struct HookInput<'a> {
     /// order-select: the "Type/id" of the orders just selected.
     pub selections: &'a [String],
     pub encounter_id: Option<&'a str>,
-    /// context.patientId, for when the record holds no Patient resource.
+    /// context.patientId: whom the DVT orders are for (a posted Bundle has
+    /// none, and its Patient is used).
     pub patient_id: Option<&'a str>,
     pub now: DateTime<Utc>,
 }
@@ -573,10 +574,11 @@ impl Rules {
         Some(DvtAssessment {
             pregnant: found.has("pregnancy"),
             known_points,
-            patient: record
-                .patient_reference()
-                .map(str::to_owned)
-                .or_else(|| input.patient_id.map(|id| format!("Patient/{id}"))),
+            // The hook's patient is the EHR's word; a posted Bundle has only its Patient.
+            patient: input
+                .patient_id
+                .map(|id| format!("Patient/{id}"))
+                .or_else(|| record.patient_reference().map(str::to_owned)),
             reasons,
             findings: found,
         })
