@@ -131,10 +131,9 @@ impl<'a> PatientRecord<'a> {
             return;
         };
         let own = own.to_owned();
-        let kept_urls = std::mem::take(&mut self.patient_urls);
         // Hashed, so that a Bundle of many Patients and subjects stays linear.
         let mut urls = PatientUrls::default();
-        for (url, id) in &kept_urls {
+        for (url, id) in &self.patient_urls {
             urls.entry(url).or_insert(id.as_deref());
         }
         let same_person = same_person(&own, &self.patients, &urls);
@@ -154,7 +153,6 @@ impl<'a> PatientRecord<'a> {
         self.encounters.retain(|e| belongs(subject_of(&e.resource.subject)));
         self.medications.retain(|m| belongs(m.subject.as_deref()));
         self.stats.other_patient += before - self.len();
-        self.patient_urls = kept_urls;
     }
 
     fn len(&self) -> usize {
@@ -203,10 +201,8 @@ fn patient_named<'r>(reference: &'r str, urls: &PatientUrls<'r>) -> Option<&'r s
     if reference.starts_with("urn:") || reference.starts_with('#') {
         return None;
     }
-    let without_history = reference.split("/_history/").next().unwrap_or(reference);
-    let mut parts = without_history.rsplitn(3, '/');
-    match (parts.next(), parts.next()) {
-        (Some(id), Some("Patient")) if is_fhir_id(id) => Some(id),
+    match type_and_id(reference) {
+        Some(("Patient", id)) if is_fhir_id(id) => Some(id),
         _ => None,
     }
 }
@@ -410,12 +406,23 @@ fn id_from_full_url(full_url: &str) -> Option<&str> {
 
 /// "https://x/fhir/Medication/m1/_history/2" -> "Medication/m1".
 fn relative_reference(reference: &str) -> String {
-    let without_history = reference.split("/_history/").next().unwrap_or(reference);
-    let mut parts = without_history.rsplitn(3, '/');
-    match (parts.next(), parts.next()) {
-        (Some(id), Some(kind)) => format!("{kind}/{id}"),
-        _ => without_history.to_owned(),
+    match type_and_id(reference) {
+        Some((kind, id)) => format!("{kind}/{id}"),
+        None => without_history(reference).to_owned(),
     }
+}
+
+/// "https://x/fhir/Medication/m1/_history/2" -> ("Medication", "m1").
+fn type_and_id(reference: &str) -> Option<(&str, &str)> {
+    let mut parts = without_history(reference).rsplitn(3, '/');
+    match (parts.next(), parts.next()) {
+        (Some(id), Some(kind)) => Some((kind, id)),
+        _ => None,
+    }
+}
+
+fn without_history(reference: &str) -> &str {
+    reference.split("/_history/").next().unwrap_or(reference)
 }
 
 /// FHIR id: 1-64 of [A-Za-z0-9\-\.].
