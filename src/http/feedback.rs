@@ -71,7 +71,7 @@ async fn post_feedback(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let service_id = &requested_service(&state, &request)?.id;
-    let body = read_json_body(&request, payload, state.max_body_bytes).await?;
+    let body = read_json_body(&request, payload, &state).await?;
     let document: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(vec![json_syntax_issue(&e)]))?;
     let issues = state.schemas.check_feedback(&document);
     if !issues.is_empty() {

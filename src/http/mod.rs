@@ -3,6 +3,7 @@
 
 mod authentication;
 mod body;
+mod connections;
 mod console;
 pub mod errors;
 mod feedback;
@@ -21,6 +22,8 @@ use crate::protocol::discovery::ServiceCatalog;
 use crate::validation::Schemas;
 
 pub use authentication::require_jwt;
+pub use body::BodyLimits;
+pub use connections::{guard as connection_guard, PeerTable};
 pub use routes::DeclaredService;
 pub use errors::ApiError;
 
@@ -30,11 +33,24 @@ pub struct AppState {
     pub schemas: Schemas,
     pub engine: Engine,
     pub max_body_bytes: usize,
+    pub body_limits: body::BodyLimits,
+    pub request_limits: RequestLimits,
     pub public_base_url: String,
     pub fetcher: FhirFetcher,
     /// None: authentication is off (loopback, or explicitly allowed).
     pub authenticator: Option<Authenticator>,
     pub store: Store,
+}
+
+/// What one request may make the service read and hold.
+pub struct RequestLimits {
+    /// Bundle entries read for one request, all sources together.
+    pub max_entries: usize,
+    /// Bodies from this size up are evaluated on the blocking pool.
+    pub large_body_bytes: usize,
+    /// Large evaluations at once (one per core): the rest wait their turn.
+    pub large_evaluations: std::sync::Arc<tokio::sync::Semaphore>,
+    pub max_feedback_entries: usize,
 }
 
 pub fn configure(config: &mut web::ServiceConfig, catalog: &ServiceCatalog) {

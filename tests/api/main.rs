@@ -14,6 +14,7 @@ mod fhir_server;
 mod helpers;
 mod hooks;
 mod hostile;
+mod limits;
 mod outage;
 mod postgres;
 mod process;
