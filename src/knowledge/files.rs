@@ -38,6 +38,15 @@ impl KnowledgeFiles {
         serde_json::from_str(self.text(name)?).map_err(|e| format!("knowledge ({}): {name}: {e}", self.origin))
     }
 
+    /// The same files with one replaced (tests of the start-up checks).
+    pub fn with(mut self, name: &str, text: String) -> Self {
+        match self.files.iter_mut().find(|(path, _)| path == name) {
+            Some(file) => file.1 = text,
+            None => self.files.push((name.to_owned(), text)),
+        }
+        self
+    }
+
     /// The ValueSet files: valuesets/*.json, by name.
     pub fn value_sets(&self) -> impl Iterator<Item = (&str, &str)> {
         self.files

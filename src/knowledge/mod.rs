@@ -6,6 +6,7 @@
 pub mod codes;
 pub mod drugs;
 pub mod files;
+pub mod statements;
 pub mod valuesets;
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use serde::Deserialize;
 pub use codes::CodeSystem;
 pub use drugs::{DrugClass, DrugIndex};
 pub use files::KnowledgeFiles;
+pub use statements::{Say, Statement};
 pub use valuesets::{Memberships, ValueSetId, ValueSets};
 
 /// What a finding is about; also the card it belongs to.
@@ -57,6 +59,21 @@ pub struct Source {
     pub short: String,
     pub citation: String,
     pub url: Option<String>,
+    /// What the source says, finding by finding and statement by
+    /// statement (where in it, in our words): a card may cite it for these
+    /// and nothing else.
+    #[serde(default)]
+    pub supports: Vec<Support>,
+}
+
+/// One thing a source says: a finding or a statement, and where.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Support {
+    pub finding: Option<String>,
+    pub statement: Option<String>,
+    #[serde(rename = "where")]
+    pub location: String,
 }
 
 /// An electrolyte the rules read from labs.
@@ -86,6 +103,7 @@ pub struct KnowledgeBase {
     pub labs: Vec<LabDefinition>,
     findings: HashMap<String, FindingDefinition>,
     sources: HashMap<String, Source>,
+    statements: HashMap<String, Statement>,
     /// Where it came from, for the logs and /readyz.
     pub origin: String,
 }
@@ -124,6 +142,7 @@ impl KnowledgeBase {
         let sources: HashMap<String, Source> = sources.sources.into_iter().map(|s| (s.id.clone(), s)).collect();
         let findings: FindingsFile = files.parse("findings.json")?;
         let labs: LabsFile = files.parse("labs.json")?;
+        let statements: statements::StatementsFile = files.parse("statements.json")?;
         let value_sets = ValueSets::from_documents(files.value_sets())?;
         let drugs = DrugIndex::from_json(files.text("drug-classes.json")?)?;
 
@@ -133,9 +152,11 @@ impl KnowledgeBase {
             labs: labs.labs,
             findings: findings.findings.into_iter().map(|f| (f.code.clone(), f)).collect(),
             sources,
+            statements: statements.statements.into_iter().map(|s| (s.id.clone(), s)).collect(),
             origin: files.origin.clone(),
         };
         kb.check_references()?;
+        kb.check_citations()?;
         Ok(kb)
     }
 
@@ -160,6 +181,83 @@ impl KnowledgeBase {
             self.finding(&class.code).ok_or_else(|| format!("drug-classes.json: class '{}' has no finding", class.code))?;
         }
         Ok(())
+    }
+
+    /// Citations that hold (clinical-rules.md r2): every source a finding or
+    /// a statement cites says it (its `supports` names it); a statement with
+    /// no source is a service decision and says so; every statement the
+    /// cards make has its text, and no text is left unused.
+    fn check_citations(&self) -> Result<(), String> {
+        let supported = |source: &str, finding: Option<&str>, statement: Option<&str>| {
+            self.sources.get(source).is_some_and(|s| {
+                s.supports.iter().any(|x| {
+                    (finding.is_some() && x.finding.as_deref() == finding)
+                        || (statement.is_some() && x.statement.as_deref() == statement)
+                })
+            })
+        };
+        let finding_citations = self
+            .findings
+            .values()
+            .flat_map(|f| f.sources.iter().map(move |s| (f.code.as_str(), s.as_str())))
+            .chain(self.drugs.classes().iter().flat_map(|c| c.sources.iter().map(move |s| (c.code.as_str(), s.as_str()))));
+        for (finding, source) in finding_citations {
+            if !supported(source, Some(finding), None) {
+                return Err(format!("knowledge: '{finding}' cites '{source}', which does not support it (sources.json supports)"));
+            }
+        }
+        for statement in self.statements.values() {
+            match (statement.sources.is_empty(), statement.decision) {
+                (true, false) => {
+                    return Err(format!("statements.json: '{}' has no source and is not marked a service decision", statement.id))
+                }
+                (false, true) => {
+                    return Err(format!("statements.json: '{}' is a service decision but cites sources", statement.id))
+                }
+                _ => {}
+            }
+            for source in &statement.sources {
+                if !supported(source, None, Some(&statement.id)) {
+                    return Err(format!(
+                        "statements.json: '{}' cites '{source}', which does not support it (sources.json supports)",
+                        statement.id
+                    ));
+                }
+            }
+        }
+        for say in Say::ALL {
+            if !self.statements.contains_key(say.id()) {
+                return Err(format!("statements.json: no text for statement '{}'", say.id()));
+            }
+        }
+        if let Some(unused) = self.statements.keys().find(|id| !Say::ALL.iter().any(|s| s.id() == id.as_str())) {
+            return Err(format!("statements.json: statement '{unused}' is not used by any card"));
+        }
+        for source in self.sources.values() {
+            for support in &source.supports {
+                let names_something = match (&support.finding, &support.statement) {
+                    (Some(f), None) => self.findings.contains_key(f),
+                    (None, Some(s)) => self.statements.contains_key(s),
+                    _ => false,
+                };
+                if !names_something {
+                    return Err(format!(
+                        "sources.json: '{}' supports an unknown finding or statement ({:?} / {:?})",
+                        source.id, support.finding, support.statement
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A statement the cards make (checked at start-up to exist).
+    pub fn statement(&self, say: Say) -> &Statement {
+        &self.statements[say.id()]
+    }
+
+    pub fn statements(&self) -> impl Iterator<Item = &Statement> {
+        self.statements.values()
     }
 
     pub fn finding(&self, code: &str) -> Option<&FindingDefinition> {
@@ -244,6 +342,60 @@ mod tests {
             assert!(!finding.sources.is_empty(), "{}", finding.code);
             assert!(finding.sources.iter().all(|s| kb.source(s).is_some()), "{}", finding.code);
         }
+    }
+
+    /// Knowledge whose `file` is edited as JSON by `edit`.
+    fn edited(file: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Result<KnowledgeBase, String> {
+        let files = KnowledgeFiles::embedded();
+        let mut json: serde_json::Value = serde_json::from_str(files.text(file).unwrap()).unwrap();
+        edit(&mut json);
+        KnowledgeBase::from_files(files.with(file, json.to_string()))
+    }
+
+    #[test]
+    fn a_source_cited_for_a_finding_it_does_not_support_is_refused() {
+        // Garrison 2012 measured drugs; it does not say age is a risk factor.
+        let error = edited("findings.json", |json| {
+            let older = json["findings"].as_array_mut().unwrap().iter_mut().find(|f| f["code"] == "older-age").unwrap();
+            older["sources"].as_array_mut().unwrap().push("garrison-2012".into());
+        })
+        .err()
+        .expect("refused");
+        assert!(error.contains("'older-age' cites 'garrison-2012'"), "{error}");
+
+        let error = edited("sources.json", |json| {
+            let bmj = json["sources"].as_array_mut().unwrap().iter_mut().find(|s| s["id"] == "bmj-bp-2012").unwrap();
+            bmj["supports"].as_array_mut().unwrap().retain(|s| s["finding"] != "dialysis");
+        })
+        .err()
+        .expect("refused");
+        assert!(error.contains("'dialysis' cites 'bmj-bp-2012'"), "{error}");
+    }
+
+    #[test]
+    fn statements_cite_what_supports_them_or_are_decisions() {
+        let statements = |edit: fn(&mut serde_json::Value)| {
+            edited("statements.json", |json| {
+                let first = json["statements"].as_array_mut().unwrap().iter_mut().find(|s| s["id"] == "stretching").unwrap();
+                edit(first);
+            })
+        };
+        let wrong_source = statements(|s| s["sources"] = serde_json::json!(["garrison-2012"])).err().expect("refused");
+        assert!(wrong_source.contains("'stretching' cites 'garrison-2012'"), "{wrong_source}");
+        let unsourced = statements(|s| s["sources"] = serde_json::json!([])).err().expect("refused");
+        assert!(unsourced.contains("not marked a service decision"), "{unsourced}");
+        let missing = edited("statements.json", |json| {
+            json["statements"].as_array_mut().unwrap().retain(|s| s["id"] != "fluids");
+        })
+        .err()
+        .expect("refused");
+        assert!(missing.contains("no text for statement 'fluids'"), "{missing}");
+        let unknown_support = edited("sources.json", |json| {
+            json["sources"][0]["supports"].as_array_mut().unwrap().push(serde_json::json!({"finding": "no-such", "where": "x"}));
+        })
+        .err()
+        .expect("refused");
+        assert!(unknown_support.contains("unknown finding or statement"), "{unknown_support}");
     }
 
     #[test]

@@ -9,7 +9,6 @@ repository root.  Output goes to cds-hooks/knowledge/ in the repository:
 
     valuesets/<id>.json   FHIR R4 ValueSet resources (one per value set)
     drug-classes.json     medication classes (ingredients, brands, ATC, products)
-    sources.json          the literature sources cited by the rules
     labs.json             electrolyte lab definitions and default low limits
 
 Every code comes either from clinical-rules.md (the hand-curated literal tables
@@ -1019,56 +1018,6 @@ def build_drug_classes(src):
 # Sources and labs
 # ---------------------------------------------------------------------------
 
-SOURCES = [
-    OrderedDict([("id", "carenotes-2022"), ("short", "CareNotes: Leg Cramps (IBM Micromedex, 2022)"),
-                 ("citation", "Leg Cramps. CareNotes patient education. IBM Micromedex; 2022. "
-                              "Stretching, hydration, heat or ice, when to call the doctor.")]),
-    OrderedDict([("id", "diagnosis-pad-2025"), ("short", "Leg Cramps (Diagnosis Pad, 2025)"),
-                 ("citation", "Leg Cramps. Diagnosis Pad medical encyclopedia; 2025. Causes, symptoms "
-                              "and when to seek care.")]),
-    OrderedDict([("id", "bmj-bp-2012"), ("short", "BMJ Best Practice patient leaflet: Leg cramps (2012)"),
-                 ("citation", "Leg cramps. BMJ Best Practice patient information leaflet. BMJ Publishing "
-                              "Group; 2012. Risk factors, drugs that can cause cramps, DVT and Baker's cyst "
-                              "as other causes of leg pain.")]),
-    OrderedDict([("id", "garrison-2012"), ("short", "Garrison et al., Arch Intern Med 2012"),
-                 ("citation", "Garrison SR, Dormuth CR, Morrow RL, Carney GA, Khan KM. Nocturnal leg cramps "
-                              "and prescription use that precedes them: a sequence symmetry analysis. Arch "
-                              "Intern Med. 2012;172(2):120-126. PMID 22157068."),
-                 ("url", "https://pubmed.ncbi.nlm.nih.gov/22157068/")]),
-    OrderedDict([("id", "allen-kirby-2012"), ("short", "Allen & Kirby, Am Fam Physician 2012"),
-                 ("citation", "Allen RE, Kirby KA. Nocturnal leg cramps. Am Fam Physician. "
-                              "2012;86(4):350-355. PMID 22963024."),
-                 ("url", "https://pubmed.ncbi.nlm.nih.gov/22963024/")]),
-    OrderedDict([("id", "aan-2010"), ("short", "AAN guideline on muscle cramps, Neurology 2010"),
-                 ("citation", "Katzberg HD, Khan AH, So YT. Assessment: symptomatic treatment for muscle "
-                              "cramps (an evidence-based review). Report of the Therapeutics and Technology "
-                              "Assessment Subcommittee of the American Academy of Neurology. Neurology. "
-                              "2010;74(8):691-696. PMID 20177124. Reaffirmed 2016."),
-                 ("url", "https://pubmed.ncbi.nlm.nih.gov/20177124/")]),
-    OrderedDict([("id", "cochrane-2020-magnesium"), ("short", "Cochrane review: magnesium for cramps (2020)"),
-                 ("citation", "Garrison SR, Korownyk CS, Kolber MR, et al. Magnesium for skeletal muscle "
-                              "cramps. Cochrane Database Syst Rev. 2020;(9):CD009402. "
-                              "doi:10.1002/14651858.CD009402.pub3."),
-                 ("url", "https://doi.org/10.1002/14651858.CD009402.pub3")]),
-    OrderedDict([("id", "fda-2010-quinine"), ("short", "FDA Drug Safety Communication: Qualaquin (2010)"),
-                 ("citation", "US Food and Drug Administration. FDA Drug Safety Communication: New risk "
-                              "management plan and patient Medication Guide for Qualaquin (quinine sulfate). "
-                              "8 July 2010. Quinine must not be used for night-time leg cramps; serious "
-                              "haematologic reactions (thrombocytopenia, HUS/TTP)."),
-                 ("url", "https://www.fda.gov/Drugs/DrugSafety/PostmarketDrugSafetyInformationforPatientsandProviders/ucm218202.htm")]),
-    OrderedDict([("id", "wells-2003"), ("short", "Wells et al., NEJM 2003; NICE NG158"),
-                 ("citation", "Wells PS, Anderson DR, Rodger M, et al. Evaluation of D-dimer in the diagnosis "
-                              "of suspected deep-vein thrombosis. N Engl J Med. 2003;349(13):1227-1235. "
-                              "doi:10.1056/NEJMoa023153. Two-level Wells score and work-up pathway as used in "
-                              "NICE guideline NG158, Venous thromboembolic diseases: diagnosis, management and "
-                              "thrombophilia testing (2020), https://www.nice.org.uk/guidance/ng158."),
-                 ("url", "https://doi.org/10.1056/NEJMoa023153")]),
-    OrderedDict([("id", "le-gal-2012"), ("short", "Le Gal et al., BMJ 2012"),
-                 ("citation", "Le Gal G, Kercret G, Ben Yahmed K, et al. Diagnostic value of single complete "
-                              "compression ultrasonography in pregnant and postpartum women with suspected deep "
-                              "vein thrombosis: prospective study. BMJ. 2012;344:e2635. doi:10.1136/bmj.e2635."),
-                 ("url", "https://doi.org/10.1136/bmj.e2635")]),
-]
 
 
 def build_labs():
@@ -1127,7 +1076,6 @@ def main(argv):
     for code, n in summary:
         print("  %-28s %d" % (code, n))
 
-    dump(os.path.join(out, "sources.json"), OrderedDict([("sources", SOURCES)]))
     dump(os.path.join(out, "labs.json"), build_labs())
 
     print("Judgement calls and exclusions:")

@@ -1,0 +1,76 @@
+//! Card sentences as data (statements.json): each medical statement a card
+//! makes, with the sources that say it, or marked as a service decision
+//! (a conservative default with no source, listed in
+//! docs/clinical-rules.md). Cards name a statement by [`Say`]; start-up
+//! checks that every `Say` has its text and that every source it cites
+//! supports it (sources.json `supports`).
+
+use serde::Deserialize;
+
+/// Declares the statements the cards make: one variant per statement id.
+macro_rules! statements {
+    ($($variant:ident => $id:literal,)*) => {
+        /// A statement a card makes, by its id in statements.json.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Say {
+            $($variant,)*
+        }
+
+        impl Say {
+            pub const ALL: &'static [Say] = &[$(Say::$variant,)*];
+
+            pub fn id(self) -> &'static str {
+                match self {
+                    $(Say::$variant => $id,)*
+                }
+            }
+        }
+    };
+}
+
+statements! {
+    Stretching => "stretching",
+    Fluids => "fluids",
+    HeatOrIce => "heat-or-ice",
+    ReviewLowElectrolyte => "review-low-electrolyte",
+    MagnesiumOlderAdults => "magnesium-older-adults",
+    QuinineNotRecommended => "quinine-not-recommended",
+    RedFlags => "red-flags",
+    RedFlagCalfPainWithSwelling => "red-flag-calf-pain-with-swelling",
+    EvidenceStrengthExplained => "evidence-strength-explained",
+    ReviewMedicineNeed => "review-medicine-need",
+    DoNotStopAbruptly => "do-not-stop-abruptly",
+    DvtClotIsNotACramp => "dvt-clot-is-not-a-cramp",
+    DvtPregnancyRaisesRisk => "dvt-pregnancy-raises-risk",
+    DvtChartIsNotAWellsScore => "dvt-chart-is-not-a-wells-score",
+    DvtPregnantUltrasound => "dvt-pregnant-ultrasound",
+    DvtTwoPointsUltrasound => "dvt-two-points-ultrasound",
+    DvtCompleteWellsAtBedside => "dvt-complete-wells-at-bedside",
+    QuinineFda => "quinine-fda",
+    QuinineAan => "quinine-aan",
+    QuinineAlternatives => "quinine-alternatives",
+    QuinineMalariaOverride => "quinine-malaria-override",
+    QuinineDiscussStopping => "quinine-discuss-stopping",
+}
+
+/// One entry of statements.json.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Statement {
+    pub id: String,
+    /// The card topic it appears on (for the guidance pages and reviews).
+    pub card: String,
+    /// Plain text (Markdown-safe: written by us, not by a record).
+    pub text: String,
+    #[serde(default)]
+    pub sources: Vec<String>,
+    /// A service decision: no source says it; docs/clinical-rules.md lists it.
+    #[serde(default)]
+    pub decision: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StatementsFile {
+    pub statements: Vec<Statement>,
+}
