@@ -155,7 +155,7 @@ pub fn escape_for_log(text: &str, max: usize) -> String {
     let mut out = String::with_capacity(text.len().min(max) + 2);
     for (count, c) in text.chars().enumerate() {
         if count == max {
-            out.push_str("…");
+            out.push('…');
             break;
         }
         match c {
