@@ -35,7 +35,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     pub body_limits: body::BodyLimits,
     pub request_limits: RequestLimits,
-    pub public_base_url: String,
+    /// The URLs clients call us by (JWT audiences); the first is published.
+    pub public_base_urls: Vec<String>,
     pub fetcher: FhirFetcher,
     /// None: authentication is off (loopback, or explicitly allowed).
     pub authenticator: Option<Authenticator>,

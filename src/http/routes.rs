@@ -2,7 +2,7 @@
 //! OpenAPI document and JSON Schemas.
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 
@@ -18,8 +18,9 @@ use crate::protocol::request::{json_syntax_issue, parse_hook_request};
 use crate::protocol::response::CdsResponse;
 use crate::protocol::Hook;
 use crate::record::{record_from, PatientRecord, Payload, RecordBuilder};
+use crate::auth::Caller;
 use crate::store::IssuedCard;
-use crate::telemetry::note_for_access_log;
+use crate::telemetry::{escape_for_log, note_for_access_log};
 use crate::validation::Schemas;
 
 /// The service a hook route was declared for.
@@ -86,7 +87,8 @@ async fn call_hook(
         Step::Answered(answer) => answer,
         Step::Fetch(plan) => {
             let service = requested_service(&state, &request)?;
-            let fetched = fetch_missing(&state, service, plan).await;
+            let issuer = request.extensions().get::<Caller>().map(|caller| caller.issuer.clone());
+            let fetched = fetch_missing(&state, service, plan, issuer.as_deref()).await;
             let (_, step) = off_the_answering_threads(&state, body, move |state, body| {
                 evaluate_hook(state, &service_id, body, Some(fetched), arrived)
             })
@@ -264,11 +266,18 @@ fn evaluate_hook(
 }
 
 /// Fetches, from the EHR's FHIR server, the prefetch keys it did not send.
-async fn fetch_missing(state: &AppState, service: &ServiceDefinition, plan: FetchPlan) -> Vec<(String, Fetched)> {
+async fn fetch_missing(
+    state: &AppState,
+    service: &ServiceDefinition,
+    plan: FetchPlan,
+    issuer: Option<&str>,
+) -> Vec<(String, Fetched)> {
     let FetchPlan { keys, server, token, context_values, hook_instance } = plan;
-    let server = match state.fetcher.check_server(&server) {
+    let hook_instance = escape_for_log(&hook_instance, 100);
+    let server = match state.fetcher.check_server(&server, issuer).await {
         Ok(server) => server,
         Err(error) => {
+            metrics::counter!("fhir_fetch_errors_total", "reason" => error.kind()).increment(1);
             log::warn!("hook {hook_instance}: not fetching {keys:?}: {error}");
             return prefetch::all_failed(&keys, error);
         }
@@ -420,7 +429,7 @@ async fn openapi(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let text = Schemas::published("openapi.json").ok_or_else(|| ApiError::internal("openapi.json is not built in"))?;
     let mut document: serde_json::Value =
         serde_json::from_str(text).map_err(|e| ApiError::internal(format!("openapi.json: {e}")))?;
-    document["servers"] = serde_json::json!([{ "url": state.public_base_url }]);
+    document["servers"] = serde_json::json!([{ "url": state.public_base_urls[0] }]);
     Ok(HttpResponse::Ok().json(document))
 }
 

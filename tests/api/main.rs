@@ -3,6 +3,7 @@
 
 mod analyze;
 mod auth;
+mod auth_hardening;
 mod browser;
 mod cli;
 mod discovery;
@@ -19,3 +20,4 @@ mod outage;
 mod postgres;
 mod process;
 mod published;
+mod trust;
