@@ -89,7 +89,7 @@ impl Application {
         let authenticator = (!issuers.is_empty()).then(|| Authenticator::new(issuers, fetcher.client().clone(), settings.max_token_lifetime_secs));
         let engine = build_engine(&settings.engine)?;
         log::info!("knowledge base loaded ({})", engine.knowledge().origin);
-        let store = Store::open(&settings.database_url, settings.patient_hash_key.clone())?;
+        let store = Store::open(&settings.database_url, settings.patient_hash_key.clone(), settings.limits.retention_days)?;
         if !store.wait_until_ready(STORE_STARTUP_WAIT).await {
             log::error!("store ({}) not reachable within {STORE_STARTUP_WAIT:?}: serving without it until it is", store.description());
         }

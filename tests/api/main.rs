@@ -20,4 +20,5 @@ mod outage;
 mod postgres;
 mod process;
 mod published;
+mod store_limits;
 mod trust;
