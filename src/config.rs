@@ -81,8 +81,11 @@ pub struct ServeSettings {
 /// Fetching missing prefetch from the EHR's FHIR server.
 #[derive(Debug, Clone, Args)]
 pub struct FhirSettings {
-    /// fhirServer URL prefixes the service may fetch from, comma-separated
-    /// (e.g. https://ehr.example.org/fhir). Empty: any http(s) server.
+    /// FHIR base URLs the service may send an EHR's token to, comma-separated
+    /// (e.g. https://ehr.example.org/fhir), compared by scheme, host, port
+    /// and path prefix; hosts listed here may be private addresses. `any`:
+    /// any public http(s) server. Empty: any public server without
+    /// authentication; with authentication, only servers bound to issuers.
     #[arg(long = "fhir-server-allow", env = "CRAMP_CDS_FHIR_SERVER_ALLOW", value_delimiter = ',')]
     pub allowed_servers: Vec<String>,
     /// Timeout of one FHIR request, in milliseconds.

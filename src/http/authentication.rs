@@ -8,7 +8,7 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpMessage, HttpResponse};
 
 use super::errors::FHIR_JSON;
 use super::AppState;
@@ -25,7 +25,9 @@ pub async fn require_jwt(request: ServiceRequest, next: Next<impl MessageBody + 
     let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
     match authenticator.verify(authorization.as_deref(), &audience).await {
         Ok(caller) => {
-            log::debug!("authenticated caller from {} (sub {:?})", caller.issuer, caller.subject);
+            log::debug!("authenticated caller from {}", crate::telemetry::escape_for_log(&caller.issuer, 200));
+            // The handlers read the calling issuer (its bound FHIR servers).
+            request.extensions_mut().insert(caller);
             next.call(request).await.map(ServiceResponse::map_into_boxed_body)
         }
         Err(reason) => {

@@ -55,9 +55,15 @@ pub fn issuers_file(issuers: Value) -> PathBuf {
     path
 }
 
+/// An app with authentication on; these calls fetch nothing, so any public
+/// FHIR server is allowed (authentication alone would refuse to start).
 pub async fn secured_app(issuers: Value) -> TestApp {
     let path = issuers_file(issuers);
-    spawn_app_with(move |s| s.issuers = Some(path)).await
+    spawn_app_with(move |s| {
+        s.issuers = Some(path);
+        s.fhir.allowed_servers = vec!["any".into()];
+    })
+    .await
 }
 
 fn now() -> u64 {
@@ -201,6 +207,7 @@ async fn behind_a_proxy_the_audience_is_the_public_url() {
     let path = issuers_file(json!([{"iss": ISSUER, "jwksUrl": keys.jwks_url}]));
     let app = spawn_app_with(move |s| {
         s.issuers = Some(path);
+        s.fhir.allowed_servers = vec!["any".into()];
         s.public_base_url = Some("https://cds.example.org/cramp".into());
     })
     .await;

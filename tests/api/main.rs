@@ -18,3 +18,4 @@ mod outage;
 mod postgres;
 mod process;
 mod published;
+mod trust;
