@@ -103,7 +103,7 @@ impl Rules {
                 found.add("recent-surgery", &encounter.reference, format!("Inpatient stay {start} to {end}"));
             }
         }
-        for (reference, note) in self.anticoagulants(active_medicines) {
+        for (reference, note) in self.anticoagulants(active_medicines, now) {
             found.add("anticoagulated", &reference, note);
         }
         if found.has("active-dvt") && found.has("anticoagulated") {

@@ -7,6 +7,7 @@ mod cramps;
 mod dvt;
 pub mod labs;
 mod medications;
+pub use medications::Currency;
 mod risk_factors;
 
 use std::sync::Arc;
@@ -166,7 +167,11 @@ impl Findings {
 #[derive(Debug, Default)]
 pub struct Assessment {
     pub risk_factors: Findings,
+    /// Culprits among current medicines (or the draft orders).
     pub culprits: Findings,
+    /// Culprits among active medicines whose dates are over 13 months old
+    /// (§3 r2): listed after the current ones, never in the summary.
+    pub outdated_culprits: Findings,
     /// The culprit findings are about draft orders, not the medication list.
     pub culprits_are_drafts: bool,
     pub dvt: Option<DvtAssessment>,
@@ -338,22 +343,24 @@ impl Rules {
                 .filter(|d| !matches!(d.status.as_deref(), Some("entered-in-error" | "cancelled" | "revoked")))
                 .filter(|d| input.hook == Hook::OrderSign || selected.is_empty() || selected.contains(d.reference.as_str()))
                 .collect();
-            let (culprits, quinine) = self.medication_findings(&drafts);
-            if !cramps.is_empty() {
-                assessment.culprits = culprits;
+            let found = self.medication_findings(&drafts, true, input.now);
+            // A draft of conflicting evidence alone (a beta-blocker) gives no card.
+            if !cramps.is_empty() && !self.only_conflicting(&found.current) {
+                assessment.culprits = found.current;
                 assessment.culprits_are_drafts = true;
             }
-            assessment.quinine = quinine.map(|finding| QuinineAlert { drafts: finding.evidence.clone(), finding });
+            assessment.quinine = found.quinine.map(|finding| QuinineAlert { drafts: finding.evidence.clone(), finding });
             return assessment;
         }
 
         let active: Vec<&MedicationUse> = record.medications.iter().filter(|m| m.is_active()).collect();
-        let (culprits, quinine) = self.medication_findings(&active);
-        assessment.quinine = quinine.map(|finding| QuinineAlert { finding, drafts: Vec::new() });
+        let found = self.medication_findings(&active, false, input.now);
+        assessment.quinine = found.quinine.map(|finding| QuinineAlert { finding, drafts: Vec::new() });
         let pregnancy = self.pregnancy(input, &classified);
         if !cramps.is_empty() {
             assessment.risk_factors = self.risk_factors(input, &classified, &pregnancy);
-            assessment.culprits = culprits;
+            assessment.culprits = found.current;
+            assessment.outdated_culprits = found.outdated;
         }
         assessment.dvt = self.dvt(input, &classified, &cramps, &pregnancy, &active);
         assessment

@@ -29,7 +29,7 @@ from collections import OrderedDict, defaultdict
 # Constants
 # ---------------------------------------------------------------------------
 
-VERSION = "2026-11-22"  # knowledge-base version date (fixed: keeps reruns identical)
+VERSION = "2026-11-30"  # knowledge-base version date (fixed: keeps reruns identical)
 
 BASE = "https://cramp-cds.example.org/fhir"
 SOURCE_EXT = "https://cramp-cds.example.org/fhir/StructureDefinition/source"
@@ -833,21 +833,32 @@ CLASSES = [
      "Garrison 2012 adjusted sequence ratio 1.48 (thiazide-like diuretics)", ["garrison-2012"], False,
      [("hydrochlorothiazide", "5487"), ("chlorthalidone", "2409"), ("indapamide", "5764"),
       ("metolazone", "6916"), ("chlorothiazide", "2396")],
-     # C03EA and C07B are combinations with a thiazide: a combination gives every class.
-     ["C03A", "C03B", "C03EA", "C07B"]),
+     # r2 combination groups holding a thiazide or thiazide-like (C03B) diuretic; the
+     # most specific ATC group listed decides, so each group names all its classes.
+     ["C03A", "C03B", "C03EA", "C07B", "C07C", "C07D", "C09BA", "C09DA", "C09XA52"]),
     ("potassium-sparing-diuretic", "Potassium-sparing diuretic", "moderate",
      "Garrison 2012 adjusted sequence ratio 2.12", ["garrison-2012"], False,
      [("spironolactone", "9997"), ("eplerenone", "298869"), ("triamterene", "10763"), ("amiloride", "644")],
-     ["C03D", "C03E"]),
+     ["C03D", "C03E", "C03EA", "C03EB"]),
     ("nifedipine", "Nifedipine", "reported",
      "Named as a drug that can cause leg cramps (BMJ Best Practice patient leaflet 2012)", ["bmj-bp-2012"], False,
      [("nifedipine", "7417")], ["C08CA05"]),
-    ("beta2-agonist", "Beta2-agonist", "moderate",
-     "long-acting beta2-agonists: Garrison 2012 adjusted sequence ratio 2.42", ["garrison-2012"], False,
-     [("albuterol", "435"), ("levalbuterol", "237159"), ("salmeterol", "36117"), ("formoterol", "25255"),
-      ("terbutaline", "10368"), ("vilanterol", None), ("arformoterol", None), ("indacaterol", None),
-      ("olodaterol", None)],
-     ["R03AC", "R03CC", "R03AK", "R03AL"]),
+    # r2: long- and short-acting beta2-agonists are two classes. R03AC/R03CC and the
+    # combination groups R03AK/R03AL hold both kinds: the single long-acting codes and
+    # the long-acting combinations are listed by code (WHO ATC/DDD index), so that the
+    # most specific group decides; a product is classed by its beta2-agonist.
+    ("beta2-agonist", "Long-acting beta2-agonist", "moderate",
+     "Garrison 2012 adjusted sequence ratio 2.42 (long-acting beta2-agonists)", ["garrison-2012"], False,
+     [("salmeterol", "36117"), ("formoterol", "25255"), ("vilanterol", None), ("arformoterol", None),
+      ("indacaterol", None), ("olodaterol", None), ("bambuterol", None)],
+     ["R03AC12", "R03AC13", "R03AC18", "R03AC19", "R03CC12"]
+     + ["R03AK%02d" % n for n in (6, 7, 8, 9, 10, 11, 12, 14)]
+     + ["R03AL%02d" % n for n in range(3, 13)]),
+    ("short-acting-beta2-agonist", "Short-acting beta2-agonist", "reported",
+     "Beta-agonists named as a cause of leg cramps (BMJ Best Practice patient leaflet 2012); "
+     "no measured ratio for short-acting ones", ["bmj-bp-2012"], False,
+     [("albuterol", "435"), ("levalbuterol", "237159"), ("terbutaline", "10368")],
+     ["R03AC", "R03CC", "R03AK03", "R03AK04", "R03AK05", "R03AK13", "R03AL01", "R03AL02"]),
     ("corticosteroid", "Systemic corticosteroid", "reported",
      "Systemic corticosteroids named as a cause of leg cramps (BMJ Best Practice patient leaflet 2012)",
      ["bmj-bp-2012"], True,
@@ -857,7 +868,7 @@ CLASSES = [
      ["H02"]),
     ("morphine", "Morphine", "reported",
      "Named as a drug that can cause leg cramps (BMJ Best Practice patient leaflet 2012)", ["bmj-bp-2012"], False,
-     [("morphine", "7052")], ["N02AA01"]),
+     [("morphine", "7052")], ["N02AA01", "N02AA51"]),
     ("cimetidine", "Cimetidine", "reported",
      "Named as a drug that can cause leg cramps (BMJ Best Practice patient leaflet 2012)", ["bmj-bp-2012"], False,
      [("cimetidine", "2541")], ["A02BA01"]),
@@ -871,25 +882,32 @@ CLASSES = [
     ("lithium", "Lithium", "reported",
      "Named as a drug that can cause leg cramps (BMJ Best Practice patient leaflet 2012)", ["bmj-bp-2012"], False,
      [("lithium", "6448"), ("lithium carbonate", "42351")], ["N05AN01"]),
-    ("beta-blocker", "Beta-blocker (systemic)", "weak",
-     "negative control in Garrison 2012, no association", ["garrison-2012"], True,
+    # r2: conflicting evidence, information only (listed last, never in the summary).
+    ("beta-blocker", "Beta-blocker (systemic)", "conflicting",
+     "listed as a cause by Diagnosis Pad; no association in Garrison 2012 (negative control)",
+     ["diagnosis-pad-2025", "garrison-2012"], True,
      [("acebutolol", "149"), ("atenolol", "1202"), ("betaxolol", "1520"), ("bisoprolol", "19484"),
       ("carvedilol", "20352"), ("labetalol", "6185"), ("metoprolol", "6918"), ("nadolol", "7226"),
       ("nebivolol", "31555"), ("pindolol", "8332"), ("propranolol", "8787"), ("sotalol", "9947"),
       ("timolol", "10600")],
-     ["C07"]),
-    ("iron-sucrose", "Iron sucrose (intravenous)", "reported",
+     ["C07", "C07B", "C07C", "C07D"]),
+    # r2: intravenous iron (B03AC); each product is shown by its own name.
+    ("iron-sucrose", "Intravenous iron", "reported",
      "Allen & Kirby 2012: reported with intravenous iron sucrose; overall incidence very low",
-     ["allen-kirby-2012"], False, [("iron sucrose", None)], ["B03AC"]),
+     ["allen-kirby-2012"], False,
+     [("iron sucrose", None), ("ferric carboxymaltose", None), ("ferumoxytol", None), ("iron dextran", None),
+      ("sodium ferric gluconate", None), ("ferric gluconate", None), ("ferric derisomaltose", None),
+      ("iron isomaltoside", None)],
+     ["B03AC"]),
     ("conjugated-estrogens", "Conjugated estrogens", "reported",
      "Allen & Kirby 2012: reported; overall incidence very low", ["allen-kirby-2012"], False,
-     [("conjugated estrogens", "4099"), ("estrogens, conjugated", None)], ["G03CA57"]),
+     [("conjugated estrogens", "4099"), ("estrogens, conjugated", None)], ["G03CA57", "G03CC07"]),
     ("raloxifene", "Raloxifene", "reported",
      "Allen & Kirby 2012: reported; overall incidence very low", ["allen-kirby-2012"], False,
      [("raloxifene", "72143")], ["G03XC01"]),
     ("naproxen", "Naproxen", "reported",
      "Allen & Kirby 2012: reported; overall incidence very low", ["allen-kirby-2012"], False,
-     [("naproxen", "7258")], ["M01AE02"]),
+     [("naproxen", "7258")], ["M01AE02", "M01AE52"]),
     ("teriparatide", "Teriparatide", "reported",
      "Allen & Kirby 2012: reported; overall incidence very low", ["allen-kirby-2012"], False,
      [("teriparatide", None)], ["H05AA02"]),
@@ -899,7 +917,7 @@ CLASSES = [
 QUININE = ("quinine", "Quinine", "n/a",
            "FDA 2010: quinine (Qualaquin) must not be used for night-time leg cramps; serious "
            "haematologic reactions (thrombocytopenia, HUS/TTP)", ["fda-2010-quinine"], False,
-           [("quinine", "9071")], ["P01BC01"])
+           [("quinine", "9071")], ["P01BC01", "M09AA"])
 ANTICOAG = ("anticoagulated", "Anticoagulant", "n/a",
             "Patient already anticoagulated (warfarin, heparins, fondaparinux, direct oral "
             "anticoagulants); reported on the DVT rule-out card", ["wells-2003"], False,
@@ -924,10 +942,11 @@ BRANDS = {
     "potassium-sparing-diuretic": ["Aldactone", "CaroSpir", "Inspra", "Dyrenium", "Midamor", "Dyazide",
                                    "Maxzide", "Aldactazide", "Moduretic"],
     "nifedipine": ["Procardia", "Adalat", "Afeditab"],
-    "beta2-agonist": ["ProAir", "Ventolin", "Proventil", "Xopenex", "Serevent", "Foradil", "Perforomist",
-                      "Brovana", "Striverdi", "Arcapta", "Advair", "Wixela", "AirDuo", "Breo", "Symbicort",
-                      "Breyna", "Dulera", "Combivent", "DuoNeb", "Anoro", "Stiolto", "Trelegy", "Bevespi",
-                      "Breztri", "Airsupra"],
+    "beta2-agonist": ["Serevent", "Foradil", "Perforomist", "Brovana", "Striverdi", "Arcapta", "Advair",
+                      "Wixela", "AirDuo", "Breo", "Symbicort", "Breyna", "Dulera", "Anoro", "Stiolto", "Trelegy",
+                      "Bevespi", "Breztri"],
+    "short-acting-beta2-agonist": ["ProAir", "Ventolin", "Proventil", "Xopenex", "Combivent", "DuoNeb",
+                                   "Airsupra"],
     "corticosteroid": ["Rayos", "Medrol", "Solu-Medrol", "Depo-Medrol", "Decadron", "Hemady", "Cortef",
                        "Solu-Cortef", "Alkindi", "Celestone", "Orapred", "Millipred", "Pediapred",
                        "Veripred", "Florinef"],
@@ -941,7 +960,7 @@ BRANDS = {
     "beta-blocker": ["Sectral", "Tenormin", "Kerlone", "Zebeta", "Coreg", "Trandate", "Lopressor", "Toprol",
                      "Corgard", "Bystolic", "Inderal", "InnoPran", "Hemangeol", "Betapace", "Sorine",
                      "Sotylize", "Ziac", "Tenoretic", "Lopressor HCT", "Dutoprol", "Corzide", "Kapspargo"],
-    "iron-sucrose": ["Venofer"],
+    "iron-sucrose": ["Venofer", "Injectafer", "Feraheme", "INFeD", "Ferrlecit", "Monoferric"],
     "conjugated-estrogens": ["Premarin", "Prempro", "Premphase", "Duavee"],
     "raloxifene": ["Evista"],
     "naproxen": ["Naprosyn", "EC-Naprosyn", "Anaprox", "Aleve", "Naprelan", "Vimovo", "Treximet"],
