@@ -835,6 +835,7 @@ CLASSES = [
       ("metolazone", "6916"), ("chlorothiazide", "2396")],
      # r2 combination groups holding a thiazide or thiazide-like (C03B) diuretic; the
      # most specific ATC group listed decides, so each group names all its classes.
+     # C07D (beta-blocker, thiazides and other diuretics) is from the WHO ATC index.
      ["C03A", "C03B", "C03EA", "C07B", "C07C", "C07D", "C09BA", "C09DA", "C09XA52"]),
     ("potassium-sparing-diuretic", "Potassium-sparing diuretic", "moderate",
      "Garrison 2012 adjusted sequence ratio 2.12", ["garrison-2012"], False,
@@ -901,6 +902,7 @@ CLASSES = [
      ["B03AC"]),
     ("conjugated-estrogens", "Conjugated estrogens", "reported",
      "Allen & Kirby 2012: reported; overall incidence very low", ["allen-kirby-2012"], False,
+     # G03CC07 (conjugated estrogens and bazedoxifene): WHO ATC index.
      [("conjugated estrogens", "4099"), ("estrogens, conjugated", None)], ["G03CA57", "G03CC07"]),
     ("raloxifene", "Raloxifene", "reported",
      "Allen & Kirby 2012: reported; overall incidence very low", ["allen-kirby-2012"], False,
