@@ -85,7 +85,7 @@ impl Application {
             },
             trust,
         )?;
-        let authenticator = (!issuers.is_empty()).then(|| Authenticator::new(issuers, fetcher.client().clone()));
+        let authenticator = (!issuers.is_empty()).then(|| Authenticator::new(issuers, fetcher.client().clone(), settings.max_token_lifetime_secs));
         let engine = build_engine(&settings.engine)?;
         log::info!("knowledge base loaded ({})", engine.knowledge().origin);
         let store = Store::open(&settings.database_url, settings.patient_hash_key.clone())?;
@@ -99,7 +99,7 @@ impl Application {
             schemas: Schemas::compile()?,
             engine,
             max_body_bytes: settings.max_body_bytes,
-            public_base_url: settings.public_base_url(port),
+            public_base_urls: settings.public_base_urls(port),
             fetcher,
             authenticator,
             store,

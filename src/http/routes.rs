@@ -298,7 +298,7 @@ async fn openapi(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let text = Schemas::published("openapi.json").ok_or_else(|| ApiError::internal("openapi.json is not built in"))?;
     let mut document: serde_json::Value =
         serde_json::from_str(text).map_err(|e| ApiError::internal(format!("openapi.json: {e}")))?;
-    document["servers"] = serde_json::json!([{ "url": state.public_base_url }]);
+    document["servers"] = serde_json::json!([{ "url": state.public_base_urls[0] }]);
     Ok(HttpResponse::Ok().json(document))
 }
 

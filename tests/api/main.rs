@@ -3,6 +3,7 @@
 
 mod analyze;
 mod auth;
+mod auth_hardening;
 mod browser;
 mod cli;
 mod discovery;

@@ -10,10 +10,10 @@ use serde_json::json;
 use crate::auth::{claims, issuers_file, key_server, sign, ISSUER};
 use crate::helpers::patient_view_request;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_cramp-cds");
+pub const BINARY: &str = env!("CARGO_BIN_EXE_cramp-cds");
 
 /// Starts the binary, waits for its "listening on" line, returns it and the port.
-fn start(args: &[&str]) -> (Child, u16, BufReader<std::process::ChildStderr>) {
+pub fn start(args: &[&str]) -> (Child, u16, BufReader<std::process::ChildStderr>) {
     let mut child = Command::new(BINARY)
         .args(args)
         .env("RUST_LOG", "debug")
