@@ -382,6 +382,9 @@ pub struct Encounter<'a> {
     /// R4 has a Coding in `class`, R5 a list of CodeableConcepts.
     #[serde(deserialize_with = "lenient_encounter_class")]
     pub class: Vec<Coding<'a>>,
+    /// What kind of visit (a dialysis session, postpartum care ...).
+    #[serde(rename = "type")]
+    pub kind: Vec<CodeableConcept<'a>>,
     pub period: Option<Period>,
     pub reason_code: Vec<CodeableConcept<'a>>,
 }

@@ -24,6 +24,7 @@ use crate::validation::Schemas;
 pub use authentication::require_jwt;
 pub use body::BodyLimits;
 pub use connections::{guard as connection_guard, PeerTable};
+use crate::protocol::request::Conformance;
 pub use routes::DeclaredService;
 pub use errors::ApiError;
 
@@ -41,6 +42,8 @@ pub struct AppState {
     /// None: authentication is off (loopback, or explicitly allowed).
     pub authenticator: Option<Authenticator>,
     pub store: Store,
+    /// Whether defects in members the rules do not read are tolerated.
+    pub conformance: Conformance,
 }
 
 /// What one request may make the service read and hold.

@@ -14,7 +14,7 @@ use crate::fhir::outcome::Issue;
 use crate::prefetch::fetch::{FetchError, Fetched};
 use crate::prefetch::{self, template};
 use crate::protocol::discovery::{ServiceCatalog, ServiceDefinition};
-use crate::protocol::request::{json_syntax_issue, parse_hook_request};
+use crate::protocol::request::{json_syntax_issue, parse_hook_request_in, Conformance, Deviation, HookRequest};
 use crate::protocol::response::CdsResponse;
 use crate::protocol::Hook;
 use crate::record::{record_from, PatientRecord, Payload, RecordBuilder};
@@ -35,6 +35,7 @@ pub fn configure_services(config: &mut web::ServiceConfig, catalog: &ServiceCata
         let declared = DeclaredService(service.id.clone());
         config.service(
             web::resource(format!("/cds-services/{}", service.id))
+                .wrap(actix_web::middleware::from_fn(tolerate_missing_content_type))
                 .app_data(declared.clone())
                 .route(web::post().to(call_hook))
                 .default_service(web::to(not_allowed)),
@@ -79,9 +80,13 @@ async fn call_hook(
     let service_id = requested_service(&state, &request)?.id.clone();
     let body = read_json_body(&request, payload, &state).await?;
     let arrived = Utc::now();
+    let missing_content_type = request.extensions().contains::<MissingContentType>();
     let (body, step) = {
         let service_id = service_id.clone();
-        off_the_answering_threads(&state, body, move |state, body| evaluate_hook(state, &service_id, body, None, arrived)).await?
+        off_the_answering_threads(&state, body, move |state, body| {
+            evaluate_hook(state, &service_id, body, Pass::First { missing_content_type }, arrived)
+        })
+        .await?
     };
     let answer = match step? {
         Step::Answered(answer) => answer,
@@ -90,7 +95,7 @@ async fn call_hook(
             let issuer = request.extensions().get::<Caller>().map(|caller| caller.issuer.clone());
             let fetched = fetch_missing(&state, service, plan, issuer.as_deref()).await;
             let (_, step) = off_the_answering_threads(&state, body, move |state, body| {
-                evaluate_hook(state, &service_id, body, Some(fetched), arrived)
+                evaluate_hook(state, &service_id, body, Pass::Fetched(fetched), arrived)
             })
             .await?;
             match step? {
@@ -174,18 +179,36 @@ fn within_entry_limit<T>(state: &AppState, read: impl FnOnce() -> Result<T, ApiE
     result
 }
 
-/// The synchronous part of a hook call: parse, check, (with `fetched`)
-/// resolve the record and run the engine.
+/// Which reading of the body this is.
+enum Pass {
+    /// The first: deviations are recorded, and keys to fetch end the pass.
+    First { missing_content_type: bool },
+    /// After fetching what the EHR did not send.
+    Fetched(Vec<(String, Fetched)>),
+}
+
+/// The synchronous part of a hook call: parse, check, (with what was
+/// fetched) resolve the record and run the engine.
 fn evaluate_hook(
     state: &AppState,
     service_id: &str,
     body: &[u8],
-    fetched: Option<Vec<(String, Fetched)>>,
+    pass: Pass,
     arrived: chrono::DateTime<Utc>,
 ) -> Result<Step, ApiError> {
     let service = state.catalog.get(service_id).ok_or_else(|| ApiError::internal("the service disappeared"))?;
     within_entry_limit(state, || {
-        let mut hook_request = parse_hook_request(body, &state.schemas).map_err(ApiError::bad_request)?;
+        let mut hook_request = parse_hook_request_in(body, &state.schemas, state.conformance).map_err(ApiError::bad_request)?;
+        if let Pass::First { missing_content_type } = pass {
+            if missing_content_type {
+                hook_request.deviations.push(Deviation {
+                    member: "Content-Type",
+                    pointer: String::new(),
+                    problem: "no Content-Type header; the body was read as application/json".into(),
+                });
+            }
+            record_deviations(&hook_request);
+        }
         if hook_request.hook != service.hook.as_str() {
             return Err(ApiError::invalid(
                 "/hook",
@@ -196,9 +219,9 @@ fn evaluate_hook(
             crate::protocol::drafts::check(hook_request.context.draft_orders, &hook_request.context.selections)
                 .map_err(ApiError::bad_request)?;
         }
-        let fetched = match fetched {
-            Some(fetched) => fetched,
-            None => {
+        let fetched = match pass {
+            Pass::Fetched(fetched) => fetched,
+            Pass::First { .. } => {
                 let keys = prefetch::keys_to_fetch(service, &hook_request.prefetch);
                 match hook_request.fhir_server.take().filter(|_| !keys.is_empty()) {
                     Some(server) => {
@@ -231,7 +254,7 @@ fn evaluate_hook(
                 )
             })?;
         record.keep_patient(hook_request.context.patient_id.as_deref());
-        warn_of_other_patients(&record, &hook_request.hook_instance);
+        warn_of_other_patients(&record, &escape_for_log(&hook_request.hook_instance, 100));
         let drafts = match hook_request.context.draft_orders {
             Some(raw) => record_from([raw.get()]).medications,
             None => Vec::new(),
@@ -239,8 +262,8 @@ fn evaluate_hook(
         let note = format!(
             "hook {} instance {} patient {}: {} resources read, {} malformed skipped, {} duplicates, {} other types, {} another patient's",
             service.id,
-            hook_request.hook_instance,
-            hook_request.context.patient_id.as_deref().unwrap_or("-"),
+            escape_for_log(&hook_request.hook_instance, 100),
+            escape_for_log(hook_request.context.patient_id.as_deref().unwrap_or("-"), 100),
             record.stats.read,
             record.stats.malformed,
             record.stats.duplicates,
@@ -263,6 +286,39 @@ fn evaluate_hook(
             patient_id: hook_request.context.patient_id,
         }))
     })
+}
+
+/// Marks a hook call that came without a Content-Type (and was read as JSON).
+struct MissingContentType;
+
+/// A hook call without a Content-Type is read as JSON (EHRs and scripts
+/// forget it, and a quinine warning must not be lost over a header), and
+/// recorded as a deviation; `--strict` keeps the 415.
+async fn tolerate_missing_content_type(
+    mut request: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let tolerant = request.app_data::<web::Data<AppState>>().is_some_and(|state| state.conformance == Conformance::Tolerant);
+    if tolerant && !request.headers().contains_key(header::CONTENT_TYPE) {
+        request.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+        request.extensions_mut().insert(MissingContentType);
+    }
+    next.call(request).await
+}
+
+/// Each tolerated defect: a warning naming the member and its pointer, and
+/// `request_deviations_total{member}` (a fixed set of member names).
+fn record_deviations(request: &HookRequest) {
+    for deviation in &request.deviations {
+        metrics::counter!("request_deviations_total", "member" => deviation.member).increment(1);
+        log::warn!(
+            "hook {}: tolerated deviation in {} at '{}': {}",
+            escape_for_log(&request.hook_instance, 100),
+            deviation.member,
+            escape_for_log(&deviation.pointer, 100),
+            escape_for_log(&deviation.problem, 300)
+        );
+    }
 }
 
 /// Fetches, from the EHR's FHIR server, the prefetch keys it did not send.

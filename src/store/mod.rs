@@ -43,7 +43,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 /// Cards deleted per statement while pruning: short transactions.
 const PRUNE_BATCH: usize = 500;
 /// The stored hook instance (a UUID in CDS Hooks) is cut to this length.
-pub const MAX_HOOK_INSTANCE_CHARS: usize = 128;
+pub const MAX_HOOK_INSTANCE_CHARS: usize = 256;
 
 /// A card as it was sent, without its text.
 #[derive(Debug, Clone)]

@@ -144,6 +144,7 @@ async fn duplicate_ids_cycles_dangling_references_and_nested_bundles() {
 
 #[tokio::test]
 async fn huge_strings_and_a_100000_entry_bundle_are_answered() {
+    let _turn = crate::helpers::heavy_turn().await;
     let app = spawn_app_with(|s| {
         s.max_body_bytes = 32 * 1024 * 1024;
         s.limits.max_entries = 200_000;
@@ -168,6 +169,7 @@ async fn huge_strings_and_a_100000_entry_bundle_are_answered() {
 
 #[tokio::test]
 async fn a_bundle_of_many_patients_links_and_subjects_is_answered_in_time() {
+    let _turn = crate::helpers::heavy_turn().await;
     let app = spawn_app_with(|s| {
         s.max_body_bytes = 32 * 1024 * 1024;
         s.limits.max_entries = 200_000;
@@ -193,6 +195,7 @@ async fn a_bundle_of_many_patients_links_and_subjects_is_answered_in_time() {
 
 #[tokio::test]
 async fn thousands_of_matching_resources_stay_linear_and_the_card_short() {
+    let _turn = crate::helpers::heavy_turn().await;
     let app = spawn_app_with(|s| {
         s.max_body_bytes = 32 * 1024 * 1024;
         s.limits.max_entries = 200_000;

@@ -91,6 +91,7 @@ fn expansion_body() -> String {
 
 #[tokio::test]
 async fn millions_of_empty_entries_are_refused_within_the_entry_limit() {
+    let _turn = crate::helpers::heavy_turn().await;
     let app = spawn_app().await;
     let body = expansion_body();
     assert!(
@@ -285,6 +286,7 @@ pub fn start_binary(args: &[&str]) -> (Child, String) {
 /// /healthz keeps answering within a second; the bodies time out (408).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn six_hundred_slow_bodies_cost_little_memory_and_time_out() {
+    let _turn = crate::helpers::heavy_turn().await;
     const SLOW: usize = 600;
     let (mut child, address) = start_binary(&[
         "--max-connections-per-peer",

@@ -21,4 +21,5 @@ mod postgres;
 mod process;
 mod published;
 mod store_limits;
+mod tolerance;
 mod trust;
