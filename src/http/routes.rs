@@ -169,7 +169,7 @@ async fn fetch_missing(
     let mut results = state.fetcher.fetch_all(&server, token, queries).await;
     for (key, result) in &results {
         match result {
-            Ok(pages) => log::info!("hook {}: fetched '{key}' ({} page(s))", request.hook_instance, pages.len()),
+            Ok(pages) => log::info!("hook {}: fetched '{key}' ({} page(s))", request.hook_instance, pages.documents.len()),
             Err(error) => {
                 metrics::counter!("fhir_fetch_errors_total", "reason" => error.kind()).increment(1);
                 log::warn!("hook {}: fetching '{key}' failed: {error}", request.hook_instance);
