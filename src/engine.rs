@@ -44,8 +44,7 @@ impl Engine {
             .iter()
             .map(|u| IncompleteKey { key: u.key.clone(), reason: u.reason.clone() })
             .collect();
-        let extension = (!incomplete.is_empty())
-            .then(|| ResponseExtension { cramp_cds: ResponseNotes { incomplete } });
+        let extension = (!incomplete.is_empty()).then_some(ResponseExtension { cramp_cds: ResponseNotes { incomplete } });
         CdsResponse { cards: self.renderer.render(&assessment), extension }
     }
 }
