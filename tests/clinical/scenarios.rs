@@ -40,6 +40,12 @@ struct Expectations {
     evidence: BTreeMap<String, BTreeSet<String>>,
     #[serde(default)]
     suggestions: BTreeMap<String, Vec<ExpectedSuggestion>>,
+    /// Phrases each card's detail must contain.
+    #[serde(default)]
+    detail_contains: BTreeMap<String, Vec<String>>,
+    /// Phrases each card's detail must not contain.
+    #[serde(default)]
+    detail_lacks: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize, Debug, PartialEq)]
@@ -100,6 +106,10 @@ fn differences(expect: &Expectations, response: &CdsResponse) -> Vec<String> {
         if card.source.url.is_none() {
             problems.push(format!("{}: no source url", topic(card)));
         }
+        // §6 r2: the chart never shows the bedside items, so no card may call DVT unlikely.
+        if topic(card) == "dvt-rule-out" && card.detail.to_lowercase().contains("dvt unlikely") {
+            problems.push("dvt-rule-out: the detail says \"DVT unlikely\" from chart data".into());
+        }
     }
     let card = |name: &str| response.cards.iter().find(|c| topic(c) == name);
     for (name, indicator) in &expect.indicators {
@@ -127,6 +137,18 @@ fn differences(expect: &Expectations, response: &CdsResponse) -> Vec<String> {
             all_findings.iter().filter(|f| &f.code == code).flat_map(|f| f.evidence.iter().cloned()).collect();
         if &got != references {
             problems.push(format!("evidence of {code}: expected {references:?}, got {got:?}"));
+        }
+    }
+    for (name, phrases) in &expect.detail_contains {
+        let detail = card(name).map(|c| c.detail.as_str()).unwrap_or_default();
+        for phrase in phrases.iter().filter(|p| !detail.contains(p.as_str())) {
+            problems.push(format!("{name}: detail lacks {phrase:?}"));
+        }
+    }
+    for (name, phrases) in &expect.detail_lacks {
+        let detail = card(name).map(|c| c.detail.as_str()).unwrap_or_default();
+        for phrase in phrases.iter().filter(|p| detail.contains(p.as_str())) {
+            problems.push(format!("{name}: detail must not contain {phrase:?}"));
         }
     }
     for (name, expected) in &expect.suggestions {
@@ -183,7 +205,7 @@ fn scenarios_cover_every_finding_both_ways() {
         negative.extend(scenario.expect.absent_findings.iter().cloned());
     }
     let kb = crate::engine().knowledge();
-    let reportable = kb.findings().map(|f| f.code.clone()).filter(|c| c != "active-dvt" && c != "bakers-cyst" && c != "leg-injury");
+    let reportable = kb.findings().map(|f| f.code.clone()).filter(|c| c != "bakers-cyst" && c != "leg-injury");
     let missing: Vec<String> = reportable
         .filter(|code| !positive.contains(code) || !negative.contains(code))
         .map(|code| format!("{code} (positive: {}, negative: {})", positive.contains(&code), negative.contains(&code)))
