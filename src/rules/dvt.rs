@@ -19,7 +19,12 @@ const ACTIVE_CANCER_WINDOW: i64 = 183;
 const INPATIENT_STAY_ENDED_WINDOW: i64 = 28;
 
 /// The Wells items the chart can show (each +1); only these are scored.
-pub const CHART_WELLS_ITEMS: [&str; 4] = ["active-cancer", "immobilization", "recent-surgery", "previous-dvt"];
+pub const CHART_WELLS_ITEMS: [&str; 4] = [
+    "active-cancer",
+    "immobilization",
+    "recent-surgery",
+    "previous-dvt",
+];
 
 /// The DVT prompt for one patient: what the record shows and which test
 /// the record allows us to recommend.
@@ -143,7 +148,9 @@ impl Rules {
                 continue;
             }
             let code = c.code.as_ref().expect("classified");
-            let onset = c.onset_date_time.or_else(|| c.onset_period.as_ref().and_then(|p| p.start));
+            let onset = c
+                .onset_date_time
+                .or_else(|| c.onset_period.as_ref().and_then(|p| p.start));
             let symptom = || Symptom {
                 reference: condition.reference.clone(),
                 note: condition_note(code, c),
@@ -157,9 +164,12 @@ impl Rules {
                 pains.push(symptom());
             }
         }
-        for (observation, (code, value)) in
-            record.observations.iter().zip(classified.observation_codes.iter().zip(&classified.observation_values))
-        {
+        for (observation, (code, value)) in record.observations.iter().zip(
+            classified
+                .observation_codes
+                .iter()
+                .zip(&classified.observation_values),
+        ) {
             let o = &observation.resource;
             let either = |set| code.contains(set) || value.contains(set);
             let (swelling, pain) = (either(sets.leg_swelling), either(sets.leg_pain));
@@ -168,12 +178,24 @@ impl Rules {
                 continue;
             }
             let at = observation_date(o);
-            if !observation_counts(o) || !within(at, DVT_SYMPTOM_WINDOW, now) || symptom_is_absent(o) {
+            if !observation_counts(o)
+                || !within(at, DVT_SYMPTOM_WINDOW, now)
+                || symptom_is_absent(o)
+            {
                 continue;
             }
             let Some(at) = at else { continue };
-            let label = o.value_codeable_concept.as_ref().or(o.code.as_ref()).and_then(|c| c.label()).unwrap_or("symptom");
-            let concepts = o.code.iter().chain(&o.value_codeable_concept).chain(&o.body_site);
+            let label = o
+                .value_codeable_concept
+                .as_ref()
+                .or(o.code.as_ref())
+                .and_then(|c| c.label())
+                .unwrap_or("symptom");
+            let concepts = o
+                .code
+                .iter()
+                .chain(&o.value_codeable_concept)
+                .chain(&o.body_site);
             let symptom = || Symptom {
                 reference: observation.reference.clone(),
                 note: format!("{label} ({})", day(at)),
@@ -199,7 +221,12 @@ impl Rules {
         if pains.is_empty() && recent_cramps.is_empty() {
             return None;
         }
-        let swelling_began = swellings.iter().map(|s| s.began).min().expect("not empty").date_naive();
+        let swelling_began = swellings
+            .iter()
+            .map(|s| s.began)
+            .min()
+            .expect("not empty")
+            .date_naive();
 
         // 2. Is the question already answered?
         let mut found = Findings::default();
@@ -219,7 +246,10 @@ impl Rules {
             }
             let code = c.code.as_ref().expect("classified");
             let side = side_of(std::iter::once(code).chain(&c.body_site));
-            let other_leg = matches!((leg, side), (Side::Right, Side::Left) | (Side::Left, Side::Right));
+            let other_leg = matches!(
+                (leg, side),
+                (Side::Right, Side::Left) | (Side::Left, Side::Right)
+            );
             if !other_leg {
                 // Same leg, an unstated side, both legs, or a swelling whose
                 // side is not stated: the record has the answer.
@@ -234,7 +264,11 @@ impl Rules {
         let d_dimer_not_negative = match d_dimer {
             Some((DDimer::Negative, _)) => return None,
             Some((_, observation)) => {
-                found.add("d-dimer-positive", &observation.reference, d_dimer_note(&observation.resource));
+                found.add(
+                    "d-dimer-positive",
+                    &observation.reference,
+                    d_dimer_note(&observation.resource),
+                );
                 true
             }
             None => false,
@@ -257,7 +291,9 @@ impl Rules {
                     found.add("active-cancer", &condition.reference, note());
                 }
             }
-            if memberships.contains(sets.cancer_treatment) && within(documented, ACTIVE_CANCER_WINDOW, now) {
+            if memberships.contains(sets.cancer_treatment)
+                && within(documented, ACTIVE_CANCER_WINDOW, now)
+            {
                 found.add("active-cancer", &condition.reference, note());
             }
             if active && memberships.contains(sets.paralysis) {
@@ -285,14 +321,27 @@ impl Rules {
                 continue;
             }
             let at = procedure_date(p);
-            let note = format!("{} ({})", p.code.as_ref().and_then(|c| c.label()).unwrap_or("procedure"), at.map(day).unwrap_or_default());
-            if memberships.contains(sets.cancer_treatment) && within(at, ACTIVE_CANCER_WINDOW, now) {
+            let note = format!(
+                "{} ({})",
+                p.code
+                    .as_ref()
+                    .and_then(|c| c.label())
+                    .unwrap_or("procedure"),
+                at.map(day).unwrap_or_default()
+            );
+            if memberships.contains(sets.cancer_treatment) && within(at, ACTIVE_CANCER_WINDOW, now)
+            {
                 found.add("active-cancer", &procedure.reference, note.clone());
             }
-            if memberships.contains(sets.chemotherapy_billing) && within(at, ACTIVE_CANCER_WINDOW, now) {
+            if memberships.contains(sets.chemotherapy_billing)
+                && within(at, ACTIVE_CANCER_WINDOW, now)
+            {
                 chemotherapy_billed.push((procedure.reference.as_str(), note.clone()));
             }
-            if memberships.contains(sets.immobilization_procedure) && within(at, IMMOBILISATION_WINDOW, now) && of_a_leg(p) {
+            if memberships.contains(sets.immobilization_procedure)
+                && within(at, IMMOBILISATION_WINDOW, now)
+                && of_a_leg(p)
+            {
                 found.add("immobilization", &procedure.reference, note.clone());
             }
             if memberships.contains(sets.major_surgery) && within(at, SURGERY_WINDOW, now) {
@@ -308,24 +357,42 @@ impl Rules {
         }
         let stay_ended_since = now - Duration::days(INPATIENT_STAY_ENDED_WINDOW);
         for encounter in &record.encounters {
-            if inpatient_stay(&encounter.resource, INPATIENT_STAY_DAYS, stay_ended_since, now) {
+            if inpatient_stay(
+                &encounter.resource,
+                INPATIENT_STAY_DAYS,
+                stay_ended_since,
+                now,
+            ) {
                 let period = encounter.resource.period.as_ref();
                 let start = period.and_then(|p| p.start).map(day).unwrap_or_default();
-                let end = period.and_then(|p| p.end).map(day).unwrap_or_else(|| "ongoing".into());
-                found.add("recent-surgery", &encounter.reference, format!("Inpatient stay {start} to {end}"));
+                let end = period
+                    .and_then(|p| p.end)
+                    .map(day)
+                    .unwrap_or_else(|| "ongoing".into());
+                found.add(
+                    "recent-surgery",
+                    &encounter.reference,
+                    format!("Inpatient stay {start} to {end}"),
+                );
             }
         }
         for (reference, note) in self.anticoagulants(active_medicines) {
             found.add("anticoagulated", &reference, note);
         }
-        for (finding, code) in [(&pregnancy.pregnant, "pregnancy"), (&pregnancy.postpartum, "postpartum")] {
+        for (finding, code) in [
+            (&pregnancy.pregnant, "pregnancy"),
+            (&pregnancy.postpartum, "postpartum"),
+        ] {
             for f in finding.as_slice() {
                 for (reference, note) in f.evidence.iter().zip(&f.notes) {
                     found.add(code, reference, note.clone());
                 }
             }
         }
-        let known_points = CHART_WELLS_ITEMS.iter().filter(|code| found.has(code)).count() as u8;
+        let known_points = CHART_WELLS_ITEMS
+            .iter()
+            .filter(|code| found.has(code))
+            .count() as u8;
         let reasons = found
             .evidence_of("leg-swelling")
             .chain(found.evidence_of("leg-pain"))
@@ -352,8 +419,11 @@ impl Rules {
     /// days: an old cramp plus new swelling is not the presentation Wells
     /// scores. The current visit's reason is today's.
     fn recent_cramps(&self, input: &HookInput, cramps: &Findings) -> Vec<(String, String)> {
-        let evidence: Vec<(&String, &String)> =
-            cramps.as_slice().iter().flat_map(|f| f.evidence.iter().zip(&f.notes)).collect();
+        let evidence: Vec<(&String, &String)> = cramps
+            .as_slice()
+            .iter()
+            .flat_map(|f| f.evidence.iter().zip(&f.notes))
+            .collect();
         if evidence.is_empty() {
             return Vec::new();
         }
@@ -368,7 +438,9 @@ impl Rules {
             .collect();
         evidence
             .into_iter()
-            .filter(|(reference, _)| reference.starts_with("Encounter/") || recent.contains(reference.as_str()))
+            .filter(|(reference, _)| {
+                reference.starts_with("Encounter/") || recent.contains(reference.as_str())
+            })
             .map(|(reference, note)| (reference.clone(), note.clone()))
             .collect()
     }
@@ -380,35 +452,49 @@ impl Rules {
         let record = input.record;
         let now = input.now;
         let value_sets = &self.kb.value_sets;
-        let duplex = |concept: Option<&CodeableConcept>| concept.is_some_and(|c| value_sets.classify(c).contains(self.sets.venous_duplex));
+        let duplex = |concept: Option<&CodeableConcept>| {
+            concept.is_some_and(|c| value_sets.classify(c).contains(self.sets.venous_duplex))
+        };
         // Suppressing: a partial date counts from its earliest instant.
-        let on_or_after = |at: Option<DateTime<Utc>>| at.is_some_and(|at| at.date_naive() >= since && at <= now + Duration::days(1));
+        let on_or_after = |at: Option<DateTime<Utc>>| {
+            at.is_some_and(|at| at.date_naive() >= since && at <= now + Duration::days(1))
+        };
         let procedure = record.procedures.iter().map(|p| &p.resource).any(|p| {
             !matches!(p.status.as_deref(), Some("entered-in-error" | "not-done"))
                 && duplex(p.code.as_ref())
                 && on_or_after(procedure_date(p))
         });
-        let report = record.diagnostic_reports.iter().map(|r| &r.resource).any(|r| {
-            !matches!(r.status.as_deref(), Some("entered-in-error" | "cancelled"))
-                && duplex(r.code.as_ref())
-                && on_or_after(
-                    r.effective_date_time.or_else(|| r.effective_period.as_ref().and_then(|p| p.start)).or(r.issued),
-                )
-        });
+        let report = record
+            .diagnostic_reports
+            .iter()
+            .map(|r| &r.resource)
+            .any(|r| {
+                !matches!(r.status.as_deref(), Some("entered-in-error" | "cancelled"))
+                    && duplex(r.code.as_ref())
+                    && on_or_after(
+                        r.effective_date_time
+                            .or_else(|| r.effective_period.as_ref().and_then(|p| p.start))
+                            .or(r.issued),
+                    )
+            });
         let study = record.imaging_studies.iter().map(|s| &s.resource).any(|s| {
             !matches!(s.status.as_deref(), Some("entered-in-error" | "cancelled"))
                 && s.procedure_code.iter().any(|c| duplex(Some(c)))
                 && on_or_after(s.started)
         });
-        let order = record.service_requests.iter().map(|r| &r.resource).any(|r| {
-            matches!(r.status.as_deref(), Some("active" | "draft" | "completed"))
-                && duplex(r.code.as_ref())
-                && on_or_after(
-                    r.authored_on
-                        .or(r.occurrence_date_time)
-                        .or_else(|| r.occurrence_period.as_ref().and_then(|p| p.start)),
-                )
-        });
+        let order = record
+            .service_requests
+            .iter()
+            .map(|r| &r.resource)
+            .any(|r| {
+                matches!(r.status.as_deref(), Some("active" | "draft" | "completed"))
+                    && duplex(r.code.as_ref())
+                    && on_or_after(
+                        r.authored_on
+                            .or(r.occurrence_date_time)
+                            .or_else(|| r.occurrence_period.as_ref().and_then(|p| p.start)),
+                    )
+            });
         procedure || report || study || order
     }
 
@@ -446,7 +532,10 @@ fn side_of<'c, 'a: 'c>(concepts: impl IntoIterator<Item = &'c CodeableConcept<'a
     let mut sides = Vec::new();
     for concept in concepts {
         for coding in &concept.coding {
-            let (Some(system), Some(code)) = (coding.system.as_deref(), coding.code.as_deref()) else { continue };
+            let (Some(system), Some(code)) = (coding.system.as_deref(), coding.code.as_deref())
+            else {
+                continue;
+            };
             match CodeSystem::from_uri(system) {
                 Some(CodeSystem::Icd10Cm) => {
                     let code = CodeSystem::Icd10Cm.normalize(code);
@@ -479,11 +568,21 @@ fn side_in_text(text: &str) -> Side {
     if has("both") || has("bilateral") || has("bilaterally") {
         return Side::Both;
     }
-    Side::combine([has("right").then_some(Side::Right), has("left").then_some(Side::Left)].into_iter().flatten())
+    Side::combine(
+        [
+            has("right").then_some(Side::Right),
+            has("left").then_some(Side::Left),
+        ]
+        .into_iter()
+        .flatten(),
+    )
 }
 
 fn words(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect()
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_lowercase)
+        .collect()
 }
 
 /// A symptom Observation that records the symptom as absent: valueBoolean
@@ -498,7 +597,12 @@ fn symptom_is_absent(observation: &Observation) -> bool {
         .flat_map(|c| c.texts())
         .chain(observation.value_string.as_deref());
     value_texts.map(words).any(|w| {
-        w.iter().any(|x| matches!(x.as_str(), "absent" | "no" | "not" | "none" | "negative" | "denies" | "denied"))
+        w.iter().any(|x| {
+            matches!(
+                x.as_str(),
+                "absent" | "no" | "not" | "none" | "negative" | "denies" | "denied"
+            )
+        })
     })
 }
 
@@ -506,13 +610,31 @@ fn symptom_is_absent(observation: &Observation) -> bool {
 /// does not count, so the body site or the code's text must name the leg.
 fn of_a_leg(procedure: &Procedure) -> bool {
     const LEG_SITES: [&str; 13] = [
-        "leg", "legs", "lower limb", "lower extremity", "thigh", "knee", "calf", "ankle", "foot", "tibia", "fibula",
-        "femur", "hip",
+        "leg",
+        "legs",
+        "lower limb",
+        "lower extremity",
+        "thigh",
+        "knee",
+        "calf",
+        "ankle",
+        "foot",
+        "tibia",
+        "fibula",
+        "femur",
+        "hip",
     ];
-    procedure.code.iter().chain(&procedure.body_site).flat_map(|c| c.texts()).any(|text| {
-        let spaced = format!(" {} ", words(text).join(" "));
-        LEG_SITES.iter().any(|site| spaced.contains(&format!(" {site} ")))
-    })
+    procedure
+        .code
+        .iter()
+        .chain(&procedure.body_site)
+        .flat_map(|c| c.texts())
+        .any(|text| {
+            let spaced = format!(" {} ", words(text).join(" "));
+            LEG_SITES
+                .iter()
+                .any(|site| spaced.contains(&format!(" {site} ")))
+        })
 }
 
 /// The usual fixed cut-offs (a service decision): 500 ng/mL FEU, 250 ng/mL DDU.
@@ -526,32 +648,62 @@ const D_DIMER_DDU_LOINC: &str = "48066-5";
 /// unit), else the fixed cut-off for the result's unit basis (FEU or DDU).
 /// Anything else cannot be read as negative.
 fn read_d_dimer(observation: &Observation) -> DDimer {
-    let interpretation = |codes: &[&str]| observation.interpretation.iter().any(|i| i.has_code(codes));
+    let interpretation =
+        |codes: &[&str]| observation.interpretation.iter().any(|i| i.has_code(codes));
     if interpretation(&["H", "HH", "HU", "A", "AA", "POS", "DET"]) {
         return DDimer::Positive;
     }
     if interpretation(&["N", "NEG", "ND", "L"]) {
         return DDimer::Negative;
     }
-    let Some(quantity) = observation.value_quantity.as_ref() else { return DDimer::Unreadable };
-    let Some(value) = quantity.value.filter(|v| v.is_finite() && *v >= 0.0) else { return DDimer::Unreadable };
+    let Some(quantity) = observation.value_quantity.as_ref() else {
+        return DDimer::Unreadable;
+    };
+    let Some(value) = quantity.value.filter(|v| v.is_finite() && *v >= 0.0) else {
+        return DDimer::Unreadable;
+    };
     let unit = quantity.unit_text().unwrap_or("");
-    let high = observation.reference_range.iter().filter_map(|r| r.high.as_ref()).find_map(|high| {
-        let same_unit = high.unit_text().is_some_and(|u| u.trim().eq_ignore_ascii_case(unit.trim()));
-        high.value.filter(|_| same_unit && !unit.is_empty())
-    });
+    let high = observation
+        .reference_range
+        .iter()
+        .filter_map(|r| r.high.as_ref())
+        .find_map(|high| {
+            let same_unit = high
+                .unit_text()
+                .is_some_and(|u| u.trim().eq_ignore_ascii_case(unit.trim()));
+            high.value.filter(|_| same_unit && !unit.is_empty())
+        });
     if let Some(high) = high {
-        return if value < high { DDimer::Negative } else { DDimer::Positive };
+        return if value < high {
+            DDimer::Negative
+        } else {
+            DDimer::Positive
+        };
     }
-    let texts: Vec<&str> = observation.code.iter().flat_map(|c| c.texts()).chain([unit]).collect();
+    let texts: Vec<&str> = observation
+        .code
+        .iter()
+        .flat_map(|c| c.texts())
+        .chain([unit])
+        .collect();
     let names = |basis: &str| texts.iter().any(|t| words(t).iter().any(|w| w == basis));
-    let coded = |loinc: &str| observation.code.as_ref().is_some_and(|c| c.has_code(&[loinc]));
-    let cutoff = match (coded(D_DIMER_FEU_LOINC) || names("feu"), coded(D_DIMER_DDU_LOINC) || names("ddu")) {
+    let coded = |loinc: &str| {
+        observation
+            .code
+            .as_ref()
+            .is_some_and(|c| c.has_code(&[loinc]))
+    };
+    let cutoff = match (
+        coded(D_DIMER_FEU_LOINC) || names("feu"),
+        coded(D_DIMER_DDU_LOINC) || names("ddu"),
+    ) {
         (true, false) => D_DIMER_CUTOFF_FEU_NG_PER_ML,
         (false, true) => D_DIMER_CUTOFF_DDU_NG_PER_ML,
         _ => return DDimer::Unreadable,
     };
-    let Some(factor) = ng_per_ml_factor(unit) else { return DDimer::Unreadable };
+    let Some(factor) = ng_per_ml_factor(unit) else {
+        return DDimer::Unreadable;
+    };
     if value * factor < cutoff {
         DDimer::Negative
     } else {
@@ -562,7 +714,10 @@ fn read_d_dimer(observation: &Observation) -> DDimer {
 /// The factor that turns a mass concentration in `unit` into ng/mL; the
 /// FEU/DDU annotation is not part of the unit.
 fn ng_per_ml_factor(unit: &str) -> Option<f64> {
-    let unit = unit.to_lowercase().replace(['µ', 'μ'], "u").replace("mcg", "ug");
+    let unit = unit
+        .to_lowercase()
+        .replace(['µ', 'μ'], "u")
+        .replace("mcg", "ug");
     let unit: String = unit
         .replace("{feu}", "")
         .replace("{ddu}", "")
@@ -581,10 +736,17 @@ fn ng_per_ml_factor(unit: &str) -> Option<f64> {
 /// "D-dimer positive (1.2 mg/L FEU, 2026-06-12)", or why it is not read as negative.
 fn d_dimer_note(observation: &Observation) -> String {
     let quantity = observation.value_quantity.as_ref();
-    let value = match (quantity.and_then(|q| q.value), quantity.and_then(|q| q.unit_text())) {
+    let value = match (
+        quantity.and_then(|q| q.value),
+        quantity.and_then(|q| q.unit_text()),
+    ) {
         (Some(v), Some(u)) => format!("{v} {u}"),
         (Some(v), None) => v.to_string(),
-        _ => observation.value_string.as_deref().unwrap_or("no value").to_owned(),
+        _ => observation
+            .value_string
+            .as_deref()
+            .unwrap_or("no value")
+            .to_owned(),
     };
     let at = observation_date(observation).map(day).unwrap_or_default();
     match read_d_dimer(observation) {
@@ -608,17 +770,69 @@ mod tests {
         }
         let feu = r#""code":{"coding":[{"system":"http://loinc.org","code":"48065-7"}]}"#;
         let ddu = r#""code":{"coding":[{"system":"http://loinc.org","code":"48066-5"}]}"#;
-        assert_eq!(read(&format!(r#"{{{feu},"valueQuantity":{{"value":0.2,"unit":"mg/L"}},"interpretation":[{{"coding":[{{"code":"H"}}]}}]}}"#)), DDimer::Positive);
-        assert_eq!(read(&format!(r#"{{{feu},"valueQuantity":{{"value":0.9,"unit":"mg/L"}},"interpretation":[{{"coding":[{{"code":"N"}}]}}]}}"#)), DDimer::Negative);
-        assert_eq!(read(&format!(r#"{{{feu},"valueQuantity":{{"value":0.6,"unit":"mg/L"}},"referenceRange":[{{"high":{{"value":0.7,"unit":"mg/L"}}}}]}}"#)), DDimer::Negative);
-        assert_eq!(read(&format!(r#"{{{feu},"valueQuantity":{{"value":0.49,"unit":"mg/L"}}}}"#)), DDimer::Negative);
-        assert_eq!(read(&format!(r#"{{{feu},"valueQuantity":{{"value":0.5,"unit":"mg/L"}}}}"#)), DDimer::Positive, "at the cut-off is not negative");
-        assert_eq!(read(&format!(r#"{{{feu},"valueQuantity":{{"value":499,"code":"ng/mL{{FEU}}"}}}}"#)), DDimer::Negative);
-        assert_eq!(read(&format!(r#"{{{ddu},"valueQuantity":{{"value":300,"unit":"ng/mL"}}}}"#)), DDimer::Positive);
-        assert_eq!(read(&format!(r#"{{{ddu},"valueQuantity":{{"value":0.2,"unit":"ug/mL"}}}}"#)), DDimer::Negative);
-        assert_eq!(read(r#"{"code":{"text":"D-dimer"},"valueQuantity":{"value":0.2,"unit":"mg/L"}}"#), DDimer::Unreadable, "FEU or DDU unknown");
-        assert_eq!(read(&format!(r#"{{{feu},"valueQuantity":{{"value":0.2}}}}"#)), DDimer::Unreadable, "no unit");
-        assert_eq!(read(&format!(r#"{{{feu},"valueString":"<0.2"}}"#)), DDimer::Unreadable);
+        assert_eq!(
+            read(&format!(
+                r#"{{{feu},"valueQuantity":{{"value":0.2,"unit":"mg/L"}},"interpretation":[{{"coding":[{{"code":"H"}}]}}]}}"#
+            )),
+            DDimer::Positive
+        );
+        assert_eq!(
+            read(&format!(
+                r#"{{{feu},"valueQuantity":{{"value":0.9,"unit":"mg/L"}},"interpretation":[{{"coding":[{{"code":"N"}}]}}]}}"#
+            )),
+            DDimer::Negative
+        );
+        assert_eq!(
+            read(&format!(
+                r#"{{{feu},"valueQuantity":{{"value":0.6,"unit":"mg/L"}},"referenceRange":[{{"high":{{"value":0.7,"unit":"mg/L"}}}}]}}"#
+            )),
+            DDimer::Negative
+        );
+        assert_eq!(
+            read(&format!(
+                r#"{{{feu},"valueQuantity":{{"value":0.49,"unit":"mg/L"}}}}"#
+            )),
+            DDimer::Negative
+        );
+        assert_eq!(
+            read(&format!(
+                r#"{{{feu},"valueQuantity":{{"value":0.5,"unit":"mg/L"}}}}"#
+            )),
+            DDimer::Positive,
+            "at the cut-off is not negative"
+        );
+        assert_eq!(
+            read(&format!(
+                r#"{{{feu},"valueQuantity":{{"value":499,"code":"ng/mL{{FEU}}"}}}}"#
+            )),
+            DDimer::Negative
+        );
+        assert_eq!(
+            read(&format!(
+                r#"{{{ddu},"valueQuantity":{{"value":300,"unit":"ng/mL"}}}}"#
+            )),
+            DDimer::Positive
+        );
+        assert_eq!(
+            read(&format!(
+                r#"{{{ddu},"valueQuantity":{{"value":0.2,"unit":"ug/mL"}}}}"#
+            )),
+            DDimer::Negative
+        );
+        assert_eq!(
+            read(r#"{"code":{"text":"D-dimer"},"valueQuantity":{"value":0.2,"unit":"mg/L"}}"#),
+            DDimer::Unreadable,
+            "FEU or DDU unknown"
+        );
+        assert_eq!(
+            read(&format!(r#"{{{feu},"valueQuantity":{{"value":0.2}}}}"#)),
+            DDimer::Unreadable,
+            "no unit"
+        );
+        assert_eq!(
+            read(&format!(r#"{{{feu},"valueString":"<0.2"}}"#)),
+            DDimer::Unreadable
+        );
     }
 
     #[test]
@@ -626,7 +840,11 @@ mod tests {
         fn concept(json: &str) -> CodeableConcept<'static> {
             serde_json::from_str(Box::leak(json.to_owned().into_boxed_str())).unwrap()
         }
-        let icd = |code: &str| concept(&format!(r#"{{"coding":[{{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":"{code}"}}]}}"#));
+        let icd = |code: &str| {
+            concept(&format!(
+                r#"{{"coding":[{{"system":"http://hl7.org/fhir/sid/icd-10-cm","code":"{code}"}}]}}"#
+            ))
+        };
         assert_eq!(side_of([&icd("R22.41")]), Side::Right);
         assert_eq!(side_of([&icd("R22.42")]), Side::Left);
         assert_eq!(side_of([&icd("R22.43")]), Side::Both);
@@ -636,9 +854,18 @@ mod tests {
         assert_eq!(side_of([&icd("I82.40")]), Side::Unstated);
         let both = concept(r#"{"coding":[{"system":"http://snomed.info/sct","code":"51440002"}]}"#);
         assert_eq!(side_of([&icd("R22.40"), &both]), Side::Both);
-        assert_eq!(side_of([&concept(r#"{"text":"Bilateral leg swelling"}"#)]), Side::Both);
-        assert_eq!(side_of([&concept(r#"{"text":"Swelling of right and left leg"}"#)]), Side::Both);
-        assert_eq!(side_of([&concept(r#"{"text":"Left calf swelling"}"#)]), Side::Left);
+        assert_eq!(
+            side_of([&concept(r#"{"text":"Bilateral leg swelling"}"#)]),
+            Side::Both
+        );
+        assert_eq!(
+            side_of([&concept(r#"{"text":"Swelling of right and left leg"}"#)]),
+            Side::Both
+        );
+        assert_eq!(
+            side_of([&concept(r#"{"text":"Left calf swelling"}"#)]),
+            Side::Left
+        );
     }
 
     #[test]
