@@ -36,10 +36,15 @@ pub struct ServeSettings {
     /// Port to listen on (0 picks a free one).
     #[arg(long, env = "CRAMP_CDS_PORT", default_value_t = 8080)]
     pub port: u16,
-    /// The URL clients use to reach the service, when it sits behind a proxy
-    /// (e.g. https://cds.example.org). Defaults to http://HOST:PORT.
-    #[arg(long, env = "CRAMP_CDS_PUBLIC_BASE_URL")]
-    pub public_base_url: Option<String>,
+    /// The URLs clients use to reach the service, comma-separated (e.g.
+    /// https://cds.example.org); each is a valid JWT audience, the first is
+    /// published. Default: http://HOST:PORT (and http://localhost:PORT on
+    /// loopback).
+    #[arg(long, env = "CRAMP_CDS_PUBLIC_BASE_URL", value_delimiter = ',')]
+    pub public_base_url: Vec<String>,
+    /// Longest JWT lifetime accepted (exp - iat), in seconds, plus 60 s leeway.
+    #[arg(long, env = "CRAMP_CDS_MAX_TOKEN_LIFETIME_SECS", default_value_t = crate::auth::DEFAULT_MAX_LIFETIME_SECONDS)]
+    pub max_token_lifetime_secs: u64,
     /// Largest request body accepted, in bytes (larger: 413).
     #[arg(long, env = "CRAMP_CDS_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -81,8 +86,11 @@ pub struct ServeSettings {
 /// Fetching missing prefetch from the EHR's FHIR server.
 #[derive(Debug, Clone, Args)]
 pub struct FhirSettings {
-    /// fhirServer URL prefixes the service may fetch from, comma-separated
-    /// (e.g. https://ehr.example.org/fhir). Empty: any http(s) server.
+    /// FHIR base URLs the service may send an EHR's token to, comma-separated
+    /// (e.g. https://ehr.example.org/fhir), compared by scheme, host, port
+    /// and path prefix; hosts listed here may be private addresses. `any`:
+    /// any public http(s) server. Empty: any public server without
+    /// authentication; with authentication, only servers bound to issuers.
     #[arg(long = "fhir-server-allow", env = "CRAMP_CDS_FHIR_SERVER_ALLOW", value_delimiter = ',')]
     pub allowed_servers: Vec<String>,
     /// Timeout of one FHIR request, in milliseconds.
@@ -149,13 +157,23 @@ impl ServeSettings {
         Cli::parse_from(["cramp-cds"]).serve
     }
 
-    pub fn public_base_url(&self, port: u16) -> String {
-        match &self.public_base_url {
-            Some(url) => url.trim_end_matches('/').to_owned(),
-            None => match self.host {
-                IpAddr::V6(v6) => format!("http://[{v6}]:{port}"),
-                IpAddr::V4(v4) => format!("http://{v4}:{port}"),
-            },
+    /// Every URL clients may call the service by (JWT audiences), the
+    /// published one first.
+    pub fn public_base_urls(&self, port: u16) -> Vec<String> {
+        let configured: Vec<String> =
+            self.public_base_url.iter().map(|u| u.trim().trim_end_matches('/').to_owned()).filter(|u| !u.is_empty()).collect();
+        if !configured.is_empty() {
+            return configured;
+        }
+        let own = match self.host {
+            IpAddr::V6(v6) => format!("http://[{v6}]:{port}"),
+            IpAddr::V4(v4) => format!("http://{v4}:{port}"),
+        };
+        // A browser or an EHR on this machine may call it by name.
+        if self.host.is_loopback() {
+            vec![own, format!("http://localhost:{port}")]
+        } else {
+            vec![own]
         }
     }
 }

@@ -6,8 +6,9 @@
 use foldhash::{HashMap, HashSet};
 
 use crate::fhir::model::{
-    CodeableConcept, Condition, DiagnosticReport, Encounter, FhirValue, ImagingStudy, Medication, MedicationOrder,
-    Observation, Patient, Procedure, RawBundle, Reference, Resource, ServiceRequest, Text, TypedBundle,
+    CodeableConcept, Condition, DateSpan, DiagnosticReport, Encounter, FhirValue, ImagingStudy, Medication,
+    MedicationOrder, Observation, Patient, Procedure, Quantity, RawBundle, Reference, Resource, ServiceRequest,
+    SpanPeriod, Text, TypedBundle,
 };
 use crate::fhir::resource_type_of;
 
@@ -33,17 +34,71 @@ pub struct MedicationUse<'a> {
     pub source: MedicationSource,
     pub status: Option<Text<'a>>,
     pub concepts: Vec<CodeableConcept<'a>>,
+    /// Dosage routes, and the dose form of a referenced Medication.
+    pub routes: Vec<CodeableConcept<'a>>,
+    pub dates: MedicationDates,
     subject: Option<Text<'a>>,
     medication_reference: Option<Text<'a>>,
     contained: Vec<Medication<'a>>,
 }
 
+/// The dates that say whether a medicine is still taken (clinical-rules.md
+/// §3 "current"): a request's order date, validity and expected supply; a
+/// statement's assertion date and effective time.
+#[derive(Debug, Clone, Default)]
+pub struct MedicationDates {
+    pub authored_on: Option<DateSpan>,
+    pub validity: Option<SpanPeriod>,
+    /// Expected supply in days, when its unit is one of time.
+    pub supply_days: Option<f64>,
+    pub asserted: Option<DateSpan>,
+    /// effectiveDateTime (as a start) or effectivePeriod.
+    pub effective: Option<SpanPeriod>,
+}
+
+impl MedicationDates {
+    fn of(order: &MedicationOrder) -> Self {
+        let dispense = order.dispense_request.as_ref();
+        MedicationDates {
+            authored_on: order.authored_on,
+            validity: dispense.and_then(|d| d.validity_period),
+            supply_days: dispense.and_then(|d| d.expected_supply_duration.as_ref()).and_then(duration_days),
+            asserted: order.date_asserted,
+            effective: order
+                .effective_period
+                .or_else(|| order.effective_date_time.map(|at| SpanPeriod { start: Some(at), end: None })),
+        }
+    }
+}
+
+/// A Duration in days (UCUM d, wk, mo, a, or the words); None for a unit
+/// that is not one of time, or an impossible value.
+fn duration_days(duration: &Quantity) -> Option<f64> {
+    let value = duration.value.filter(|v| v.is_finite() && *v > 0.0)?;
+    let per_unit = match duration.unit_text()?.trim().to_ascii_lowercase().as_str() {
+        "d" | "day" | "days" => 1.0,
+        "wk" | "week" | "weeks" => 7.0,
+        "mo" | "month" | "months" => 30.0,
+        "a" | "year" | "years" => 365.0,
+        _ => return None,
+    };
+    Some(value * per_unit)
+}
+
 impl<'a> MedicationUse<'a> {
     fn new(reference: String, source: MedicationSource, order: MedicationOrder<'a>) -> Self {
+        let dates = MedicationDates::of(&order);
         MedicationUse {
             reference,
             source,
             status: order.status,
+            routes: order
+                .dosage_instruction
+                .into_iter()
+                .chain(order.dosage)
+                .filter_map(|dosage| dosage.route)
+                .collect(),
+            dates,
             concepts: order.medication_codeable_concept.into_iter().collect(),
             subject: order.subject.and_then(|s| s.reference),
             medication_reference: order.medication_reference.and_then(|r| r.reference),
@@ -58,14 +113,10 @@ impl<'a> MedicationUse<'a> {
         }
     }
 
-    /// Active per the rules: a request active or on-hold; a statement
-    /// active, intended or on-hold.
+    /// Active per the rules: a request or a statement active or on-hold
+    /// (r2: a statement "intended" is not yet taken).
     pub fn is_active(&self) -> bool {
-        let status = self.status.as_deref().unwrap_or("");
-        match self.source {
-            MedicationSource::Request => matches!(status, "active" | "on-hold"),
-            MedicationSource::Statement => matches!(status, "active" | "intended" | "on-hold"),
-        }
+        matches!(self.status.as_deref(), Some("active" | "on-hold"))
     }
 
     /// A readable name for card text.
@@ -397,6 +448,7 @@ impl<'a> RecordBuilder<'a> {
             };
             if let Some(medication) = medication {
                 use_.concepts.extend(medication.code.iter().cloned());
+                use_.routes.extend(medication.form.iter().cloned());
                 use_.concepts
                     .extend(medication.ingredient.iter().filter_map(|i| i.item_codeable_concept.clone()));
             }

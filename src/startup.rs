@@ -14,6 +14,7 @@ use crate::engine::Engine;
 use crate::http::{self, AppState};
 use crate::knowledge::KnowledgeBase;
 use crate::prefetch::fetch::{FetchSettings, FhirFetcher};
+use crate::prefetch::trust::{AllowList, ServerTrust};
 use crate::protocol::discovery::ServiceCatalog;
 use crate::rules::RuleSettings;
 use crate::store::Store;
@@ -35,6 +36,19 @@ pub fn build_engine(settings: &EngineSettings) -> Result<Engine, String> {
         None => KnowledgeBase::embedded()?,
     };
     Engine::new(Arc::new(kb), RuleSettings { older_age_years: settings.older_age_years })
+}
+
+/// Which FHIR servers may receive the EHRs' tokens: the allow-list and the
+/// issuers' bindings. Key-set URLs the operator configured stay reachable
+/// through the same client whatever they resolve to.
+fn server_trust(settings: &ServeSettings, issuers: &[issuers::TrustedIssuer]) -> Result<ServerTrust, String> {
+    let allow = AllowList::parse(&settings.fhir.allowed_servers)?;
+    let bindings = issuers.iter().map(|i| (i.iss.clone(), i.fhir_servers.clone())).collect();
+    let key_urls: Vec<String> = issuers.iter().flat_map(|i| i.jwks_url.iter().chain(&i.allowed_jku).cloned()).collect();
+    if allow.any {
+        log::warn!("--fhir-server-allow any: the EHRs' access tokens may be sent to any public FHIR server a caller names");
+    }
+    ServerTrust::new(allow, bindings, !issuers.is_empty(), &key_urls)
 }
 
 impl Application {
@@ -61,14 +75,17 @@ impl Application {
         } else {
             log::info!("authentication on: {} trusted issuer(s)", issuers.len());
         }
-        let fetcher = FhirFetcher::new(FetchSettings {
-            call_timeout: std::time::Duration::from_millis(settings.fhir.fhir_timeout_ms),
-            deadline: std::time::Duration::from_millis(settings.fhir.fhir_deadline_ms),
-            max_pages: settings.fhir.fhir_max_pages.max(1),
-            max_bytes: settings.fhir.fhir_max_bytes,
-            allowed_servers: settings.fhir.allowed_servers.iter().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect(),
-        })?;
-        let authenticator = (!issuers.is_empty()).then(|| Authenticator::new(issuers, fetcher.client().clone()));
+        let trust = server_trust(&settings, &issuers)?;
+        let fetcher = FhirFetcher::new(
+            FetchSettings {
+                call_timeout: std::time::Duration::from_millis(settings.fhir.fhir_timeout_ms),
+                deadline: std::time::Duration::from_millis(settings.fhir.fhir_deadline_ms),
+                max_pages: settings.fhir.fhir_max_pages.max(1),
+                max_bytes: settings.fhir.fhir_max_bytes,
+            },
+            trust,
+        )?;
+        let authenticator = (!issuers.is_empty()).then(|| Authenticator::new(issuers, fetcher.client().clone(), settings.max_token_lifetime_secs));
         let engine = build_engine(&settings.engine)?;
         log::info!("knowledge base loaded ({})", engine.knowledge().origin);
         let store = Store::open(&settings.database_url, settings.patient_hash_key.clone())?;
@@ -82,7 +99,7 @@ impl Application {
             schemas: Schemas::compile()?,
             engine,
             max_body_bytes: settings.max_body_bytes,
-            public_base_url: settings.public_base_url(port),
+            public_base_urls: settings.public_base_urls(port),
             fetcher,
             authenticator,
             store,

@@ -146,3 +146,38 @@ pub async fn observe(request: ServiceRequest, next: Next<impl MessageBody + 'sta
     }
     Ok(response)
 }
+
+/// A request-derived string made safe for a text log line: control
+/// characters (newlines included), quotes and backslashes escaped, and at
+/// most `max` characters kept, so a caller can neither forge a line nor
+/// flood the log.
+pub fn escape_for_log(text: &str, max: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(max) + 2);
+    for (count, c) in text.chars().enumerate() {
+        if count == max {
+            out.push('…');
+            break;
+        }
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}') => {
+                out.extend(c.escape_unicode())
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_for_log;
+
+    #[test]
+    fn log_strings_stay_on_one_line_and_short() {
+        assert_eq!(escape_for_log("a\nb\r\"c\\", 100), "a\\u{a}b\\u{d}\\\"c\\\\");
+        assert_eq!(escape_for_log("abcdef", 3), "abc…");
+        assert!(!escape_for_log("x\u{2028}y\u{1b}[31m", 100).chars().any(|c| c.is_control() || c == '\u{2028}'));
+    }
+}

@@ -4,15 +4,21 @@
 //! {"issuers": [{"iss": "https://ehr.example.org",
 //!               "jwksUrl": "https://ehr.example.org/.well-known/jwks.json",
 //!               "allowedJku": ["https://ehr.example.org/.well-known/jwks.json"],
-//!               "tenant": "hospital-a"}]}
+//!               "tenant": "hospital-a",
+//!               "fhirServers": ["https://ehr.example.org/fhir"]}]}
 //! ```
 //! An issuer names where its keys are: `jwksUrl`, an inline `jwks`, or only
-//! `allowedJku` (then every token must carry one of those `jku`).
+//! `allowedJku` (then every token must carry one of those `jku`). Keys it
+//! holds (`jwks`, `jwksUrl`) are pinned: a token whose `kid` they hold is
+//! verified with them whatever its `jku`. `fhirServers` binds the FHIR base
+//! URLs its calls may name as `fhirServer` (and receive their tokens).
 
 use std::path::Path;
 
 use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize;
+
+use crate::prefetch::trust::ServerPattern;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -23,6 +29,10 @@ pub struct TrustedIssuer {
     #[serde(default)]
     pub allowed_jku: Vec<String>,
     pub tenant: Option<String>,
+    /// The FHIR servers this issuer's calls may name (parsed, compared by
+    /// scheme, host, port and path prefix).
+    #[serde(default)]
+    pub fhir_servers: Vec<ServerPattern>,
 }
 
 #[derive(Deserialize)]
@@ -60,6 +70,14 @@ mod tests {
         assert!(parse(r#"{"issuers":[{"iss":"x"}]}"#).unwrap_err().contains("names no keys"));
         assert!(parse(r#"{"issuers":[{"iss":"x","jwksUrl":"file:///etc/passwd"}]}"#).is_err());
         assert_eq!(parse(r#"{"issuers":[{"iss":"x","jwksUrl":"https://x/jwks"}]}"#).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn bound_fhir_servers_are_parsed_urls() {
+        let ok = parse(r#"{"issuers":[{"iss":"x","jwksUrl":"https://x/jwks","fhirServers":["https://ehr.example/fhir"]}]}"#).unwrap();
+        assert_eq!(ok[0].fhir_servers.len(), 1);
+        assert!(parse(r#"{"issuers":[{"iss":"x","jwksUrl":"https://x/jwks","fhirServers":["https://u@ehr.example/fhir"]}]}"#).is_err());
+        assert!(parse(r#"{"issuers":[{"iss":"x","jwksUrl":"https://x/jwks","fhirServers":["ftp://ehr.example/"]}]}"#).is_err());
     }
 }
 

@@ -1,8 +1,10 @@
 //! CDS Hooks 2.0 authentication: the EHR signs a JWT for every call. We
 //! accept it only from a trusted issuer, with an asymmetric algorithm from
-//! our allow-list (never `none`, never HMAC), a known key, our exact URL as
-//! audience, a live lifetime, a fresh `jti` and, when configured, the tenant.
-//! Failure reasons go to the log, never to the caller, never with the token.
+//! our allow-list (never `none`, never HMAC), no `crit` extension we do not
+//! understand, a known key, one of our public URLs as audience, a live and
+//! short lifetime, a `jti` never seen by any replica sharing the store and,
+//! when configured, the tenant. Failure reasons go to the log (escaped),
+//! never to the caller, never with the token.
 
 pub mod issuers;
 mod jwks;
@@ -10,37 +12,59 @@ mod replay;
 
 use std::fmt;
 
-use jsonwebtoken::jwk::KeyAlgorithm;
+use jsonwebtoken::jwk::{Jwk, KeyAlgorithm};
 use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
 pub use issuers::TrustedIssuer;
 use jwks::JwksCache;
-use replay::ReplayGuard;
+pub use replay::UsedTokens;
+use replay::{token_key, ReplayGuard};
+
+use crate::telemetry::escape_for_log;
 
 /// The algorithms CDS Hooks names; the token's header only chooses among them.
 const ALLOWED_ALGORITHMS: [Algorithm; 5] =
     [Algorithm::ES384, Algorithm::RS384, Algorithm::ES256, Algorithm::RS256, Algorithm::PS384];
 const LEEWAY_SECONDS: u64 = 60;
+/// CDS Hooks asks for tokens that live five minutes at most.
+pub const DEFAULT_MAX_LIFETIME_SECONDS: u64 = 300;
+/// Longest request-derived value quoted in a log line.
+const LOG_VALUE_MAX: usize = 200;
 
 pub struct Authenticator {
     issuers: Vec<TrustedIssuer>,
     keys: JwksCache,
     replay: ReplayGuard,
+    max_lifetime: u64,
 }
 
-/// Why a token was refused: for the log only.
-#[derive(Debug)]
-pub struct AuthFailure(String);
+/// Why a token was refused, with what was expected and received: for the
+/// log only. Every request-derived part is escaped and capped when shown.
+#[derive(Debug, Default)]
+pub struct AuthFailure {
+    reason: String,
+    expected_aud: Vec<String>,
+    aud: Option<String>,
+    iss: Option<String>,
+    kid: Option<String>,
+    /// The shared replay store could not answer (counted apart).
+    pub store_outage: bool,
+}
 
 impl fmt::Display for AuthFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        let shown = |v: &Option<String>| v.as_deref().map_or_else(|| "-".to_owned(), |v| format!("\"{}\"", escape_for_log(v, LOG_VALUE_MAX)));
+        write!(
+            f,
+            "{}; expected aud {:?}; received aud {}, iss {}, kid {}",
+            escape_for_log(&self.reason, 2 * LOG_VALUE_MAX),
+            self.expected_aud,
+            shown(&self.aud),
+            shown(&self.iss),
+            shown(&self.kid)
+        )
     }
-}
-
-fn fail<T>(reason: impl Into<String>) -> Result<T, AuthFailure> {
-    Err(AuthFailure(reason.into()))
 }
 
 /// A caller that passed every check.
@@ -50,9 +74,12 @@ pub struct Caller {
     pub subject: Option<String>,
 }
 
+/// The claims read before the signature is checked: only to choose the
+/// issuer's keys and to say in the log what was received.
 #[derive(Deserialize)]
 struct UnverifiedClaims {
-    iss: Option<String>,
+    iss: Option<serde_json::Value>,
+    aud: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -65,45 +92,65 @@ struct Claims {
     tenant: Option<String>,
 }
 
+fn text_of(value: &Option<serde_json::Value>) -> Option<String> {
+    value.as_ref().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+}
+
 impl Authenticator {
-    pub fn new(issuers: Vec<TrustedIssuer>, client: reqwest::Client) -> Self {
-        Self { issuers, keys: JwksCache::new(client), replay: ReplayGuard::default() }
+    /// `max_lifetime`: the longest `exp - iat` accepted, in seconds (plus leeway).
+    pub fn new(issuers: Vec<TrustedIssuer>, client: reqwest::Client, max_lifetime: u64) -> Self {
+        Self { issuers, keys: JwksCache::new(client), replay: ReplayGuard::default(), max_lifetime }
     }
 
-    /// Verifies `Authorization: Bearer <jwt>` for a call to `audience`.
-    pub async fn verify(&self, authorization: Option<&str>, audience: &str) -> Result<Caller, AuthFailure> {
-        let Some(header_value) = authorization else { return fail("no Authorization header") };
+    /// Verifies `Authorization: Bearer <jwt>` for a call whose audience may
+    /// be any of `audiences`; `used` is the store shared by the replicas.
+    pub async fn verify(
+        &self,
+        authorization: Option<&str>,
+        audiences: &[String],
+        used: &impl UsedTokens,
+    ) -> Result<Caller, AuthFailure> {
+        let mut failure = AuthFailure { expected_aud: audiences.to_vec(), ..AuthFailure::default() };
+        let result = self.check(authorization, audiences, used, &mut failure).await;
+        result.map_err(|reason| AuthFailure { reason, ..failure })
+    }
+
+    async fn check(
+        &self,
+        authorization: Option<&str>,
+        audiences: &[String],
+        used: &impl UsedTokens,
+        seen: &mut AuthFailure,
+    ) -> Result<Caller, String> {
+        let Some(header_value) = authorization else { return Err("no Authorization header".into()) };
         let token = match header_value.split_once(' ') {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-            _ => return fail("Authorization is not a Bearer token"),
+            _ => return Err("Authorization is not a Bearer token".into()),
         };
-        let header = decode_header(token).map_err(|e| AuthFailure(format!("unreadable JWT header: {e}")))?;
-        if !ALLOWED_ALGORITHMS.contains(&header.alg) {
-            return fail(format!("algorithm {:?} is not accepted", header.alg));
+        let header = decode_header(token).map_err(|e| format!("unreadable JWT header: {e}"))?;
+        seen.kid = header.kid.clone();
+        if let Ok(unverified) = jsonwebtoken::dangerous::insecure_decode_claims::<UnverifiedClaims>(token) {
+            seen.iss = text_of(&unverified.iss);
+            seen.aud = text_of(&unverified.aud);
         }
-        let Some(kid) = header.kid.as_deref() else { return fail("the JWT header has no kid") };
-        let unverified: UnverifiedClaims = jsonwebtoken::dangerous::insecure_decode_claims(token)
-            .map_err(|e| AuthFailure(format!("unreadable JWT claims: {e}")))?;
-        let Some(issuer) = unverified.iss.as_deref().and_then(|iss| self.issuers.iter().find(|i| i.iss == iss)) else {
-            return fail(format!("issuer {:?} is not trusted", unverified.iss.as_deref().unwrap_or("(none)")));
+        if !ALLOWED_ALGORITHMS.contains(&header.alg) {
+            return Err(format!("algorithm {:?} is not accepted", header.alg));
+        }
+        // RFC 7515 4.1.11: an extension marked critical that we do not
+        // understand (we understand none) makes the token invalid.
+        if let Some(crit) = &header.crit {
+            return Err(format!("the JWT header marks extensions critical ({crit:?}); none is understood"));
+        }
+        let Some(kid) = header.kid.as_deref() else { return Err("the JWT header has no kid".into()) };
+        let Some(issuer) = seen.iss.as_deref().and_then(|iss| self.issuers.iter().find(|i| i.iss == iss)) else {
+            return Err("the issuer is not trusted".into());
         };
 
-        let jwk = match (&header.jku, &issuer.jwks, &issuer.jwks_url) {
-            (Some(jku), _, _) if !issuer.allowed_jku.iter().any(|allowed| allowed == jku) => {
-                return fail(format!("jku {jku} is not allowed for issuer {}", issuer.iss))
-            }
-            (Some(jku), _, _) => self.keys.key(jku, kid).await.map_err(AuthFailure)?,
-            (None, Some(inline), _) => match inline.find(kid) {
-                Some(jwk) => jwk.clone(),
-                None => return fail(format!("unknown kid '{kid}' for issuer {}", issuer.iss)),
-            },
-            (None, None, Some(url)) => self.keys.key(url, kid).await.map_err(AuthFailure)?,
-            (None, None, None) => return fail(format!("issuer {} requires a jku", issuer.iss)),
-        };
+        let jwk = self.key_for(issuer, kid, header.jku.as_deref()).await?;
         if jwk.common.key_algorithm.is_some_and(|alg| alg != KeyAlgorithm::from(header.alg)) {
-            return fail(format!("key '{kid}' is not for {:?}", header.alg));
+            return Err(format!("key '{kid}' is not for {:?}", header.alg));
         }
-        let key = DecodingKey::from_jwk(&jwk).map_err(|e| AuthFailure(format!("key '{kid}' is unusable: {e}")))?;
+        let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("key '{kid}' is unusable: {e}"))?;
 
         let mut validation = Validation::new(header.alg);
         validation.algorithms = vec![header.alg];
@@ -111,26 +158,64 @@ impl Authenticator {
         validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.set_issuer(&[&issuer.iss]);
-        validation.set_audience(&[audience]);
-        let claims = decode::<Claims>(token, &key, &validation)
-            .map_err(|e| AuthFailure(format!("JWT rejected: {e}")))?
-            .claims;
+        validation.set_audience(audiences);
+        let claims = decode::<Claims>(token, &key, &validation).map_err(|e| format!("JWT rejected: {e}"))?.claims;
 
         let now = jsonwebtoken::get_current_timestamp();
-        match claims.iat {
-            None => return fail("the JWT has no iat"),
-            Some(iat) if iat > now + LEEWAY_SECONDS => return fail("the JWT was issued in the future"),
-            Some(_) => {}
+        let iat = match claims.iat {
+            None => return Err("the JWT has no iat".into()),
+            Some(iat) if iat > now + LEEWAY_SECONDS => return Err("the JWT was issued in the future".into()),
+            Some(iat) => iat,
+        };
+        if claims.exp.saturating_sub(iat) > self.max_lifetime + LEEWAY_SECONDS {
+            return Err(format!(
+                "the JWT lives {} s (exp - iat), longer than the {} s allowed",
+                claims.exp.saturating_sub(iat),
+                self.max_lifetime
+            ));
         }
         if let Some(tenant) = &issuer.tenant {
             if claims.tenant.as_deref() != Some(tenant.as_str()) {
-                return fail("the JWT is for another tenant");
+                return Err("the JWT is for another tenant".into());
             }
         }
-        let Some(jti) = claims.jti.as_deref().filter(|j| !j.is_empty()) else { return fail("the JWT has no jti") };
-        if !self.replay.first_use(&claims.iss, jti, claims.exp + LEEWAY_SECONDS, now) {
-            return fail("the JWT's jti was already used");
+        let Some(jti) = claims.jti.as_deref().filter(|j| !j.is_empty()) else { return Err("the JWT has no jti".into()) };
+        // Memory first (this replica's recent tokens, no round trip), then
+        // the store every replica shares, which also outlives a restart.
+        let key = token_key(&claims.iss, jti);
+        let expires_at = claims.exp + LEEWAY_SECONDS;
+        if !self.replay.first_use(&key, expires_at, now) {
+            return Err("the JWT's jti was already used".into());
+        }
+        match used.first_use(key, expires_at).await {
+            Ok(true) => {}
+            Ok(false) => return Err("the JWT's jti was already used (seen by the shared store)".into()),
+            Err(error) => {
+                seen.store_outage = true;
+                return Err(format!("the replay store cannot be read, refusing (fail closed): {error}"));
+            }
         }
         Ok(Caller { issuer: claims.iss, subject: claims.sub })
+    }
+
+    /// The key for `kid`: pinned keys first (the inline `jwks`, then the
+    /// `jwksUrl` set), whatever the token's `jku`; a `jku` is fetched only
+    /// when the issuer allows it and no pinned key has that kid.
+    async fn key_for(&self, issuer: &TrustedIssuer, kid: &str, jku: Option<&str>) -> Result<Jwk, String> {
+        if let Some(jwk) = issuer.jwks.as_ref().and_then(|set| set.find(kid)) {
+            return Ok(jwk.clone());
+        }
+        let mut pinned_error = None;
+        if let Some(url) = &issuer.jwks_url {
+            match self.keys.key(url, kid).await {
+                Ok(jwk) => return Ok(jwk),
+                Err(error) => pinned_error = Some(error),
+            }
+        }
+        match jku {
+            Some(jku) if issuer.allowed_jku.iter().any(|allowed| allowed == jku) => self.keys.key(jku, kid).await,
+            Some(jku) => Err(format!("kid '{kid}' is not pinned and jku {jku} is not allowed for issuer {}", issuer.iss)),
+            None => Err(pinned_error.unwrap_or_else(|| format!("unknown kid '{kid}' for issuer {}", issuer.iss))),
+        }
     }
 }

@@ -1,9 +1,26 @@
 //! jti replay protection: a token id is accepted once within its lifetime.
-//! In memory, so per replica; replicas behind a load balancer each keep
-//! their own (see docs/deployment.md once it exists).
+//! Each replica remembers the ids it saw (refusing a replay without a round
+//! trip), and every id goes to the store the replicas share, which refuses
+//! it on any replica and after a restart.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Mutex;
+
+/// Entries kept in memory before expired ones are swept.
+const SWEEP_ABOVE: usize = 10_000;
+
+/// The store's side: records a token key until `expires_at` (Unix seconds);
+/// Ok(false) when it was already recorded, Err when the store cannot say.
+pub trait UsedTokens: Sync {
+    fn first_use(&self, key: String, expires_at: u64) -> impl Future<Output = Result<bool, String>> + Send;
+}
+
+/// A fixed-length key for (issuer, jti): both are the caller's text.
+pub fn token_key(issuer: &str, jti: &str) -> String {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{issuer}\u{0}{jti}").as_bytes());
+    digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
 
 #[derive(Default)]
 pub struct ReplayGuard {
@@ -11,17 +28,16 @@ pub struct ReplayGuard {
 }
 
 impl ReplayGuard {
-    /// Records (issuer, jti) until `expires_at`; false if already seen.
-    pub fn first_use(&self, issuer: &str, jti: &str, expires_at: u64, now: u64) -> bool {
+    /// Records `key` until `expires_at`; false if already seen.
+    pub fn first_use(&self, key: &str, expires_at: u64, now: u64) -> bool {
         let mut seen = self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if seen.len() > 10_000 {
+        if seen.len() > SWEEP_ABOVE {
             seen.retain(|_, expiry| *expiry >= now);
         }
-        let key = format!("{issuer}\u{0}{jti}");
-        match seen.get(&key) {
+        match seen.get(key) {
             Some(expiry) if *expiry >= now => false,
             _ => {
-                seen.insert(key, expires_at);
+                seen.insert(key.to_owned(), expires_at);
                 true
             }
         }
@@ -35,9 +51,16 @@ mod tests {
     #[test]
     fn a_jti_is_accepted_once_while_its_token_lives() {
         let guard = ReplayGuard::default();
-        assert!(guard.first_use("iss", "a", 100, 10));
-        assert!(!guard.first_use("iss", "a", 100, 50));
-        assert!(guard.first_use("other", "a", 100, 50));
-        assert!(guard.first_use("iss", "a", 200, 101), "after expiry the id may come back");
+        let (a, other_a) = (token_key("iss", "a"), token_key("other", "a"));
+        assert!(guard.first_use(&a, 100, 10));
+        assert!(!guard.first_use(&a, 100, 50));
+        assert!(guard.first_use(&other_a, 100, 50));
+        assert!(guard.first_use(&a, 200, 101), "after expiry the id may come back");
+    }
+
+    #[test]
+    fn keys_do_not_collide_across_the_separator() {
+        assert_ne!(token_key("a", "bc"), token_key("ab", "c"));
+        assert_eq!(token_key("a", "b").len(), 64);
     }
 }

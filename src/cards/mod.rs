@@ -143,8 +143,12 @@ impl CardRenderer {
         if let Some(dvt) = &assessment.dvt {
             cards.push(self.dvt(dvt));
         }
-        if !assessment.culprits.is_empty() {
-            cards.push(self.culprits(assessment.culprits.as_slice(), assessment.culprits_are_drafts));
+        if !assessment.culprits.is_empty() || !assessment.outdated_culprits.is_empty() {
+            cards.push(self.culprits(
+                assessment.culprits.as_slice(),
+                assessment.outdated_culprits.as_slice(),
+                assessment.culprits_are_drafts,
+            ));
         }
         if !assessment.risk_factors.is_empty() {
             cards.push(self.risk_factors(assessment.risk_factors.as_slice()));
@@ -164,6 +168,7 @@ impl CardRenderer {
                 category: self.kb.finding(&f.code).map(|d| d.category.as_str()).unwrap_or("risk-factor").to_owned(),
                 display: self.display(&f.code),
                 evidence: f.evidence.clone(),
+                possibly_outdated: Vec::new(),
             })
             .collect()
     }

@@ -285,6 +285,8 @@ pub struct Observation<'a> {
 pub struct Medication<'a> {
     pub id: Option<Text<'a>>,
     pub code: Option<CodeableConcept<'a>>,
+    /// Dose form ("ophthalmic solution"): read like a route.
+    pub form: Option<CodeableConcept<'a>>,
     pub ingredient: Vec<MedicationIngredient<'a>>,
 }
 
@@ -305,6 +307,67 @@ pub struct MedicationOrder<'a> {
     pub medication_codeable_concept: Option<CodeableConcept<'a>>,
     pub medication_reference: Option<Reference<'a>>,
     pub contained: Vec<Resource<'a>>,
+    /// MedicationRequest: when it was ordered.
+    #[serde(deserialize_with = "lenient_span")]
+    pub authored_on: Option<DateSpan>,
+    /// MedicationRequest: how long the order may be dispensed.
+    pub dispense_request: Option<DispenseRequest<'a>>,
+    /// MedicationRequest: how it is given (route).
+    pub dosage_instruction: Vec<Dosage<'a>>,
+    /// MedicationStatement: when it was recorded.
+    #[serde(deserialize_with = "lenient_span")]
+    pub date_asserted: Option<DateSpan>,
+    /// MedicationStatement: when it was (or is) taken.
+    #[serde(deserialize_with = "lenient_span")]
+    pub effective_date_time: Option<DateSpan>,
+    pub effective_period: Option<SpanPeriod>,
+    /// MedicationStatement: how it is given (route).
+    pub dosage: Vec<Dosage<'a>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+pub struct DispenseRequest<'a> {
+    pub validity_period: Option<SpanPeriod>,
+    pub expected_supply_duration: Option<Quantity<'a>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+pub struct Dosage<'a> {
+    pub route: Option<CodeableConcept<'a>>,
+}
+
+/// A FHIR date or dateTime as the interval it names: "2025" is the whole
+/// of 2025 (clinical-rules.md §5: a partial date counts when any part of
+/// it falls in a window). `end` is exclusive; a full dateTime is an instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DateSpan {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+impl DateSpan {
+    pub fn parse(text: &str) -> Option<Self> {
+        let start = parse_fhir_datetime(text)?;
+        let end = match text.trim().len() {
+            4 => start.checked_add_months(chrono::Months::new(12))?,
+            7 => start.checked_add_months(chrono::Months::new(1))?,
+            10 => start.checked_add_days(chrono::Days::new(1))?,
+            _ => start,
+        };
+        Some(DateSpan { start, end })
+    }
+}
+
+/// A Period whose bounds keep their precision (see [`DateSpan`]).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SpanPeriod {
+    #[serde(deserialize_with = "lenient_span")]
+    pub start: Option<DateSpan>,
+    #[serde(deserialize_with = "lenient_span")]
+    pub end: Option<DateSpan>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -370,6 +433,9 @@ pub struct Encounter<'a> {
     /// R4 has a Coding in `class`, R5 a list of CodeableConcepts.
     #[serde(deserialize_with = "lenient_encounter_class")]
     pub class: Vec<Coding<'a>>,
+    /// What kind of visit (a dialysis session, postpartum care ...).
+    #[serde(rename = "type")]
+    pub kind: Vec<CodeableConcept<'a>>,
     pub period: Option<Period>,
     pub reason_code: Vec<CodeableConcept<'a>>,
 }
@@ -606,40 +672,47 @@ pub struct RawEntry<'a> {
 /// A date that cannot be read is absent, not an error: one odd date must not
 /// cost the rest of the resource.
 fn lenient_datetime<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
-    struct DateVisitor;
-    impl<'de> Visitor<'de> for DateVisitor {
-        type Value = Option<DateTime<Utc>>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("a FHIR date or dateTime")
-        }
-        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-            Ok(parse_fhir_datetime(v))
-        }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
-        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-            Ok(None)
-        }
+    d.deserialize_any(DateVisitor(parse_fhir_datetime))
+}
+
+fn lenient_span<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateSpan>, D::Error> {
+    d.deserialize_any(DateVisitor(DateSpan::parse))
+}
+
+/// A date the rules cannot read is absent, never fatal to its resource.
+struct DateVisitor<T>(fn(&str) -> Option<T>);
+
+impl<'de, T> Visitor<'de> for DateVisitor<T> {
+    type Value = Option<T>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a FHIR date or dateTime")
     }
-    d.deserialize_any(DateVisitor)
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok((self.0)(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(None)
+    }
 }
 
 fn lenient_encounter_class<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Vec<Coding<'a>>, D::Error> {

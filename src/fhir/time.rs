@@ -28,11 +28,28 @@ pub fn parse_fhir_datetime(text: &str) -> Option<DateTime<Utc>> {
     Some(Utc.from_utc_datetime(&date.and_time(NaiveTime::MIN)))
 }
 
-/// Parses a FHIR `date` (Patient.birthDate) at day precision; a year or
-/// year-month birth date is too vague for an age threshold and yields `None`.
-pub fn parse_fhir_date(text: &str) -> Option<NaiveDate> {
+/// A birth date at the youngest age it allows (r2): "1938" as 1938-12-31,
+/// "1938-05" as 1938-05-31, a full date as itself.
+pub fn parse_birth_date_youngest(text: &str) -> Option<NaiveDate> {
     let text = text.trim();
-    year_month_day(text)
+    if !text.bytes().all(|b| b.is_ascii_digit() || b == b'-') {
+        return None;
+    }
+    match text.len() {
+        4 => NaiveDate::from_ymd_opt(text.parse().ok()?, 12, 31),
+        7 => {
+            let (year, month) = text.split_once('-')?;
+            let (year, month): (i32, u32) = (year.parse().ok()?, month.parse().ok()?);
+            let first_of_next = if month == 12 {
+                NaiveDate::from_ymd_opt(year + 1, 1, 1)?
+            } else {
+                NaiveDate::from_ymd_opt(year, month + 1, 1)?
+            };
+            NaiveDate::from_ymd_opt(year, month, 1)?;
+            first_of_next.pred_opt()
+        }
+        _ => year_month_day(text),
+    }
 }
 
 /// "YYYY-MM-DD", read by hand: chrono's format-string parser cost more
@@ -71,7 +88,19 @@ mod tests {
         for bad in ["", "yesterday", "2024-13-01", "2024-02-30", "20240101", "2024-1", "-2024", "2024-03-05T25:00:00Z", "2024-0a-01", "2024+03-01", "２０２４-1"] {
             assert!(parse_fhir_datetime(bad).is_none(), "{bad}");
         }
-        assert!(parse_fhir_date("1970").is_none());
+    }
+
+    #[test]
+    fn a_partial_birth_date_is_its_youngest_day() {
+        let day = |y, m, d| NaiveDate::from_ymd_opt(y, m, d);
+        assert_eq!(parse_birth_date_youngest("1938"), day(1938, 12, 31));
+        assert_eq!(parse_birth_date_youngest("1938-05"), day(1938, 5, 31));
+        assert_eq!(parse_birth_date_youngest("1940-02"), day(1940, 2, 29));
+        assert_eq!(parse_birth_date_youngest("1938-12"), day(1938, 12, 31));
+        assert_eq!(parse_birth_date_youngest("1938-05-04"), day(1938, 5, 4));
+        for bad in ["1938-13", "19x8", "", "1938-5", "+1938"] {
+            assert_eq!(parse_birth_date_youngest(bad), None, "{bad}");
+        }
     }
 
     #[test]

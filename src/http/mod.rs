@@ -30,7 +30,8 @@ pub struct AppState {
     pub schemas: Schemas,
     pub engine: Engine,
     pub max_body_bytes: usize,
-    pub public_base_url: String,
+    /// The URLs clients call us by (JWT audiences); the first is published.
+    pub public_base_urls: Vec<String>,
     pub fetcher: FhirFetcher,
     /// None: authentication is off (loopback, or explicitly allowed).
     pub authenticator: Option<Authenticator>,

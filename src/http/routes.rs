@@ -2,7 +2,7 @@
 //! OpenAPI document and JSON Schemas.
 
 use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 
@@ -19,7 +19,8 @@ use crate::protocol::response::CdsResponse;
 use crate::protocol::Hook;
 use crate::record::{record_from, PatientRecord, Payload, RecordBuilder};
 use crate::store::IssuedCard;
-use crate::telemetry::note_for_access_log;
+use crate::auth::Caller;
+use crate::telemetry::{escape_for_log, note_for_access_log};
 use crate::validation::Schemas;
 
 /// The service a hook route was declared for.
@@ -85,7 +86,8 @@ async fn call_hook(
             format!("service '{}' answers the {} hook, not '{}'", service.id, service.hook, hook_request.hook),
         ));
     }
-    let fetched = fetch_missing(&state, service, &hook_request).await;
+    let issuer = request.extensions().get::<Caller>().map(|caller| caller.issuer.clone());
+    let fetched = fetch_missing(&state, service, &hook_request, issuer.as_deref()).await;
     let mut record = prefetch::resolve(service, std::mem::take(&mut hook_request.prefetch), &fetched).map_err(|unsatisfied| {
         ApiError::precondition_failed(
             unsatisfied
@@ -136,15 +138,21 @@ async fn call_hook(
 }
 
 /// Fetches, from the EHR's FHIR server, the prefetch keys it did not send.
-async fn fetch_missing(state: &AppState, service: &ServiceDefinition, request: &HookRequest<'_>) -> Vec<(String, Fetched)> {
+async fn fetch_missing(
+    state: &AppState,
+    service: &ServiceDefinition,
+    request: &HookRequest<'_>,
+    issuer: Option<&str>,
+) -> Vec<(String, Fetched)> {
     let keys = prefetch::keys_to_fetch(service, &request.prefetch);
     let Some(server) = request.fhir_server.as_deref().filter(|_| !keys.is_empty()) else {
         return Vec::new();
     };
-    let server = match state.fetcher.check_server(server) {
+    let server = match state.fetcher.check_server(server, issuer).await {
         Ok(server) => server,
         Err(error) => {
-            log::warn!("hook {}: not fetching {keys:?}: {error}", request.hook_instance);
+            metrics::counter!("fhir_fetch_errors_total", "reason" => error.kind()).increment(1);
+            log::warn!("hook {}: not fetching {keys:?}: {error}", escape_for_log(&request.hook_instance, 100));
             return prefetch::all_failed(&keys, error);
         }
     };
@@ -290,7 +298,7 @@ async fn openapi(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let text = Schemas::published("openapi.json").ok_or_else(|| ApiError::internal("openapi.json is not built in"))?;
     let mut document: serde_json::Value =
         serde_json::from_str(text).map_err(|e| ApiError::internal(format!("openapi.json: {e}")))?;
-    document["servers"] = serde_json::json!([{ "url": state.public_base_url }]);
+    document["servers"] = serde_json::json!([{ "url": state.public_base_urls[0] }]);
     Ok(HttpResponse::Ok().json(document))
 }
 

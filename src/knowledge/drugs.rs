@@ -10,13 +10,17 @@ use super::codes::CodeSystem;
 use super::Category;
 use crate::fhir::model::CodeableConcept;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// Evidence that a class causes cramps, strongest first: the derived
+/// order is the order culprits are listed in (clinical-rules.md §3, r2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strength {
     Moderate,
     Low,
-    Weak,
     Reported,
+    /// Sources disagree (beta-blockers): information only, never a reason
+    /// to act, never in a summary, never a card by itself on an order.
+    Conflicting,
     #[serde(rename = "n/a")]
     NotApplicable,
 }
@@ -26,8 +30,8 @@ impl Strength {
         match self {
             Strength::Moderate => "moderate",
             Strength::Low => "low",
-            Strength::Weak => "weak",
             Strength::Reported => "reported",
+            Strength::Conflicting => "conflicting",
             Strength::NotApplicable => "n/a",
         }
     }
@@ -89,6 +93,10 @@ impl ClassSet {
 
     fn union(self, other: ClassSet) -> ClassSet {
         ClassSet(self.0 | other.0)
+    }
+
+    pub fn contains(self, position: usize) -> bool {
+        position < 64 && self.0 & (1 << position) != 0
     }
 }
 
@@ -170,8 +178,10 @@ impl DrugIndex {
     }
 
     /// The classes a medicine belongs to, from all its concepts (a
-    /// combination product gives every class it contains).
-    pub fn classify(&self, concepts: &[CodeableConcept]) -> ClassSet {
+    /// combination product gives every class it contains) and the routes
+    /// it is given by (dosage route): a local route (eye, skin, inhaled,
+    /// nose) rules out the systemic-only classes, whatever the codes say.
+    pub fn classify(&self, concepts: &[CodeableConcept], routes: &[CodeableConcept]) -> ClassSet {
         let mut trusted = ClassSet::default();
         let mut by_ingredient = ClassSet::default();
         for coding in concepts.iter().flat_map(|c| c.coding.iter()) {
@@ -187,11 +197,17 @@ impl DrugIndex {
                     by_ingredient = by_ingredient.union(self.ingredients.get(code.as_ref()).copied().unwrap_or_default());
                 }
                 CodeSystem::Atc => {
-                    // Record text may hold any character: cut only at char boundaries.
-                    for end in (1..=code.len().min(self.longest_atc)).filter(|end| code.is_char_boundary(*end)) {
-                        if let Some(set) = self.atc.get(&code[..end]) {
-                            trusted = trusted.union(*set);
-                        }
+                    // The most specific group listed decides: R03AC12
+                    // (salmeterol) is long-acting although R03AC is
+                    // short-acting, and a combination group lists all its
+                    // classes. Record text may hold any character: cut only
+                    // at char boundaries.
+                    let longest = (1..=code.len().min(self.longest_atc))
+                        .rev()
+                        .filter(|end| code.is_char_boundary(*end))
+                        .find_map(|end| self.atc.get(&code[..end]));
+                    if let Some(set) = longest {
+                        trusted = trusted.union(*set);
                     }
                 }
                 _ => {}
@@ -203,10 +219,15 @@ impl DrugIndex {
                 untrusted = untrusted.union(self.classify_text(text));
             }
         }
+        let systemic = |set: ClassSet| ClassSet(set.iter().filter(|i| !self.classes[*i].systemic_only).fold(0, |s, i| s | (1 << i)));
         if !untrusted.is_empty() && concepts.iter().flat_map(|c| c.texts()).any(mentions_non_systemic_route) {
-            untrusted = ClassSet(untrusted.iter().filter(|i| !self.classes[*i].systemic_only).fold(0, |s, i| s | (1 << i)));
+            untrusted = systemic(untrusted);
         }
-        trusted.union(untrusted)
+        let found = trusted.union(untrusted);
+        if !found.is_empty() && routes.iter().any(is_local_route) {
+            return systemic(found);
+        }
+        found
     }
 
     /// Whole-word, case-insensitive names (up to the longest name's words).
@@ -239,6 +260,32 @@ fn mentions_non_systemic_route(text: &str) -> bool {
     words(text).iter().any(|w| NON_SYSTEMIC_WORDS.contains(&w.as_str()))
 }
 
+/// SNOMED CT routes of administration that act where applied (ophthalmic,
+/// nasal, topical, cutaneous, respiratory tract / inhalation, otic,
+/// rectal, vaginal, dental, oromucosal, intravitreal, conjunctival).
+const LOCAL_ROUTE_CODES: &[&str] = &[
+    "54485002", "46713006", "6064005", "448598008", "447694001", "18679011000001101", "10547007", "37161004",
+    "16857009", "372449004", "372473007",
+];
+
+/// Route words that say the same in text or display.
+const LOCAL_ROUTE_WORDS: &[&str] = &[
+    "ophthalmic", "eye", "ocular", "intraocular", "intravitreal", "conjunctival", "nasal", "intranasal", "topical",
+    "cutaneous", "skin", "dermal", "inhalation", "inhaled", "inhaler", "respiratory", "nebulized",
+    "nebulised", "otic", "ear", "auricular", "rectal", "vaginal", "dental", "oromucosal", "mouthwash",
+];
+
+/// Is a dosage route one whose medicine acts where applied? Routes say
+/// nothing systemic about the drug then (a timolol eye drop is not a
+/// beta-blocker for cramps; an inhaled steroid is not a systemic one).
+pub fn is_local_route(route: &CodeableConcept) -> bool {
+    let coded = route.coding.iter().any(|c| {
+        c.system.as_deref().and_then(CodeSystem::from_uri) == Some(CodeSystem::Snomed)
+            && c.code.as_deref().is_some_and(|code| LOCAL_ROUTE_CODES.contains(&code))
+    });
+    coded || route.texts().any(|text| words(text).iter().any(|w| LOCAL_ROUTE_WORDS.contains(&w.as_str())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,7 +295,7 @@ mod tests {
       {"code":"loop-diuretic","display":"Loop diuretic","category":"medication","strength":"low","strengthNote":"n.s.",
        "sources":["garrison-2012"],"ingredients":[{"name":"furosemide","rxnorm":"4603"},{"name":"ethacrynic acid","rxnorm":"4109"}],
        "brands":["Lasix"],"atc":["C03C"],"products":[{"rxnorm":"313988","display":"furosemide 40 MG Oral Tablet","source":"t"}]},
-      {"code":"beta-blocker","display":"Beta-blocker","category":"medication","strength":"weak","strengthNote":"control",
+      {"code":"beta-blocker","display":"Beta-blocker","category":"medication","strength":"conflicting","strengthNote":"control",
        "sources":["garrison-2012"],"systemicOnly":true,"ingredients":[{"name":"timolol","rxnorm":"10600"}],"atc":["C07"]}]}"#;
 
     fn concept<'a>(system: Option<&'a str>, code: Option<&'a str>, text: Option<&'a str>) -> CodeableConcept<'a> {
@@ -259,7 +306,7 @@ mod tests {
     }
 
     fn codes<'k>(index: &'k DrugIndex, concept: CodeableConcept) -> Vec<&'k str> {
-        index.classify(&[concept]).iter().map(|i| index.class(i).code.as_str()).collect()
+        index.classify(&[concept], &[]).iter().map(|i| index.class(i).code.as_str()).collect()
     }
 
     #[test]
@@ -282,6 +329,46 @@ mod tests {
         let index = DrugIndex::from_json(FILE).unwrap();
         assert!(codes(&index, concept(Some("http://www.whocc.no/atc"), Some("C0źA01"), None)).is_empty());
         assert_eq!(codes(&index, concept(Some("http://www.whocc.no/atc"), Some("C03CAź"), None)), ["loop-diuretic"]);
+    }
+
+    #[test]
+    fn the_most_specific_atc_group_decides() {
+        let file = r#"{"classes":[
+          {"code":"laba","display":"L","category":"medication","strength":"moderate","strengthNote":"","sources":["s"],
+           "ingredients":[],"atc":["R03AC12","R03AL03"]},
+          {"code":"saba","display":"S","category":"medication","strength":"reported","strengthNote":"","sources":["s"],
+           "ingredients":[],"atc":["R03AC","R03AL01"]},
+          {"code":"thiazide","display":"T","category":"medication","strength":"moderate","strengthNote":"","sources":["s"],
+           "ingredients":[],"atc":["C07B"]},
+          {"code":"bb","display":"B","category":"medication","strength":"conflicting","strengthNote":"","sources":["s"],
+           "ingredients":[],"atc":["C07","C07B"]}]}"#;
+        let index = DrugIndex::from_json(file).unwrap();
+        let atc = |code| codes(&index, concept(Some("http://www.whocc.no/atc"), Some(code), None));
+        assert_eq!(atc("R03AC12"), ["laba"]);
+        assert_eq!(atc("R03AC02"), ["saba"]);
+        assert_eq!(atc("R03AL01"), ["saba"]);
+        assert_eq!(atc("R03AL03"), ["laba"]);
+        assert_eq!(atc("C07BB07"), ["thiazide", "bb"]);
+        assert_eq!(atc("C07AB07"), ["bb"]);
+    }
+
+    #[test]
+    fn a_local_route_rules_out_systemic_only_classes_even_when_coded() {
+        let index = DrugIndex::from_json(FILE).unwrap();
+        let rx = "http://www.nlm.nih.gov/research/umls/rxnorm";
+        let timolol = || concept(Some(rx), Some("10600"), None);
+        let route = |code: &'static str, text: &'static str| CodeableConcept {
+            coding: vec![Coding { system: Some("http://snomed.info/sct".into()), code: Some(code.into()), display: None }],
+            text: Some(text.into()),
+        };
+        let classes = |routes: &[CodeableConcept]| index.classify(&[timolol()], routes).iter().count();
+        assert_eq!(classes(&[]), 1);
+        assert_eq!(classes(&[route("26643006", "Oral")]), 1);
+        assert_eq!(classes(&[route("54485002", "")]), 0);
+        assert_eq!(classes(&[route("999999", "Ophthalmic route")]), 0);
+        // Not systemic-only: an inhaled loop diuretic would still count.
+        let lasix = concept(Some(rx), Some("4603"), None);
+        assert_eq!(index.classify(&[lasix], &[route("447694001", "inhalation")]).iter().count(), 1);
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod codes;
 pub mod drugs;
 pub mod files;
 pub mod statements;
+pub mod units;
 pub mod valuesets;
 
 use std::collections::HashMap;
@@ -84,17 +85,35 @@ pub struct LabDefinition {
     pub analyte: String,
     pub value_set: String,
     pub condition_value_set: String,
-    pub default_low: LabLimit,
+    /// The default low limit in every unit clinical-rules.md writes it in;
+    /// a result is compared with the one in its own unit.
+    pub low_limits: Vec<LabLimit>,
     pub molar_mass: f64,
     pub charge: u8,
+    /// Total calcium: adjusted for a nearby albumin before comparing (r2).
+    #[serde(default)]
+    pub albumin_adjusted: bool,
     pub source: String,
 }
 
+/// A limit as written: decimal text (its decimals matter for rounding a
+/// converted result) and a unit.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LabLimit {
-    pub value: f64,
+    pub value: String,
     pub unit: String,
+}
+
+impl LabLimit {
+    pub fn number(&self) -> Option<f64> {
+        self.value.parse().ok().filter(|v: &f64| v.is_finite() && *v > 0.0)
+    }
+
+    /// Digits after the decimal point: "0.70" has 2.
+    pub fn decimals(&self) -> u32 {
+        self.value.split_once('.').map_or(0, |(_, fraction)| fraction.len() as u32)
+    }
 }
 
 pub struct KnowledgeBase {
@@ -173,6 +192,9 @@ impl KnowledgeBase {
             }
         }
         for lab in &self.labs {
+            if lab.low_limits.is_empty() || lab.low_limits.iter().any(|l| l.number().is_none() || !labs_unit_known(&l.unit)) {
+                return Err(format!("labs.json: '{}' needs low limits with a positive decimal value and a known unit", lab.analyte));
+            }
             self.value_sets.id(&lab.value_set)?;
             self.value_sets.id(&lab.condition_value_set)?;
             self.finding(&lab.finding).ok_or_else(|| format!("labs.json: unknown finding '{}'", lab.finding))?;
@@ -275,6 +297,10 @@ impl KnowledgeBase {
     pub fn sources(&self) -> impl Iterator<Item = &Source> {
         self.sources.values()
     }
+}
+
+fn labs_unit_known(unit: &str) -> bool {
+    units::Unit::parse(unit).is_some()
 }
 
 #[cfg(test)]

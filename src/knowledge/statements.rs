@@ -40,6 +40,8 @@ statements! {
     EvidenceStrengthExplained => "evidence-strength-explained",
     ReviewMedicineNeed => "review-medicine-need",
     DoNotStopAbruptly => "do-not-stop-abruptly",
+    BetaBlockerConflicting => "beta-blocker-conflicting",
+    BetaBlockerInformationOnly => "beta-blocker-information-only",
     DvtOpening => "dvt-opening",
     DvtChartIsNotAWellsScore => "dvt-chart-is-not-a-wells-score",
     DvtCompleteWellsAtBedside => "dvt-complete-wells-at-bedside",

@@ -11,6 +11,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 use tokio::time::Instant;
 
+use super::trust::{ServerTrust, Untrusted};
 use crate::fhir::resource_type_of;
 
 #[derive(Debug, Clone)]
@@ -19,15 +20,13 @@ pub struct FetchSettings {
     pub deadline: Duration,
     pub max_pages: usize,
     pub max_bytes: usize,
-    /// When not empty, fhirServer must start with one of these.
-    pub allowed_servers: Vec<String>,
 }
 
 /// Why a key could not be fetched. Never carries the token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FetchError {
-    NotAllowed,
-    BadServerUrl,
+    /// Refused by the trust policy (see `trust`): nothing is sent.
+    NotTrusted(Untrusted),
     Template(String),
     Timeout,
     Unauthorized(u16),
@@ -44,8 +43,7 @@ impl FetchError {
     /// A short name, for metrics.
     pub fn kind(&self) -> &'static str {
         match self {
-            FetchError::NotAllowed => "not-allowed",
-            FetchError::BadServerUrl => "bad-server-url",
+            FetchError::NotTrusted(_) => "not-trusted",
             FetchError::Template(_) => "template",
             FetchError::Timeout => "timeout",
             FetchError::Unauthorized(_) => "unauthorized",
@@ -63,8 +61,7 @@ impl FetchError {
 impl fmt::Display for FetchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FetchError::NotAllowed => write!(f, "fhirServer is not on this service's allow-list"),
-            FetchError::BadServerUrl => write!(f, "fhirServer is not an http(s) URL"),
+            FetchError::NotTrusted(why) => write!(f, "fhirServer not trusted: {why}"),
             FetchError::Template(why) => write!(f, "its query cannot be built from the context: {why}"),
             FetchError::Timeout => write!(f, "the FHIR server did not answer in time"),
             FetchError::Unauthorized(status) => write!(f, "the FHIR server refused the access token ({status})"),
@@ -82,38 +79,37 @@ impl fmt::Display for FetchError {
 pub struct FhirFetcher {
     client: reqwest::Client,
     settings: FetchSettings,
+    trust: ServerTrust,
 }
 
 /// One key's result: the JSON documents (pages) it returned.
 pub type Fetched = Result<Vec<String>, FetchError>;
 
 impl FhirFetcher {
-    pub fn new(settings: FetchSettings) -> Result<Self, String> {
+    pub fn new(settings: FetchSettings, trust: ServerTrust) -> Result<Self, String> {
+        // The resolver refuses names that resolve to non-public addresses,
+        // so the check holds for what the client really connects to; no
+        // proxy, so the resolver sees every host.
         let client = reqwest::Client::builder()
+            .dns_resolver(trust.resolver())
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(settings.call_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("cramp-cds/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
-        Ok(Self { client, settings })
+        Ok(Self { client, settings, trust })
     }
 
     pub fn client(&self) -> &reqwest::Client {
         &self.client
     }
 
-    /// Checks fhirServer against the scheme rule and the allow-list.
-    pub fn check_server(&self, server: &str) -> Result<String, FetchError> {
-        let url = reqwest::Url::parse(server).map_err(|_| FetchError::BadServerUrl)?;
-        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(FetchError::BadServerUrl);
-        }
-        let allowed = &self.settings.allowed_servers;
-        if !allowed.is_empty() && !allowed.iter().any(|prefix| server.starts_with(prefix.as_str())) {
-            return Err(FetchError::NotAllowed);
-        }
-        Ok(server.trim_end_matches('/').to_owned())
+    /// Whether fhirServer may receive the token of a call from `issuer`
+    /// (None: authentication is off); see `trust`.
+    pub async fn check_server(&self, server: &str, issuer: Option<&str>) -> Result<String, FetchError> {
+        self.trust.check(server, issuer).await.map_err(FetchError::NotTrusted)
     }
 
     /// Fetches every (key, relative query) in parallel within the deadline.

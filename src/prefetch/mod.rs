@@ -5,6 +5,7 @@
 
 pub mod fetch;
 pub mod template;
+pub mod trust;
 
 use std::collections::BTreeMap;
 

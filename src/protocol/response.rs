@@ -112,4 +112,8 @@ pub struct FindingSummary {
     pub category: String,
     pub display: String,
     pub evidence: Vec<String>,
+    /// The evidence that is an active order over 13 months old, shown as
+    /// "possibly outdated" (clinical-rules.md §3); omitted when none.
+    #[serde(rename = "possiblyOutdated", skip_serializing_if = "Vec::is_empty")]
+    pub possibly_outdated: Vec<String>,
 }

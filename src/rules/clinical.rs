@@ -21,6 +21,11 @@ pub fn has_abated(condition: &Condition, now: DateTime<Utc>) -> bool {
     }
 }
 
+/// When the condition abated, where the record dates it.
+pub fn abatement_date(condition: &Condition) -> Option<DateTime<Utc>> {
+    condition.abatement_date_time.or_else(|| condition.abatement_period.as_ref().and_then(|p| p.end.or(p.start)))
+}
+
 /// §5: clinicalStatus active, recurrence or relapse (or absent with no
 /// abatement); credible; abatement not in the past.
 pub fn condition_is_active(condition: &Condition, now: DateTime<Utc>) -> bool {

@@ -376,7 +376,7 @@ impl Rules {
                 );
             }
         }
-        for (reference, note) in self.anticoagulants(active_medicines) {
+        for (reference, note) in self.anticoagulants(active_medicines, now) {
             found.add("anticoagulated", &reference, note);
         }
         for (finding, code) in [

@@ -7,6 +7,7 @@ mod cramps;
 mod dvt;
 pub mod labs;
 mod medications;
+pub use medications::Currency;
 mod risk_factors;
 
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use chrono::{DateTime, Utc};
 use foldhash::HashSet;
 
 use crate::fhir::model::{CodeableConcept, Condition};
-use crate::fhir::time::{age_in_years, parse_fhir_date};
+use crate::fhir::time::age_in_years;
 use crate::knowledge::{Category, KnowledgeBase, Memberships, ValueSetId};
 use crate::protocol::Hook;
 use crate::record::{MedicationUse, PatientRecord};
@@ -23,13 +24,19 @@ use clinical::{
     condition_date, condition_is_active, condition_is_credible, condition_is_resolved, day, inpatient_stay,
     observation_counts, observation_date, procedure_date, procedure_happened, within,
 };
-use labs::{low_result, LowBecause};
+use labs::LowBecause;
 
 pub use dvt::{DvtAssessment, DvtNextStep, CHART_WELLS_ITEMS};
 
 /// Windows of clinical-rules.md, in days.
 const CRAMP_RECORDED_WINDOW: i64 = 365;
 const PREGNANCY_STATUS_WINDOW: i64 = 280;
+/// r2: a pregnancy episode is ongoing while its start is within 42 weeks.
+const PREGNANCY_EPISODE_WINDOW: i64 = 294;
+const POSTPARTUM_WINDOW: i64 = 42;
+const DEHYDRATION_WINDOW: i64 = 30;
+/// r2: an albumin within 7 days either side adjusts a total calcium.
+const ALBUMIN_WINDOW: i64 = 7;
 const DIALYSIS_WINDOW: i64 = 90;
 const LAB_WINDOW: i64 = 90;
 const DVT_SYMPTOM_WINDOW: i64 = 30;
@@ -60,11 +67,32 @@ pub struct Finding {
     pub code: String,
     pub evidence: Vec<String>,
     pub notes: Vec<String>,
+    /// Per piece of evidence: how telling it is (higher first) and when.
+    ranks: Vec<(u8, Option<DateTime<Utc>>)>,
 }
 
 impl Finding {
     fn new(code: &str) -> Self {
-        Self { code: code.to_owned(), evidence: Vec::new(), notes: Vec::new() }
+        Self { code: code.to_owned(), evidence: Vec::new(), notes: Vec::new(), ranks: Vec::new() }
+    }
+
+    /// r2 §5: the most telling evidence first (the most advanced stage),
+    /// then the newest; undated last. Stable, so ties keep record order.
+    fn sort_evidence(&mut self) {
+        let newest_first = |a: &(u8, Option<DateTime<Utc>>), b: &(u8, Option<DateTime<Utc>>)| b.0.cmp(&a.0).then(b.1.cmp(&a.1));
+        if self.ranks.windows(2).all(|w| newest_first(&w[0], &w[1]).is_le()) {
+            return;
+        }
+        let evidence = std::mem::take(&mut self.evidence);
+        let notes = std::mem::take(&mut self.notes);
+        let ranks = std::mem::take(&mut self.ranks);
+        let mut items: Vec<_> = evidence.into_iter().zip(notes).zip(ranks).collect();
+        items.sort_by(|a, b| newest_first(&a.1, &b.1));
+        for ((reference, note), rank) in items {
+            self.evidence.push(reference);
+            self.notes.push(note);
+            self.ranks.push(rank);
+        }
     }
 }
 
@@ -79,16 +107,34 @@ pub struct Findings {
 
 impl Findings {
     fn add(&mut self, code: &str, reference: &str, note: String) {
-        let at = match self.list.iter().position(|f| f.code == code) {
-            Some(at) => at,
+        self.add_ranked(code, reference, note, 0, None);
+    }
+
+    /// Evidence with the date it speaks for, so that cards show the newest first.
+    fn add_dated(&mut self, code: &str, reference: &str, note: String, at: Option<DateTime<Utc>>) {
+        self.add_ranked(code, reference, note, 0, at);
+    }
+
+    fn add_ranked(&mut self, code: &str, reference: &str, note: String, rank: u8, at: Option<DateTime<Utc>>) {
+        let at_position = match self.list.iter().position(|f| f.code == code) {
+            Some(position) => position,
             None => {
                 self.list.push(Finding::new(code));
                 self.list.len() - 1
             }
         };
-        if self.cited.insert((at, reference.to_owned())) {
-            self.list[at].evidence.push(reference.to_owned());
-            self.list[at].notes.push(note);
+        if self.cited.insert((at_position, reference.to_owned())) {
+            let finding = &mut self.list[at_position];
+            finding.evidence.push(reference.to_owned());
+            finding.notes.push(note);
+            finding.ranks.push((rank, at));
+        }
+    }
+
+    /// Each finding's evidence, most telling and newest first.
+    fn sort_evidence(&mut self) {
+        for finding in &mut self.list {
+            finding.sort_evidence();
         }
     }
 
@@ -104,6 +150,15 @@ impl Findings {
         &self.list
     }
 
+    /// Another set's findings, evidence and order kept.
+    fn extend_from(&mut self, other: &Findings) {
+        for finding in &other.list {
+            for ((reference, note), (rank, at)) in finding.evidence.iter().zip(&finding.notes).zip(&finding.ranks) {
+                self.add_ranked(&finding.code, reference, note.clone(), *rank, *at);
+            }
+        }
+    }
+
     fn evidence_of<'a>(&'a self, code: &'a str) -> impl Iterator<Item = &'a str> {
         self.list.iter().filter(move |f| f.code == code).flat_map(|f| f.evidence.iter().map(String::as_str))
     }
@@ -113,7 +168,11 @@ impl Findings {
 #[derive(Debug, Default)]
 pub struct Assessment {
     pub risk_factors: Findings,
+    /// Culprits among current medicines (or the draft orders).
     pub culprits: Findings,
+    /// Culprits among active medicines whose dates are over 13 months old
+    /// (§3 r2): listed after the current ones, never in the summary.
+    pub outdated_culprits: Findings,
     /// The culprit findings are about draft orders, not the medication list.
     pub culprits_are_drafts: bool,
     pub dvt: Option<DvtAssessment>,
@@ -146,6 +205,11 @@ struct ValueSetIds {
     leg_cramps: ValueSetId,
     pregnancy_condition: ValueSetId,
     pregnancy_status: ValueSetId,
+    pregnancy_outcome: ValueSetId,
+    postpartum_delivery: ValueSetId,
+    postpartum_encounter: ValueSetId,
+    dialysis_encounter: ValueSetId,
+    albumin_lab: ValueSetId,
     pregnant_answer: ValueSetId,
     not_pregnant_answer: ValueSetId,
     dialysis_procedure: ValueSetId,
@@ -205,6 +269,11 @@ impl Rules {
             leg_cramps: vs("leg-cramps")?,
             pregnancy_condition: vs("pregnancy-condition")?,
             pregnancy_status: vs("pregnancy-status-observation")?,
+            pregnancy_outcome: vs("pregnancy-outcome")?,
+            postpartum_delivery: vs("postpartum-delivery")?,
+            postpartum_encounter: vs("postpartum-encounter")?,
+            dialysis_encounter: vs("dialysis-encounter")?,
+            albumin_lab: vs("albumin-lab")?,
             pregnant_answer: vs("pregnancy-status-pregnant")?,
             not_pregnant_answer: vs("pregnancy-status-not-pregnant")?,
             dialysis_procedure: vs("dialysis-procedure")?,
@@ -269,22 +338,24 @@ impl Rules {
                 .filter(|d| !matches!(d.status.as_deref(), Some("entered-in-error" | "cancelled" | "revoked")))
                 .filter(|d| input.hook == Hook::OrderSign || selected.is_empty() || selected.contains(d.reference.as_str()))
                 .collect();
-            let (culprits, quinine) = self.medication_findings(&drafts);
-            if !cramps.is_empty() {
-                assessment.culprits = culprits;
+            let found = self.medication_findings(&drafts, true, input.now);
+            // A draft of conflicting evidence alone (a beta-blocker) gives no card.
+            if !cramps.is_empty() && !self.only_conflicting(&found.current) {
+                assessment.culprits = found.current;
                 assessment.culprits_are_drafts = true;
             }
-            assessment.quinine = quinine.map(|finding| QuinineAlert { drafts: finding.evidence.clone(), finding });
+            assessment.quinine = found.quinine.map(|finding| QuinineAlert { drafts: finding.evidence.clone(), finding });
             return assessment;
         }
 
         let active: Vec<&MedicationUse> = record.medications.iter().filter(|m| m.is_active()).collect();
-        let (culprits, quinine) = self.medication_findings(&active);
-        assessment.quinine = quinine.map(|finding| QuinineAlert { finding, drafts: Vec::new() });
+        let found = self.medication_findings(&active, false, input.now);
+        assessment.quinine = found.quinine.map(|finding| QuinineAlert { finding, drafts: Vec::new() });
         let pregnancy = self.pregnancy(input, &classified);
         if !cramps.is_empty() {
             assessment.risk_factors = self.risk_factors(input, &classified, &pregnancy);
-            assessment.culprits = culprits;
+            assessment.culprits = found.current;
+            assessment.outdated_culprits = found.outdated;
         }
         assessment.dvt = self.dvt(input, &classified, &cramps, &pregnancy, &active);
         assessment
@@ -304,23 +375,39 @@ fn condition_note(code: &CodeableConcept, condition: &Condition) -> String {
     }
 }
 
-fn lab_note(
-    observation: &crate::fhir::model::Observation,
-    lab: &crate::knowledge::LabDefinition,
-    at: DateTime<Utc>,
-    reason: &LowBecause,
-) -> String {
-    let quantity = observation.value_quantity.as_ref();
-    let value = match (quantity.and_then(|q| q.value), quantity.and_then(|q| q.unit_text())) {
-        (Some(v), Some(u)) => format!("{v} {u}"),
-        (Some(v), None) => v.to_string(),
-        _ => "result".into(),
-    };
-    let why = match reason {
-        LowBecause::BelowReferenceRange { low, unit } => format!("below the lab's range, low {low} {unit}"),
-        LowBecause::FlaggedLow => "flagged low by the lab".into(),
-        LowBecause::BelowDefault { limit, unit } => format!("below {limit} {unit}"),
-    };
+fn lab_note(observation: &crate::fhir::model::Observation, lab: &crate::knowledge::LabDefinition, at: DateTime<Utc>, reason: &LowBecause) -> String {
     let analyte = lab.analyte.as_str();
-    format!("{}{} {value} on {} ({why})", analyte[..1].to_uppercase(), &analyte[1..], day(at))
+    let mut name = analyte.to_owned();
+    if let Some(first) = name.get_mut(..1) {
+        first.make_ascii_uppercase();
+    }
+    format!("{name} {} on {} ({})", measured(observation), day(at), why_low(reason))
+}
+
+/// "3.1 mmol/L", as the result gives it.
+fn measured(observation: &crate::fhir::model::Observation) -> String {
+    let quantity = observation.value_quantity.as_ref();
+    match (quantity.and_then(|q| q.value), quantity.and_then(|q| q.unit_text())) {
+        (Some(v), Some(u)) => format!("{} {u}", number(v)),
+        (Some(v), None) => number(v),
+        _ => "result".into(),
+    }
+}
+
+/// Why a result is low, quoting the limit in the result's own unit.
+fn why_low(reason: &LowBecause) -> String {
+    match reason {
+        LowBecause::BelowReferenceRange { low, unit } => format!("below the lab's range, low {} {unit}", number(*low)),
+        LowBecause::FlaggedLow => "flagged low by the lab".into(),
+        LowBecause::BelowLimit { limit, unit, converted: None } => format!("below {limit} {unit}"),
+        LowBecause::BelowLimit { limit, unit, converted: Some(value) } => {
+            format!("{} {unit} converted, below {limit} {unit}", number(*value))
+        }
+    }
+}
+
+/// A number as a clinician writes it: 3.1, not 3.1000000000000001.
+fn number(value: f64) -> String {
+    let text = format!("{value:.3}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }

@@ -10,6 +10,7 @@
 //! logged; feedback, which needs the database, answers 503 while it is down.
 
 mod summary;
+mod used_tokens;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};

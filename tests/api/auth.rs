@@ -12,9 +12,9 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys");
+pub const KEYS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/keys");
 pub const ISSUER: &str = "https://ehr.example.org";
-const SERVICE: &str = "/cds-services/leg-cramps-patient-view";
+pub const SERVICE: &str = "/cds-services/leg-cramps-patient-view";
 
 pub struct KeyServer {
     pub jwks_url: String,
@@ -55,12 +55,18 @@ pub fn issuers_file(issuers: Value) -> PathBuf {
     path
 }
 
+/// An app with authentication on; these calls fetch nothing, so any public
+/// FHIR server is allowed (authentication alone would refuse to start).
 pub async fn secured_app(issuers: Value) -> TestApp {
     let path = issuers_file(issuers);
-    spawn_app_with(move |s| s.issuers = Some(path)).await
+    spawn_app_with(move |s| {
+        s.issuers = Some(path);
+        s.fhir.allowed_servers = vec!["any".into()];
+    })
+    .await
 }
 
-fn now() -> u64 {
+pub fn now() -> u64 {
     jsonwebtoken::get_current_timestamp()
 }
 
@@ -93,7 +99,7 @@ fn b64(bytes: &[u8]) -> String {
     out
 }
 
-async fn call(app: &TestApp, path: &str, token: Option<&str>) -> reqwest::Response {
+pub async fn call(app: &TestApp, path: &str, token: Option<&str>) -> reqwest::Response {
     let mut request = app.client.post(format!("{}{path}", app.address)).header("Content-Type", "application/json").body(patient_view_request().to_string());
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -101,7 +107,7 @@ async fn call(app: &TestApp, path: &str, token: Option<&str>) -> reqwest::Respon
     request.send().await.unwrap()
 }
 
-async fn assert_401(response: reqwest::Response, case: &str) {
+pub async fn assert_401(response: reqwest::Response, case: &str) {
     assert_eq!(response.status(), 401, "{case}");
     assert!(response.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"), "{case}");
     let body: Value = response.json().await.unwrap();
@@ -136,9 +142,10 @@ async fn valid_es384_and_rs384_tokens_pass_and_everything_else_is_401() {
         let forged = b64(with(&|c| c["sub"] = json!("admin")).to_string().as_bytes());
         format!("{}.{forged}.{}", parts[0], parts[2])
     };
+    // A kid the issuer's pinned keys do not hold, with a jku not allowed.
     let foreign_jku = {
         let mut header = Header::new(Algorithm::ES384);
-        header.kid = Some("test-es384".into());
+        header.kid = Some("not-pinned".into());
         header.jku = Some("https://attacker.example/jwks.json".into());
         let key = EncodingKey::from_ec_pem(&std::fs::read(format!("{KEYS}/es384-private.pem")).unwrap()).unwrap();
         encode(&header, &claims(&audience), &key).unwrap()
@@ -201,7 +208,8 @@ async fn behind_a_proxy_the_audience_is_the_public_url() {
     let path = issuers_file(json!([{"iss": ISSUER, "jwksUrl": keys.jwks_url}]));
     let app = spawn_app_with(move |s| {
         s.issuers = Some(path);
-        s.public_base_url = Some("https://cds.example.org/cramp".into());
+        s.fhir.allowed_servers = vec!["any".into()];
+        s.public_base_url = vec!["https://cds.example.org/cramp".into()];
     })
     .await;
     let public = sign(Algorithm::ES384, "test-es384", &claims(&format!("https://cds.example.org/cramp{SERVICE}")));

@@ -68,7 +68,7 @@ async fn templates(app: &TestApp) -> serde_json::Map<String, Value> {
 async fn fetched_prefetch_gives_the_same_cards_as_full_prefetch() {
     let Some((patient_id, resources)) = sample_resources() else { return };
     let fhir = FhirServer::start(resources).await;
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.fhir.allowed_servers = vec![fhir.url("")]).await;
     let templates = templates(&app).await;
 
     let full = fhir.prefetch_for(&templates, &patient_id);
@@ -94,11 +94,14 @@ async fn fetched_prefetch_gives_the_same_cards_as_full_prefetch() {
 async fn every_fhir_fault_is_a_412_within_the_deadline() {
     let Some((patient_id, resources)) = sample_resources() else { return };
     let fhir = FhirServer::start(resources).await;
-    let app = spawn_app().await;
     let closed_port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://127.0.0.1:{}/fhir", listener.local_addr().unwrap().port())
     };
+    let dropping = dropping_server();
+    // The stand-ins are on loopback: they must be allow-listed explicitly.
+    let listed = vec![fhir.base.clone(), dropping.clone(), closed_port.clone()];
+    let app = spawn_app_with(move |s| s.fhir.allowed_servers = listed).await;
     let faults = [
         (fhir.url("slow"), "did not answer in time"),
         (fhir.url("unauthorized"), "refused the access token (401)"),
@@ -107,7 +110,7 @@ async fn every_fhir_fault_is_a_412_within_the_deadline() {
         (fhir.url("broken"), "not a readable FHIR resource"),
         (fhir.url("outcome"), "OperationOutcome"),
         (fhir.url("foreign"), "outside the FHIR server"),
-        (dropping_server(), "could not be reached or dropped the connection"),
+        (dropping, "could not be reached or dropped the connection"),
         (closed_port, "could not be reached"),
         ("ftp://ehr.example.org/fhir".to_owned(), "not an http(s) URL"),
     ];
@@ -136,7 +139,7 @@ async fn every_fhir_fault_is_a_412_within_the_deadline() {
 async fn a_wrong_access_token_is_a_412() {
     let Some((patient_id, resources)) = sample_resources() else { return };
     let fhir = FhirServer::start(resources).await;
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.fhir.allowed_servers = vec![fhir.url("")]).await;
     let mut call = request(&patient_id, None, Some(&fhir.url("")));
     call["fhirAuthorization"]["access_token"] = json!("stolen");
     let issues = assert_outcome(app.post_json(SERVICE, &call).await, 412).await;
@@ -149,7 +152,8 @@ async fn a_fhir_server_off_the_allow_list_is_never_contacted() {
     let fhir = FhirServer::start(resources).await;
     let app = spawn_app_with(|s| s.fhir.allowed_servers = vec!["https://ehr.example.org/fhir".into()]).await;
     let issues = assert_outcome(app.post_json(SERVICE, &request(&patient_id, None, Some(&fhir.url("")))).await, 412).await;
-    assert!(serde_json::to_string(&issues).unwrap().contains("allow-list"));
+    let text = serde_json::to_string(&issues).unwrap();
+    assert!(text.contains("fhirServer not trusted") && text.contains("allow-list"), "{text}");
     assert_eq!(fhir.requests.load(Ordering::SeqCst), 0);
 
     let allowed = spawn_app_with(|s| s.fhir.allowed_servers = vec![fhir.url("")]).await;

@@ -3,6 +3,7 @@
 
 mod analyze;
 mod auth;
+mod auth_hardening;
 mod browser;
 mod cli;
 mod discovery;
@@ -18,3 +19,4 @@ mod outage;
 mod postgres;
 mod process;
 mod published;
+mod trust;

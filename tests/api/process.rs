@@ -10,10 +10,10 @@ use serde_json::json;
 use crate::auth::{claims, issuers_file, key_server, sign, ISSUER};
 use crate::helpers::patient_view_request;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_cramp-cds");
+pub const BINARY: &str = env!("CARGO_BIN_EXE_cramp-cds");
 
 /// Starts the binary, waits for its "listening on" line, returns it and the port.
-fn start(args: &[&str]) -> (Child, u16, BufReader<std::process::ChildStderr>) {
+pub fn start(args: &[&str]) -> (Child, u16, BufReader<std::process::ChildStderr>) {
     let mut child = Command::new(BINARY)
         .args(args)
         .env("RUST_LOG", "debug")
@@ -45,7 +45,7 @@ fn start(args: &[&str]) -> (Child, u16, BufReader<std::process::ChildStderr>) {
 async fn tokens_never_reach_the_log() {
     let keys = key_server().await;
     let issuers = issuers_file(json!([{"iss": ISSUER, "jwksUrl": keys.jwks_url}]));
-    let (mut child, port, mut stderr) = start(&["--port", "0", "--issuers", issuers.to_str().unwrap()]);
+    let (mut child, port, mut stderr) = start(&["--port", "0", "--issuers", issuers.to_str().unwrap(), "--fhir-server-allow", "http://127.0.0.1:9/fhir"]);
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let audience = format!("{base}/cds-services/leg-cramps-patient-view");

@@ -6,7 +6,7 @@ use crate::helpers::*;
 
 #[tokio::test]
 async fn openapi_document_lists_every_endpoint_and_its_schemas_resolve() {
-    let app = spawn_app_with(|s| s.public_base_url = Some("https://cds.example.org/".into())).await;
+    let app = spawn_app_with(|s| s.public_base_url = vec!["https://cds.example.org/".into()]).await;
     let response = app.get("/openapi.json").await;
     assert_eq!(response.status(), 200);
     let document: Value = response.json().await.unwrap();

@@ -40,12 +40,24 @@ struct Expectations {
     evidence: BTreeMap<String, BTreeSet<String>>,
     #[serde(default)]
     suggestions: BTreeMap<String, Vec<ExpectedSuggestion>>,
-    /// Phrases each card's detail must contain.
+    /// The evidence a finding lists first (r2: the newest, most telling).
     #[serde(default)]
-    detail_contains: BTreeMap<String, Vec<String>>,
-    /// Phrases each card's detail must not contain.
+    first_evidence: BTreeMap<String, String>,
+    /// Per finding code: the evidence shown as a possibly outdated order (§3).
     #[serde(default)]
-    detail_lacks: BTreeMap<String, Vec<String>>,
+    possibly_outdated: BTreeMap<String, BTreeSet<String>>,
+    /// Per card: texts the detail holds, in this order.
+    #[serde(default)]
+    detail: BTreeMap<String, Vec<String>>,
+    /// Per card: texts the detail must not hold.
+    #[serde(default)]
+    detail_excludes: BTreeMap<String, Vec<String>>,
+    /// Per card: texts the summary holds.
+    #[serde(default)]
+    summary: BTreeMap<String, Vec<String>>,
+    /// Per card: texts the summary must not hold (case-insensitive).
+    #[serde(default)]
+    summary_excludes: BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Deserialize, Debug, PartialEq)]
@@ -139,16 +151,52 @@ fn differences(expect: &Expectations, response: &CdsResponse) -> Vec<String> {
             problems.push(format!("evidence of {code}: expected {references:?}, got {got:?}"));
         }
     }
-    for (name, phrases) in &expect.detail_contains {
-        let detail = card(name).map(|c| c.detail.as_str()).unwrap_or_default();
-        for phrase in phrases.iter().filter(|p| !detail.contains(p.as_str())) {
-            problems.push(format!("{name}: detail lacks {phrase:?}"));
+    for (code, reference) in &expect.first_evidence {
+        let got = all_findings.iter().find(|f| &f.code == code).and_then(|f| f.evidence.first());
+        if got != Some(reference) {
+            problems.push(format!("first evidence of {code}: expected {reference}, got {got:?}"));
         }
     }
-    for (name, phrases) in &expect.detail_lacks {
+    for (code, references) in &expect.possibly_outdated {
+        let got: BTreeSet<String> =
+            all_findings.iter().filter(|f| &f.code == code).flat_map(|f| f.possibly_outdated.iter().cloned()).collect();
+        if &got != references {
+            problems.push(format!("possibly outdated {code}: expected {references:?}, got {got:?}"));
+        }
+    }
+    if expect.possibly_outdated.is_empty() {
+        for finding in &all_findings {
+            if !finding.possibly_outdated.is_empty() {
+                problems.push(format!("{}: unexpected possibly outdated {:?}", finding.code, finding.possibly_outdated));
+            }
+        }
+    }
+    for (name, texts) in &expect.detail {
         let detail = card(name).map(|c| c.detail.as_str()).unwrap_or_default();
-        for phrase in phrases.iter().filter(|p| detail.contains(p.as_str())) {
-            problems.push(format!("{name}: detail must not contain {phrase:?}"));
+        let mut from = 0;
+        for text in texts {
+            match detail[from..].find(text.as_str()) {
+                Some(at) => from += at + text.len(),
+                None => problems.push(format!("{name}: detail lacks {text:?} (in order) in:\n{detail}")),
+            }
+        }
+    }
+    for (name, texts) in &expect.detail_excludes {
+        let detail = card(name).map(|c| c.detail.to_lowercase()).unwrap_or_default();
+        for text in texts.iter().filter(|t| detail.contains(&t.to_lowercase())) {
+            problems.push(format!("{name}: detail must not say {text:?}"));
+        }
+    }
+    for (name, texts) in &expect.summary {
+        let summary = card(name).map(|c| c.summary.as_str()).unwrap_or_default();
+        for text in texts.iter().filter(|t| !summary.contains(t.as_str())) {
+            problems.push(format!("{name}: summary {summary:?} lacks {text:?}"));
+        }
+    }
+    for (name, texts) in &expect.summary_excludes {
+        let summary = card(name).map(|c| c.summary.to_lowercase()).unwrap_or_default();
+        for text in texts.iter().filter(|t| summary.contains(&t.to_lowercase())) {
+            problems.push(format!("{name}: summary {summary:?} must not say {text:?}"));
         }
     }
     for (name, expected) in &expect.suggestions {

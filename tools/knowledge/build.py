@@ -365,6 +365,15 @@ LEG_CRAMPS_SCT = [("55300003", "Cramp"), ("449918009", "Cramp in lower leg")]
 PREGNANCY_SCT = [("77386006", "Pregnancy"), ("72892002", "Normal pregnancy"),
                  ("47200007", "High risk pregnancy"), ("255409004", "Pregnant woman")]
 
+# r2: deliveries (Condition or Procedure) end a pregnancy and start the 42
+# postpartum days; the SNOMED codes are the ones clinical-rules.md names.
+DELIVERY_ICD = [("O80", "Encounter for full-term uncomplicated delivery"),
+                ("O82", "Encounter for cesarean delivery without indication")]
+DELIVERY_SCT = [("11466000", "Cesarean section"), ("177157003", "Spontaneous breech delivery"),
+                ("236974004", "Instrumental delivery")]
+PREGNANCY_OUTCOME_SYNTHEA = ["156073000", "19169002", "85116003", "714812005", "445912000",
+                             "79586000", "236931002", "35999006"]
+
 DIALYSIS_PROC_SCT = [("265764009", "Renal dialysis"), ("302497006", "Hemodialysis"),
                      ("108241001", "Dialysis procedure"), ("71192002", "Peritoneal dialysis"),
                      ("238318009", "Continuous ambulatory peritoneal dialysis"),
@@ -379,6 +388,10 @@ KIDNEY_SCT = [("709044004", "Chronic kidney disease"), ("431855005", "Chronic ki
               ("431857002", "Chronic kidney disease stage 4"), ("433146000", "Chronic kidney disease stage 5"),
               ("46177005", "End-stage renal disease")]
 
+DIABETES_ICD = ["E08", "E09", "E10", "E11", "E13"]
+DIABETIC_KIDNEY_SYNTHEA = ["127013003", "90781000119102", "157141000119108"]
+DIABETIC_COMPLICATION_SYNTHEA = DIABETIC_KIDNEY_SYNTHEA + [
+    "368581000119106", "60951000119105", "97331000119101", "1501000119109", "1551000119108"]
 DIABETES_SCT = [("73211009", "Diabetes mellitus"), ("46635009", "Diabetes mellitus type 1"),
                 ("44054006", "Diabetes mellitus type 2"), ("11687002", "Gestational diabetes mellitus")]
 
@@ -415,17 +428,52 @@ def build_valuesets(src):
 
     s2 = rules(2, "%s; %s" % (S_BMJ, S_DXPAD))
 
-    # -- pregnancy ------------------------------------------------------------
+    # -- pregnancy (r2: an episode with a start and an end) --------------------
     v = vs("pregnancy-condition", "pregnancy", "Pregnancy conditions",
-           "Conditions that document a current pregnancy: risk factor 'pregnancy' "
-           "(clinical-rules.md \u00a72) and the pregnancy branch of the DVT rule-out (\u00a76). "
-           "ICD-10-CM O00-O9A, Z33.1, Z34, Z3A plus the VSAC Pregnancy and Pregnant State "
-           "value sets.")
-    v.isa(ICD10CM, s2, ["O%02d" % i for i in range(0, 100)] + ["O9A", "Z34", "Z3A"])
+           "Conditions that are evidence of an ongoing pregnancy: risk factor 'pregnancy' "
+           "(clinical-rules.md \u00a72 r2) and the pregnancy branch of the DVT rule-out (\u00a76). "
+           "ICD-10-CM Z33.1, Z34, Z3A, O09-O48, and the O24, O98, O99, O9A codes whose last "
+           "character says pregnancy (not childbirth or the puerperium); SNOMED CT from the VSAC "
+           "Pregnancy and Pregnant State value sets. O00-O08, O60-O77, O80-O92 and O94 are never "
+           "evidence of an ongoing pregnancy.")
+    # Categories with no childbirth or puerperium subcodes: every code counts.
+    v.isa(ICD10CM, s2, ["O09", "O20", "O21", "O22", "O23", "O28", "O29"]
+          + ["O%02d" % i for i in range(30, 49)] + ["Z34", "Z3A"])
     v.concepts(ICD10CM, s2, [("Z33.1", "Pregnant state, incidental")])
     v.concepts(SNOMED, s2, PREGNANCY_SCT)
-    v.from_rows(rows_of(src, "Pregnancy"), vsac(src, "Pregnancy"))
+    # Mixed categories (O10-O16, O24-O26, O98-O9A): only the codes of the VSAC
+    # Pregnancy set, which holds their pregnancy subcodes, not those saying
+    # childbirth or the puerperium.
+    ongoing = re.compile(r"^(O09|O1[0-6]|O2[0-9]|O3[0-9]|O4[0-8]|O98|O99|O9A|Z33\.1|Z34|Z3A)")
+    not_ongoing = re.compile(r"childbirth|puerper|postpartum", re.I)
+    v.from_rows(rows_of(src, "Pregnancy",
+                        keep=lambda s_, c, d: s_ != ICD10CM or (bool(ongoing.match(c)) and not not_ongoing.search(d)),
+                        why="not evidence of an ongoing pregnancy (O60-O92 labour, delivery and puerperium; "
+                            "Z32 tests; childbirth or puerperium subcodes)"),
+                vsac(src, "Pregnancy"))
     v.from_rows(rows_of(src, "Pregnant_State"), vsac(src, "Pregnant_State"))
+
+    v = vs("pregnancy-outcome", "pregnancy", "Pregnancy outcomes",
+           "An outcome that ends a pregnancy episode (clinical-rules.md \u00a72 r2): abortive "
+           "outcomes (ectopic and molar pregnancy, miscarriage, termination) O00-O08, delivery "
+           "O80, O82, outcome of delivery Z37, termination Z33.2, and the SNOMED CT delivery, "
+           "miscarriage and termination codes of the Synthea pregnancy module, as Condition or "
+           "Procedure.")
+    v.isa(ICD10CM, s2, ["O%02d" % i for i in range(0, 9)] + ["Z37"])
+    v.concepts(ICD10CM, s2, DELIVERY_ICD + [("Z33.2", "Encounter for elective termination of pregnancy")])
+    v.concepts(SNOMED, s2, DELIVERY_SCT)
+    v.from_rows(src.synthea_rows(SNOMED, PREGNANCY_OUTCOME_SYNTHEA), synthea_cite)
+
+    v = vs("postpartum-delivery", "postpartum", "Deliveries",
+           "A delivery; within the last 42 days it makes the patient postpartum, for the DVT "
+           "rule-out only (clinical-rules.md \u00a72 r2, \u00a76).")
+    v.isa(ICD10CM, s2, ["Z37"])
+    v.concepts(ICD10CM, s2, DELIVERY_ICD)
+    v.concepts(SNOMED, s2, DELIVERY_SCT)
+    vs("postpartum-encounter", "postpartum", "Postpartum care encounters",
+       "An encounter for postpartum care (ICD-10-CM Z39) within the last 42 days makes the patient "
+       "postpartum, for the DVT rule-out only (clinical-rules.md \u00a72 r2).") \
+        .isa(ICD10CM, s2, ["Z39"])
 
     vs("pregnancy-status-observation", "pregnancy", "Pregnancy status observations",
        "Observation codes for a recorded pregnancy status; the newest one within 280 days "
@@ -476,16 +524,27 @@ def build_valuesets(src):
     v = vs("dialysis-condition", "dialysis", "Dialysis dependence",
            "Conditions documenting that the patient is on dialysis: risk factor 'dialysis' "
            "(clinical-rules.md \u00a72).")
-    v.concepts(ICD10CM, s2, [("Z99.2", "Dependence on renal dialysis")])
+    v.concepts(ICD10CM, s2, [("Z99.2", "Dependence on renal dialysis"),
+                             ("Z91.15", "Patient's noncompliance with renal dialysis")])
     v.concepts(SNOMED, s2, DIALYSIS_COND_SCT)
     v.from_rows(src.synthea_rows(SNOMED, ["129721000119106"]), synthea_cite)
+
+    vs("dialysis-encounter", "dialysis", "Dialysis encounters",
+       "Encounter types or reasons that say the visit was for dialysis (ICD-10-CM Z49); an "
+       "Encounter in the last 90 days with one of these, or with a dialysis procedure code, gives "
+       "the risk factor 'dialysis' (clinical-rules.md \u00a72 r2).") \
+        .isa(ICD10CM, s2, ["Z49"])
 
     # -- kidney disease -------------------------------------------------------
     v = vs("kidney-disease", "kidney-disease", "Chronic kidney disease and ESRD",
            "Chronic kidney disease (any stage) and end-stage renal disease: risk factor "
            "'kidney-disease' (clinical-rules.md \u00a72). Acute kidney failure is not included.")
-    v.isa(ICD10CM, s2, ["N18", "I12", "I13"])
+    v.isa(ICD10CM, s2, ["N18", "I12", "I13"]
+          + ["%s.%s" % (e, sub) for e in DIABETES_ICD for sub in ("21", "22", "29")])
     v.concepts(SNOMED, s2, KIDNEY_SCT)
+    # r2: diabetic kidney disease, and the microalbuminuria and proteinuria
+    # Synthea records for it.
+    v.from_rows(src.synthea_rows(SNOMED, DIABETIC_KIDNEY_SYNTHEA), synthea_cite)
     v.from_rows(rows_of(src, "Chronic_Kidney_Disease_Stage_5", systems={SNOMED}),
                 vsac(src, "Chronic_Kidney_Disease_Stage_5"))
     v.from_rows(rows_of(src, "End_Stage_Renal_Disease", systems={SNOMED}),
@@ -503,8 +562,11 @@ def build_valuesets(src):
     v = vs("diabetes", "diabetes", "Diabetes mellitus",
            "Diabetes mellitus of any type, including diabetes in pregnancy; not prediabetes: "
            "risk factor 'diabetes' (clinical-rules.md \u00a72).")
-    v.isa(ICD10CM, s2, ["E08", "E09", "E10", "E11", "E13", "O24"])
+    v.isa(ICD10CM, s2, DIABETES_ICD + ["O24"])
     v.concepts(SNOMED, s2, DIABETES_SCT)
+    # r2: a diabetic complication implies the diabetes (Synthea records the
+    # complications, not always the diabetes itself).
+    v.from_rows(src.synthea_rows(SNOMED, DIABETIC_COMPLICATION_SYNTHEA), synthea_cite)
     not_diabetes = re.compile(r"prediabet|pre-diabet|impaired|at risk|history of|screening", re.I)
     diabetes_prefix = re.compile(r"^(E08|E09|E10|E11|E13|O24)")
 
@@ -543,7 +605,8 @@ def build_valuesets(src):
            "Atherosclerosis or occlusive disease of the limb (peripheral) arteries: risk factor "
            "'peripheral-artery-disease' (clinical-rules.md \u00a72). Coronary, cerebral, "
            "carotid, renal and aortic-only codes of the VSAC set are left out.")
-    v.isa(ICD10CM, s2, ["I70.2", "I70.3", "I70.4", "I70.5", "I70.6", "I70.7"])
+    v.isa(ICD10CM, s2, ["I70.2", "I70.3", "I70.4", "I70.5", "I70.6", "I70.7"]
+          + ["%s.%s" % (e, sub) for e in DIABETES_ICD for sub in ("51", "52")])
     v.concepts(ICD10CM, s2, [("I73.9", "Peripheral vascular disease, unspecified")])
     v.concepts(SNOMED, s2, PAD_SCT)
     pad_in = re.compile(r"peripheral|extremit|limb|claudication|foot|\btoe\b|aortoiliac|ischemic ulcer", re.I)
@@ -601,6 +664,13 @@ def build_valuesets(src):
            "Laboratory observation codes; the newest result within 90 days below range gives "
            "the finding '%s' (clinical-rules.md \u00a72; limits in labs.json)." % finding) \
             .concepts(LOINC, s2, codes)
+
+    vs("albumin-lab", "hypocalcemia", "Albumin lab results",
+       "Serum or plasma albumin; a result within 7 days of a total calcium adjusts it for albumin "
+       "before it is compared with the limit (clinical-rules.md \u00a72 r2, a service decision).") \
+        .concepts(LOINC, s2, [("1751-7", "Albumin [Mass/volume] in Serum or Plasma"),
+                              ("61151-7", "Albumin [Mass/volume] in Serum or Plasma by Bromocresol green (BCG) dye binding method"),
+                              ("2862-1", "Albumin [Mass/volume] in Serum or Plasma by Electrophoresis")])
 
     # -- dehydration, cirrhosis, hypothyroidism --------------------------------
     vs("dehydration", "dehydration", "Dehydration",
@@ -807,21 +877,33 @@ CLASSES = [
      "Garrison 2012 adjusted sequence ratio 1.48 (thiazide-like diuretics)", ["garrison-2012"], False,
      [("hydrochlorothiazide", "5487"), ("chlorthalidone", "2409"), ("indapamide", "5764"),
       ("metolazone", "6916"), ("chlorothiazide", "2396")],
-     # C03EA and C07B are combinations with a thiazide: a combination gives every class.
-     ["C03A", "C03B", "C03EA", "C07B"]),
+     # r2 combination groups holding a thiazide or thiazide-like (C03B) diuretic; the
+     # most specific ATC group listed decides, so each group names all its classes.
+     # C07D (beta-blocker, thiazides and other diuretics) is from the WHO ATC index.
+     ["C03A", "C03B", "C03EA", "C07B", "C07C", "C07D", "C09BA", "C09DA", "C09XA52"]),
     ("potassium-sparing-diuretic", "Potassium-sparing diuretic", "moderate",
      "Garrison 2012 adjusted sequence ratio 2.12", ["garrison-2012"], False,
      [("spironolactone", "9997"), ("eplerenone", "298869"), ("triamterene", "10763"), ("amiloride", "644")],
-     ["C03D", "C03E"]),
+     ["C03D", "C03E", "C03EA", "C03EB"]),
     ("nifedipine", "Nifedipine", "reported",
      "Named as a drug that can cause leg cramps (BMJ Best Practice patient leaflet 2012)", ["bmj-bp-2012"], False,
      [("nifedipine", "7417")], ["C08CA05"]),
-    ("beta2-agonist", "Beta2-agonist", "moderate",
-     "long-acting beta2-agonists: Garrison 2012 adjusted sequence ratio 2.42", ["garrison-2012"], False,
-     [("albuterol", "435"), ("levalbuterol", "237159"), ("salmeterol", "36117"), ("formoterol", "25255"),
-      ("terbutaline", "10368"), ("vilanterol", None), ("arformoterol", None), ("indacaterol", None),
-      ("olodaterol", None)],
-     ["R03AC", "R03CC", "R03AK", "R03AL"]),
+    # r2: long- and short-acting beta2-agonists are two classes. R03AC/R03CC and the
+    # combination groups R03AK/R03AL hold both kinds: the single long-acting codes and
+    # the long-acting combinations are listed by code (WHO ATC/DDD index), so that the
+    # most specific group decides; a product is classed by its beta2-agonist.
+    ("beta2-agonist", "Long-acting beta2-agonist", "moderate",
+     "Garrison 2012 adjusted sequence ratio 2.42 (long-acting beta2-agonists)", ["garrison-2012"], False,
+     [("salmeterol", "36117"), ("formoterol", "25255"), ("vilanterol", None), ("arformoterol", None),
+      ("indacaterol", None), ("olodaterol", None), ("bambuterol", None)],
+     ["R03AC12", "R03AC13", "R03AC18", "R03AC19", "R03CC12"]
+     + ["R03AK%02d" % n for n in (6, 7, 8, 9, 10, 11, 12, 14)]
+     + ["R03AL%02d" % n for n in range(3, 13)]),
+    ("short-acting-beta2-agonist", "Short-acting beta2-agonist", "reported",
+     "Beta-agonists named as a cause of leg cramps (BMJ Best Practice patient leaflet 2012); "
+     "no measured ratio for short-acting ones", ["bmj-bp-2012"], False,
+     [("albuterol", "435"), ("levalbuterol", "237159"), ("terbutaline", "10368")],
+     ["R03AC", "R03CC", "R03AK03", "R03AK04", "R03AK05", "R03AK13", "R03AL01", "R03AL02"]),
     ("corticosteroid", "Systemic corticosteroid", "reported",
      "Systemic corticosteroids named as a cause of leg cramps (BMJ Best Practice patient leaflet 2012)",
      ["bmj-bp-2012"], True,
@@ -831,7 +913,7 @@ CLASSES = [
      ["H02"]),
     ("morphine", "Morphine", "reported",
      "Named as a drug that can cause leg cramps (BMJ Best Practice patient leaflet 2012)", ["bmj-bp-2012"], False,
-     [("morphine", "7052")], ["N02AA01"]),
+     [("morphine", "7052")], ["N02AA01", "N02AA51"]),
     ("cimetidine", "Cimetidine", "reported",
      "Named as a drug that can cause leg cramps (BMJ Best Practice patient leaflet 2012)", ["bmj-bp-2012"], False,
      [("cimetidine", "2541")], ["A02BA01"]),
@@ -845,25 +927,33 @@ CLASSES = [
     ("lithium", "Lithium", "reported",
      "Named as a drug that can cause leg cramps (BMJ Best Practice patient leaflet 2012)", ["bmj-bp-2012"], False,
      [("lithium", "6448"), ("lithium carbonate", "42351")], ["N05AN01"]),
-    ("beta-blocker", "Beta-blocker (systemic)", "weak",
-     "negative control in Garrison 2012, no association", ["garrison-2012"], True,
+    # r2: conflicting evidence, information only (listed last, never in the summary).
+    ("beta-blocker", "Beta-blocker (systemic)", "conflicting",
+     "listed as a cause by Diagnosis Pad; no association in Garrison 2012 (negative control)",
+     ["diagnosis-pad-2025", "garrison-2012"], True,
      [("acebutolol", "149"), ("atenolol", "1202"), ("betaxolol", "1520"), ("bisoprolol", "19484"),
       ("carvedilol", "20352"), ("labetalol", "6185"), ("metoprolol", "6918"), ("nadolol", "7226"),
       ("nebivolol", "31555"), ("pindolol", "8332"), ("propranolol", "8787"), ("sotalol", "9947"),
       ("timolol", "10600")],
-     ["C07"]),
-    ("iron-sucrose", "Iron sucrose (intravenous)", "reported",
+     ["C07", "C07B", "C07C", "C07D"]),
+    # r2: intravenous iron (B03AC); each product is shown by its own name.
+    ("iron-sucrose", "Intravenous iron", "reported",
      "Allen & Kirby 2012: reported with intravenous iron sucrose; overall incidence very low",
-     ["allen-kirby-2012"], False, [("iron sucrose", None)], ["B03AC"]),
+     ["allen-kirby-2012"], False,
+     [("iron sucrose", None), ("ferric carboxymaltose", None), ("ferumoxytol", None), ("iron dextran", None),
+      ("sodium ferric gluconate", None), ("ferric gluconate", None), ("ferric derisomaltose", None),
+      ("iron isomaltoside", None)],
+     ["B03AC"]),
     ("conjugated-estrogens", "Conjugated estrogens", "reported",
      "Allen & Kirby 2012: reported; overall incidence very low", ["allen-kirby-2012"], False,
-     [("conjugated estrogens", "4099"), ("estrogens, conjugated", None)], ["G03CA57"]),
+     # G03CC07 (conjugated estrogens and bazedoxifene): WHO ATC index.
+     [("conjugated estrogens", "4099"), ("estrogens, conjugated", None)], ["G03CA57", "G03CC07"]),
     ("raloxifene", "Raloxifene", "reported",
      "Allen & Kirby 2012: reported; overall incidence very low", ["allen-kirby-2012"], False,
      [("raloxifene", "72143")], ["G03XC01"]),
     ("naproxen", "Naproxen", "reported",
      "Allen & Kirby 2012: reported; overall incidence very low", ["allen-kirby-2012"], False,
-     [("naproxen", "7258")], ["M01AE02"]),
+     [("naproxen", "7258")], ["M01AE02", "M01AE52"]),
     ("teriparatide", "Teriparatide", "reported",
      "Allen & Kirby 2012: reported; overall incidence very low", ["allen-kirby-2012"], False,
      [("teriparatide", None)], ["H05AA02"]),
@@ -873,7 +963,7 @@ CLASSES = [
 QUININE = ("quinine", "Quinine", "n/a",
            "FDA 2010: quinine (Qualaquin) must not be used for night-time leg cramps; serious "
            "haematologic reactions (thrombocytopenia, HUS/TTP)", ["fda-2010-quinine"], False,
-           [("quinine", "9071")], ["P01BC01"])
+           [("quinine", "9071")], ["P01BC01", "M09AA"])
 ANTICOAG = ("anticoagulated", "Anticoagulant", "n/a",
             "Patient already anticoagulated (warfarin, heparins, fondaparinux, direct oral "
             "anticoagulants); reported on the DVT rule-out card", ["wells-2003"], False,
@@ -898,10 +988,11 @@ BRANDS = {
     "potassium-sparing-diuretic": ["Aldactone", "CaroSpir", "Inspra", "Dyrenium", "Midamor", "Dyazide",
                                    "Maxzide", "Aldactazide", "Moduretic"],
     "nifedipine": ["Procardia", "Adalat", "Afeditab"],
-    "beta2-agonist": ["ProAir", "Ventolin", "Proventil", "Xopenex", "Serevent", "Foradil", "Perforomist",
-                      "Brovana", "Striverdi", "Arcapta", "Advair", "Wixela", "AirDuo", "Breo", "Symbicort",
-                      "Breyna", "Dulera", "Combivent", "DuoNeb", "Anoro", "Stiolto", "Trelegy", "Bevespi",
-                      "Breztri", "Airsupra"],
+    "beta2-agonist": ["Serevent", "Foradil", "Perforomist", "Brovana", "Striverdi", "Arcapta", "Advair",
+                      "Wixela", "AirDuo", "Breo", "Symbicort", "Breyna", "Dulera", "Anoro", "Stiolto", "Trelegy",
+                      "Bevespi", "Breztri"],
+    "short-acting-beta2-agonist": ["ProAir", "Ventolin", "Proventil", "Xopenex", "Combivent", "DuoNeb",
+                                   "Airsupra"],
     "corticosteroid": ["Rayos", "Medrol", "Solu-Medrol", "Depo-Medrol", "Decadron", "Hemady", "Cortef",
                        "Solu-Cortef", "Alkindi", "Celestone", "Orapred", "Millipred", "Pediapred",
                        "Veripred", "Florinef"],
@@ -915,7 +1006,7 @@ BRANDS = {
     "beta-blocker": ["Sectral", "Tenormin", "Kerlone", "Zebeta", "Coreg", "Trandate", "Lopressor", "Toprol",
                      "Corgard", "Bystolic", "Inderal", "InnoPran", "Hemangeol", "Betapace", "Sorine",
                      "Sotylize", "Ziac", "Tenoretic", "Lopressor HCT", "Dutoprol", "Corzide", "Kapspargo"],
-    "iron-sucrose": ["Venofer"],
+    "iron-sucrose": ["Venofer", "Injectafer", "Feraheme", "INFeD", "Ferrlecit", "Monoferric"],
     "conjugated-estrogens": ["Premarin", "Prempro", "Premphase", "Duavee"],
     "raloxifene": ["Evista"],
     "naproxen": ["Naprosyn", "EC-Naprosyn", "Anaprox", "Aleve", "Naprelan", "Vimovo", "Treximet"],
@@ -1065,18 +1156,29 @@ def build_drug_classes(src):
 
 
 def build_labs():
-    def lab(finding, analyte, vsid, cond, value, unit, mm, charge):
-        return OrderedDict([
+    # r2: each limit in every unit clinical-rules.md writes it in, as decimal
+    # text (0.70 keeps its two decimals: a converted result is rounded to the
+    # limit's decimals before it is compared).
+    def lab(finding, analyte, vsid, cond, limits, mm, charge, albumin=False):
+        entry = OrderedDict([
             ("finding", finding), ("analyte", analyte), ("valueSet", vsid), ("conditionValueSet", cond),
-            ("defaultLow", OrderedDict([("value", value), ("unit", unit)])),
-            ("molarMass", mm), ("charge", charge), ("source", "clinical-rules.md \u00a72")])
+            ("lowLimits", [OrderedDict([("value", v), ("unit", u)]) for v, u in limits]),
+            ("molarMass", mm), ("charge", charge)])
+        if albumin:
+            entry["albuminAdjusted"] = True
+        entry["source"] = "clinical-rules.md \u00a72 r2"
+        return entry
     return OrderedDict([("labs", [
-        lab("hypokalemia", "potassium", "potassium-lab", "hypokalemia-condition", 3.5, "mmol/L", 39.098, 1),
-        lab("hyponatremia", "sodium", "sodium-lab", "hyponatremia-condition", 135, "mmol/L", 22.990, 1),
-        lab("hypocalcemia", "calcium", "calcium-total-lab", "hypocalcemia-condition", 8.5, "mg/dL", 40.078, 2),
-        lab("hypocalcemia", "ionized calcium", "calcium-ionized-lab", "hypocalcemia-condition", 1.12, "mmol/L",
-            40.078, 2),
-        lab("hypomagnesemia", "magnesium", "magnesium-lab", "hypomagnesemia-condition", 1.7, "mg/dL", 24.305, 2),
+        lab("hypokalemia", "potassium", "potassium-lab", "hypokalemia-condition",
+            [("3.5", "mmol/L"), ("3.5", "mEq/L")], 39.098, 1),
+        lab("hyponatremia", "sodium", "sodium-lab", "hyponatremia-condition",
+            [("135", "mmol/L"), ("135", "mEq/L")], 22.990, 1),
+        lab("hypocalcemia", "calcium", "calcium-total-lab", "hypocalcemia-condition",
+            [("8.5", "mg/dL"), ("2.12", "mmol/L")], 40.078, 2, albumin=True),
+        lab("hypocalcemia", "ionized calcium", "calcium-ionized-lab", "hypocalcemia-condition",
+            [("1.12", "mmol/L"), ("4.5", "mg/dL")], 40.078, 2),
+        lab("hypomagnesemia", "magnesium", "magnesium-lab", "hypomagnesemia-condition",
+            [("1.7", "mg/dL"), ("0.70", "mmol/L"), ("1.4", "mEq/L")], 24.305, 2),
     ])])
 
 
