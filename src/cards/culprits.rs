@@ -11,6 +11,13 @@ impl CardRenderer {
     pub(super) fn culprits(&self, current: &[Finding], outdated: &[Finding], drafts: bool) -> Card {
         let current = self.by_strength(current);
         let outdated = self.by_strength(outdated);
+        // Old orders of a class that is also current are history, not a
+        // question for the clinician: the extension still lists them.
+        let shown: Vec<(&Finding, &DrugClass)> = outdated
+            .iter()
+            .filter(|(f, _)| !current.iter().any(|(c, _)| c.code == f.code))
+            .copied()
+            .collect();
         let actionable: Vec<&(&Finding, &DrugClass)> = current
             .iter()
             .filter(|(_, class)| class.strength != Strength::Conflicting)
@@ -19,7 +26,7 @@ impl CardRenderer {
             .iter()
             .map(|(f, _)| self.display(&f.code))
             .collect();
-        let summary = match (drafts, names.is_empty(), outdated.is_empty()) {
+        let summary = match (drafts, names.is_empty(), shown.is_empty()) {
             (true, _, _) => listing("Ordered medicine may cause leg cramps: ", &names),
             (false, false, _) => listing("Medicines that may cause leg cramps: ", &names),
             (false, true, false) => {
@@ -48,7 +55,7 @@ impl CardRenderer {
                 self.culprit_line(&mut draft, finding, class);
             }
         }
-        if !outdated.is_empty() {
+        if !shown.is_empty() {
             if !current.is_empty() {
                 draft.line("");
             }
@@ -58,7 +65,7 @@ impl CardRenderer {
                 "**Active orders over 13 months old, possibly outdated:**"
             });
             draft.line("");
-            for (finding, class) in &outdated {
+            for (finding, class) in &shown {
                 self.culprit_line(&mut draft, finding, class);
             }
         }

@@ -1,6 +1,7 @@
 //! §3 and §4: culprit medicines and quinine.
 
 use chrono::{Datelike, Duration};
+use foldhash::HashMap;
 
 use super::*;
 use crate::fhir::model::DateSpan;
@@ -105,6 +106,11 @@ impl Rules {
     ) -> MedicationFindings {
         let mut found = MedicationFindings::default();
         let mut quinine = Findings::default();
+        // (class, reference, medicine) of each outdated order, and the
+        // newest date per class and medicine: a drug re-ordered every year
+        // since 1977 is "ordered 2002", not twenty-four notes.
+        let mut outdated: Vec<(&str, &str, &str)> = Vec::new();
+        let mut newest: HashMap<(&str, &str), (i32, &'static str)> = HashMap::default();
         for medicine in medicines {
             let classes = self.kb.drugs.classify(&medicine.concepts, &medicine.routes);
             if classes.is_empty() {
@@ -120,17 +126,29 @@ impl Rules {
                 let label = medicine.label();
                 match (class.category, currency) {
                     (Category::Medication, Currency::Current) => {
-                        found.current.add(&class.code, &medicine.reference, label.to_owned())
+                        found
+                            .current
+                            .add(&class.code, &medicine.reference, label.to_owned())
                     }
-                    (Category::Medication, Currency::PossiblyOutdated { what, year }) => found.outdated.add(
-                        &class.code,
-                        &medicine.reference,
-                        format!("{label}: possibly outdated ({what} {year}): check it is still taken"),
-                    ),
-                    _ if position == self.quinine => quinine.add(&class.code, &medicine.reference, label.to_owned()),
+                    (Category::Medication, Currency::PossiblyOutdated { what, year }) => {
+                        outdated.push((&class.code, &medicine.reference, label));
+                        let entry = newest.entry((&class.code, label)).or_insert((year, what));
+                        if year > entry.0 {
+                            *entry = (year, what);
+                        }
+                    }
+                    _ if position == self.quinine => {
+                        quinine.add(&class.code, &medicine.reference, label.to_owned())
+                    }
                     _ => {}
                 }
             }
+        }
+        for (code, reference, label) in outdated {
+            let (year, what) = newest[&(code, label)];
+            let note =
+                format!("{label}: possibly outdated ({what} {year}): check it is still taken");
+            found.outdated.add(code, reference, note);
         }
         found.quinine = quinine.list.into_iter().next();
         found
