@@ -350,7 +350,7 @@ async fn fetch_missing(
     let mut results = state.fetcher.fetch_all(&server, token.as_deref(), queries).await;
     for (key, result) in &results {
         match result {
-            Ok(pages) => log::info!("hook {hook_instance}: fetched '{key}' ({} page(s))", pages.len()),
+            Ok(pages) => log::info!("hook {hook_instance}: fetched '{key}' ({} page(s))", pages.documents.len()),
             Err(error) => {
                 metrics::counter!("fhir_fetch_errors_total", "reason" => error.kind()).increment(1);
                 log::warn!("hook {hook_instance}: fetching '{key}' failed: {error}");

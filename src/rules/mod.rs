@@ -9,6 +9,9 @@ pub mod labs;
 mod medications;
 pub use medications::Currency;
 mod risk_factors;
+mod unread;
+
+pub use unread::{Part, Unchecked};
 
 use std::sync::Arc;
 
@@ -26,6 +29,8 @@ use clinical::{
 };
 use labs::LowBecause;
 
+pub use dvt::{DvtAssessment, DvtNextStep, CHART_WELLS_ITEMS};
+
 /// Windows of clinical-rules.md, in days.
 const CRAMP_RECORDED_WINDOW: i64 = 365;
 const PREGNANCY_STATUS_WINDOW: i64 = 280;
@@ -38,7 +43,6 @@ const ALBUMIN_WINDOW: i64 = 7;
 const DIALYSIS_WINDOW: i64 = 90;
 const LAB_WINDOW: i64 = 90;
 const DVT_SYMPTOM_WINDOW: i64 = 30;
-const CHEMOTHERAPY_WINDOW: i64 = 183;
 const IMMOBILISATION_WINDOW: i64 = 28;
 const SURGERY_WINDOW: i64 = 84;
 const INPATIENT_STAY_DAYS: i64 = 3;
@@ -176,18 +180,8 @@ pub struct Assessment {
     pub culprits_are_drafts: bool,
     pub dvt: Option<DvtAssessment>,
     pub quinine: Option<QuinineAlert>,
-}
-
-#[derive(Debug)]
-pub struct DvtAssessment {
-    pub findings: Findings,
-    /// Wells items the record shows (each +1); examination items are unknown.
-    pub known_points: u8,
-    pub pregnant: bool,
-    /// The patient the draft orders are for; without one no order is offered.
-    pub patient: Option<String>,
-    /// The symptoms that triggered the prompt, for reasonReference.
-    pub reasons: Vec<String>,
+    /// What a prefetch key the record lacks left unchecked (r2 §5).
+    pub unchecked: Vec<Unchecked>,
 }
 
 #[derive(Debug)]
@@ -232,7 +226,10 @@ struct ValueSetIds {
     active_dvt: ValueSetId,
     previous_vte: ValueSetId,
     active_cancer: ValueSetId,
-    chemotherapy: ValueSetId,
+    cancer_treatment: ValueSetId,
+    chemotherapy_billing: ValueSetId,
+    venous_duplex: ValueSetId,
+    d_dimer: ValueSetId,
     paralysis: ValueSetId,
     immobilization_procedure: ValueSetId,
     major_surgery: ValueSetId,
@@ -300,7 +297,10 @@ impl Rules {
             active_dvt: vs("active-dvt")?,
             previous_vte: vs("previous-vte")?,
             active_cancer: vs("active-cancer")?,
-            chemotherapy: vs("chemotherapy-procedure")?,
+            cancer_treatment: vs("cancer-treatment")?,
+            chemotherapy_billing: vs("chemotherapy-billing")?,
+            venous_duplex: vs("venous-duplex")?,
+            d_dimer: vs("d-dimer-lab")?,
             paralysis: vs("paralysis")?,
             immobilization_procedure: vs("immobilization-procedure")?,
             major_surgery: vs("major-surgery-procedure")?,
@@ -363,6 +363,7 @@ impl Rules {
             assessment.outdated_culprits = found.outdated;
         }
         assessment.dvt = self.dvt(input, &classified, &cramps, &pregnancy, &active);
+        assessment.unchecked = self.unchecked(input, &assessment);
         assessment
     }
 }

@@ -291,7 +291,7 @@ async fn the_summary_over_a_million_cards_answers_in_under_200_ms() {
     assert_eq!(total("accepted"), (CARDS + 2) / 3);
     assert_eq!(total("overridden"), (CARDS + 1) / 3);
     assert_eq!(total("changedOutcome"), CARDS / 10);
-    assert_eq!(row(&summary, "dvt-factors")["issued"], CARDS / 4);
+    assert_eq!(row(&summary, "risk-factors")["issued"], CARDS / 4);
     let older_age = summary["findings"]
         .as_array()
         .unwrap()
