@@ -71,6 +71,12 @@ pub struct ServeSettings {
     /// a random key made once and kept in the database.
     #[arg(long, env = "CRAMP_CDS_PATIENT_HASH_KEY", hide_env_values = true)]
     pub patient_hash_key: Option<String>,
+    /// Refuse (400, 415) defects in request members the rules do not read
+    /// (hookInstance's format, userId, fhirAuthorization's other members, a
+    /// missing Content-Type), for conformance testing. Default: answer, log
+    /// a warning and count `request_deviations_total`.
+    #[arg(long, env = "CRAMP_CDS_STRICT")]
+    pub strict: bool,
     /// Log lines as text or JSON.
     #[arg(long, env = "CRAMP_CDS_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

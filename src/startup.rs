@@ -16,6 +16,7 @@ use crate::knowledge::KnowledgeBase;
 use crate::prefetch::fetch::{FetchSettings, FhirFetcher};
 use crate::prefetch::trust::{AllowList, ServerTrust};
 use crate::protocol::discovery::ServiceCatalog;
+use crate::protocol::request::Conformance;
 use crate::rules::RuleSettings;
 use crate::store::Store;
 use crate::validation::Schemas;
@@ -103,6 +104,7 @@ impl Application {
             fetcher,
             authenticator,
             store,
+            conformance: if settings.strict { Conformance::Strict } else { Conformance::Tolerant },
         });
         let origins = settings.cors_origins.clone();
         let app_state = state.clone();

@@ -113,7 +113,8 @@ pub async fn observe(request: ServiceRequest, next: Next<impl MessageBody + 'sta
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let method = request.method().to_string();
     let peer = request.peer_addr().map_or_else(|| "-".to_owned(), |address| address.ip().to_string());
-    let path = request.path().to_owned();
+    // The caller's text: escaped and capped like every request-derived string.
+    let path = escape_for_log(request.path(), 200);
     let started = Instant::now();
     let mut response = REQUEST_ID.scope(id.clone(), next.call(request)).await?;
     let elapsed = started.elapsed();

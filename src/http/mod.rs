@@ -21,6 +21,7 @@ use crate::protocol::discovery::ServiceCatalog;
 use crate::validation::Schemas;
 
 pub use authentication::require_jwt;
+use crate::protocol::request::Conformance;
 pub use routes::DeclaredService;
 pub use errors::ApiError;
 
@@ -36,6 +37,8 @@ pub struct AppState {
     /// None: authentication is off (loopback, or explicitly allowed).
     pub authenticator: Option<Authenticator>,
     pub store: Store,
+    /// Whether defects in members the rules do not read are tolerated.
+    pub conformance: Conformance,
 }
 
 pub fn configure(config: &mut web::ServiceConfig, catalog: &ServiceCatalog) {

@@ -14,7 +14,7 @@ use crate::fhir::outcome::Issue;
 use crate::prefetch::fetch::{FetchError, Fetched};
 use crate::prefetch::{self, template};
 use crate::protocol::discovery::{ServiceCatalog, ServiceDefinition};
-use crate::protocol::request::{json_syntax_issue, parse_hook_request, HookRequest};
+use crate::protocol::request::{json_syntax_issue, parse_hook_request_in, Conformance, Deviation, HookRequest};
 use crate::protocol::response::CdsResponse;
 use crate::protocol::Hook;
 use crate::record::{record_from, PatientRecord, Payload, RecordBuilder};
@@ -35,6 +35,7 @@ pub fn configure_services(config: &mut web::ServiceConfig, catalog: &ServiceCata
         let declared = DeclaredService(service.id.clone());
         config.service(
             web::resource(format!("/cds-services/{}", service.id))
+                .wrap(actix_web::middleware::from_fn(tolerate_missing_content_type))
                 .app_data(declared.clone())
                 .route(web::post().to(call_hook))
                 .default_service(web::to(not_allowed)),
@@ -79,7 +80,15 @@ async fn call_hook(
     let service = requested_service(&state, &request)?;
     let body = read_json_body(&request, payload, state.max_body_bytes).await?;
     let arrived = Utc::now();
-    let mut hook_request = parse_hook_request(&body, &state.schemas).map_err(ApiError::bad_request)?;
+    let mut hook_request = parse_hook_request_in(&body, &state.schemas, state.conformance).map_err(ApiError::bad_request)?;
+    if request.extensions().contains::<MissingContentType>() {
+        hook_request.deviations.push(Deviation {
+            member: "Content-Type",
+            pointer: String::new(),
+            problem: "no Content-Type header; the body was read as application/json".into(),
+        });
+    }
+    record_deviations(&hook_request);
     if hook_request.hook != service.hook.as_str() {
         return Err(ApiError::invalid(
             "/hook",
@@ -104,7 +113,7 @@ async fn call_hook(
         )
     })?;
     record.keep_patient(hook_request.context.patient_id.as_deref());
-    warn_of_other_patients(&record, &hook_request.hook_instance);
+    warn_of_other_patients(&record, &escape_for_log(&hook_request.hook_instance, 100));
     let drafts = match hook_request.context.draft_orders {
         Some(raw) => record_from([raw.get()]).medications,
         None => Vec::new(),
@@ -114,8 +123,8 @@ async fn call_hook(
         format!(
             "hook {} instance {} patient {}: {} resources read, {} malformed skipped, {} duplicates, {} other types, {} another patient's",
             service.id,
-            hook_request.hook_instance,
-            hook_request.context.patient_id.as_deref().unwrap_or("-"),
+            escape_for_log(&hook_request.hook_instance, 100),
+            escape_for_log(hook_request.context.patient_id.as_deref().unwrap_or("-"), 100),
             record.stats.read,
             record.stats.malformed,
             record.stats.duplicates,
@@ -135,6 +144,39 @@ async fn call_hook(
     let answer = respond(&response)?;
     record_cards(&state, &service.id, &hook_request.hook_instance, hook_request.context.patient_id.as_deref(), &response, arrived).await;
     Ok(answer)
+}
+
+/// Marks a hook call that came without a Content-Type (and was read as JSON).
+struct MissingContentType;
+
+/// A hook call without a Content-Type is read as JSON (EHRs and scripts
+/// forget it, and a quinine warning must not be lost over a header), and
+/// recorded as a deviation; `--strict` keeps the 415.
+async fn tolerate_missing_content_type(
+    mut request: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
+) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
+    let tolerant = request.app_data::<web::Data<AppState>>().is_some_and(|state| state.conformance == Conformance::Tolerant);
+    if tolerant && !request.headers().contains_key(header::CONTENT_TYPE) {
+        request.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+        request.extensions_mut().insert(MissingContentType);
+    }
+    next.call(request).await
+}
+
+/// Each tolerated defect: a warning naming the member and its pointer, and
+/// `request_deviations_total{member}` (a fixed set of member names).
+fn record_deviations(request: &HookRequest) {
+    for deviation in &request.deviations {
+        metrics::counter!("request_deviations_total", "member" => deviation.member).increment(1);
+        log::warn!(
+            "hook {}: tolerated deviation in {} at '{}': {}",
+            escape_for_log(&request.hook_instance, 100),
+            deviation.member,
+            escape_for_log(&deviation.pointer, 100),
+            escape_for_log(&deviation.problem, 300)
+        );
+    }
 }
 
 /// Fetches, from the EHR's FHIR server, the prefetch keys it did not send.
@@ -169,14 +211,14 @@ async fn fetch_missing(
     let mut results = state.fetcher.fetch_all(&server, token, queries).await;
     for (key, result) in &results {
         match result {
-            Ok(pages) => log::info!("hook {}: fetched '{key}' ({} page(s))", request.hook_instance, pages.len()),
+            Ok(pages) => log::info!("hook {}: fetched '{key}' ({} page(s))", escape_for_log(&request.hook_instance, 100), pages.len()),
             Err(error) => {
                 metrics::counter!("fhir_fetch_errors_total", "reason" => error.kind()).increment(1);
-                log::warn!("hook {}: fetching '{key}' failed: {error}", request.hook_instance);
+                log::warn!("hook {}: fetching '{key}' failed: {error}", escape_for_log(&request.hook_instance, 100));
             }
         }
     }
-    log::debug!("hook {}: FHIR fetches took {:?}", request.hook_instance, started.elapsed());
+    log::debug!("hook {}: FHIR fetches took {:?}", escape_for_log(&request.hook_instance, 100), started.elapsed());
     results.extend(failed);
     results
 }

@@ -23,6 +23,8 @@ use crate::validation::Schemas;
 /// A validated hook request, borrowing from the request body.
 #[derive(Debug)]
 pub struct HookRequest<'a> {
+    /// Defects tolerated in members the rules do not read.
+    pub deviations: Vec<Deviation>,
     pub hook: String,
     pub hook_instance: String,
     pub fhir_server: Option<String>,
@@ -55,6 +57,9 @@ impl Prefetched<'_> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct HookContext<'a> {
+    /// Not read by the rules: a value that is not a string is a tolerated
+    /// deviation, read as absent.
+    #[serde(deserialize_with = "lenient_string")]
     pub user_id: Option<String>,
     pub patient_id: Option<String>,
     pub encounter_id: Option<String>,
@@ -65,13 +70,59 @@ pub struct HookContext<'a> {
 }
 
 /// The bearer token for the EHR's FHIR server. It is never logged: Debug
-/// prints no token.
+/// prints no token. Its other members (token_type, expires_in, scope,
+/// subject) are not needed to use it: their defects are tolerated.
 #[derive(Clone, Deserialize)]
 pub struct FhirAuthorization {
     pub access_token: String,
-    pub token_type: String,
-    pub scope: String,
-    pub subject: String,
+}
+
+fn lenient_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(deserializer)? {
+        Value::String(text) => Some(text),
+        _ => None,
+    })
+}
+
+/// How a request's defects in members the rules do not read are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conformance {
+    /// Answer, and record each defect as a deviation (the default).
+    Tolerant,
+    /// Refuse them with a 400, for conformance testing (`--strict`).
+    Strict,
+}
+
+/// A tolerated defect: which member (a fixed name, for the metric's label),
+/// its JSON pointer, and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deviation {
+    pub member: &'static str,
+    pub pointer: String,
+    pub problem: String,
+}
+
+/// The longest hookInstance kept (it is logged and stored): beyond this it
+/// is refused even when its format is tolerated.
+pub const MAX_HOOK_INSTANCE_CHARS: usize = 256;
+
+/// The member a schema issue is about, when the rules do not read it and its
+/// defect can be tolerated; None for everything else.
+fn tolerable(issue: &Issue, shallow: &Value) -> Option<&'static str> {
+    let pointer = issue.expression.first()?.as_str();
+    match pointer {
+        // Its format only: a missing hookInstance, or not a string, stays a 400.
+        "/hookInstance" => shallow
+            .get("hookInstance")
+            .and_then(Value::as_str)
+            .filter(|text| !text.is_empty() && text.chars().count() <= MAX_HOOK_INSTANCE_CHARS)
+            .map(|_| "hookInstance"),
+        "/context/userId" => Some("context.userId"),
+        _ => match pointer.strip_prefix("/fhirAuthorization/") {
+            Some(member) if !member.is_empty() && member.split('/').next() != Some("access_token") => Some("fhirAuthorization"),
+            _ => None,
+        },
+    }
 }
 
 impl fmt::Debug for FhirAuthorization {
@@ -150,9 +201,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for PrefetchMember<'a> {
     }
 }
 
-/// Parses and validates a hook request body. Every failure is the client's:
-/// the issues name the JSON pointer and the problem.
+/// Parses and validates a hook request body, tolerating defects in members
+/// the rules do not read (see `parse_hook_request_in`).
 pub fn parse_hook_request<'a>(body: &'a [u8], schemas: &Schemas) -> Result<HookRequest<'a>, Vec<Issue>> {
+    parse_hook_request_in(body, schemas, Conformance::Tolerant)
+}
+
+/// Parses and validates a hook request body. Every failure is the client's:
+/// the issues name the JSON pointer and the problem. `Tolerant`: a schema
+/// issue in a member the rules do not read (hookInstance's format, userId,
+/// fhirAuthorization but its access_token) becomes a deviation instead.
+pub fn parse_hook_request_in<'a>(body: &'a [u8], schemas: &Schemas, conformance: Conformance) -> Result<HookRequest<'a>, Vec<Issue>> {
     let text = std::str::from_utf8(body)
         .map_err(|e| vec![Issue::error("structure", format!("the body is not UTF-8: {e}"), None)])?;
     let (members, prefetch_summary, prefetch) = match serde_json::from_str::<Envelope<TypedPrefetch>>(text) {
@@ -194,7 +253,21 @@ pub fn parse_hook_request<'a>(body: &'a [u8], schemas: &Schemas) -> Result<HookR
     };
 
     let shallow = shallow_document(members, prefetch_summary)?;
-    let issues = schemas.check_request(&shallow);
+    let mut deviations = Vec::new();
+    let mut issues = schemas.check_request(&shallow);
+    if conformance == Conformance::Tolerant {
+        issues.retain(|issue| match tolerable(issue, &shallow) {
+            Some(member) => {
+                deviations.push(Deviation {
+                    member,
+                    pointer: issue.expression.first().cloned().unwrap_or_default(),
+                    problem: issue.diagnostics.clone(),
+                });
+                false
+            }
+            None => true,
+        });
+    }
     if !issues.is_empty() {
         return Err(issues);
     }
@@ -227,6 +300,7 @@ pub fn parse_hook_request<'a>(body: &'a [u8], schemas: &Schemas) -> Result<HookR
         })
         .unwrap_or_default();
     Ok(HookRequest {
+        deviations,
         hook: string("hook").unwrap_or_default(),
         context_values,
         hook_instance: string("hookInstance").unwrap_or_default(),

@@ -19,4 +19,5 @@ mod outage;
 mod postgres;
 mod process;
 mod published;
+mod tolerance;
 mod trust;
