@@ -6,8 +6,9 @@
 use foldhash::{HashMap, HashSet};
 
 use crate::fhir::model::{
-    CodeableConcept, Condition, DateSpan, Encounter, FhirValue, Medication, MedicationOrder, Observation, Patient,
-    Procedure, Quantity, RawBundle, Reference, Resource, SpanPeriod, Text, TypedBundle,
+    CodeableConcept, Condition, DateSpan, DiagnosticReport, Encounter, FhirValue, ImagingStudy, Medication,
+    MedicationOrder, Observation, Patient, Procedure, Quantity, RawBundle, Reference, Resource, ServiceRequest,
+    SpanPeriod, Text, TypedBundle,
 };
 use crate::fhir::resource_type_of;
 
@@ -137,6 +138,10 @@ pub struct PatientRecord<'a> {
     pub medications: Vec<MedicationUse<'a>>,
     pub procedures: Vec<Cited<Box<Procedure<'a>>>>,
     pub encounters: Vec<Cited<Box<Encounter<'a>>>>,
+    /// §6: the DVT work-up already ordered or done.
+    pub service_requests: Vec<Cited<Box<ServiceRequest<'a>>>>,
+    pub diagnostic_reports: Vec<Cited<Box<DiagnosticReport<'a>>>>,
+    pub imaging_studies: Vec<Cited<Box<ImagingStudy<'a>>>>,
     pub stats: RecordStats,
     /// (fullUrl, Patient.id) of each Patient entry, to tell whom a
     /// `urn:uuid:` subject names.
@@ -201,6 +206,9 @@ impl<'a> PatientRecord<'a> {
         self.observations.retain(|o| belongs(subject_of(&o.resource.subject)));
         self.procedures.retain(|p| belongs(subject_of(&p.resource.subject)));
         self.encounters.retain(|e| belongs(subject_of(&e.resource.subject)));
+        self.service_requests.retain(|r| belongs(subject_of(&r.resource.subject)));
+        self.diagnostic_reports.retain(|r| belongs(subject_of(&r.resource.subject)));
+        self.imaging_studies.retain(|r| belongs(subject_of(&r.resource.subject)));
         self.medications.retain(|m| belongs(m.subject.as_deref()));
         self.stats.other_patient += before - self.len();
     }
@@ -211,6 +219,9 @@ impl<'a> PatientRecord<'a> {
             + self.observations.len()
             + self.procedures.len()
             + self.encounters.len()
+            + self.service_requests.len()
+            + self.diagnostic_reports.len()
+            + self.imaging_studies.len()
             + self.medications.len()
     }
 }
@@ -383,6 +394,9 @@ impl<'a> RecordBuilder<'a> {
             Resource::Observation(observation) => record.observations.push(Cited { reference, resource: observation }),
             Resource::Procedure(procedure) => record.procedures.push(Cited { reference, resource: procedure }),
             Resource::Encounter(encounter) => record.encounters.push(Cited { reference, resource: encounter }),
+            Resource::ServiceRequest(request) => record.service_requests.push(Cited { reference, resource: request }),
+            Resource::DiagnosticReport(report) => record.diagnostic_reports.push(Cited { reference, resource: report }),
+            Resource::ImagingStudy(study) => record.imaging_studies.push(Cited { reference, resource: study }),
             Resource::Medication(medication) => {
                 if let Some(url) = full_url {
                     self.medication_aliases.insert(url.clone(), reference.clone());

@@ -5,32 +5,42 @@ use super::*;
 impl CardRenderer {
     pub(super) fn dvt(&self, dvt: &DvtAssessment) -> Card {
         let mut draft = Draft::new(self);
-        let opening = draft.say(Say::DvtClotIsNotACramp);
+        let opening = draft.say(Say::DvtOpening);
         draft.line(format!("**{opening}**"));
         draft.line("");
         let findings = dvt.findings.as_slice();
-        for finding in findings.iter().filter(|f| ["leg-swelling", "leg-pain", "leg-cramps"].contains(&f.code.as_str())) {
-            self.bullet(&mut draft, finding);
+        let with_code = |codes: &'static [&'static str]| findings.iter().filter(move |f| codes.contains(&f.code.as_str()));
+        let next_step = dvt.next_step();
+        // In pregnancy and after childbirth the card cites Le Gal 2012 and
+        // RCOG 37b, not the Wells pathway, which does not cover them.
+        let in_pregnancy = next_step == DvtNextStep::UltrasoundInPregnancy;
+        for finding in with_code(&["leg-swelling", "leg-pain", "leg-cramps", "active-dvt", "d-dimer-positive"]) {
+            self.dvt_bullet(&mut draft, finding, in_pregnancy);
         }
         draft.line("");
-        let shown: Vec<&Finding> = findings.iter().filter(|f| WELLS_ITEMS.contains(&f.code.as_str())).collect();
-        if dvt.pregnant {
-            // Wells is not validated in pregnancy: list the risks, score nothing.
-            let risk = draft.say(Say::DvtPregnancyRaisesRisk);
-            draft.line(format!("- **Pregnancy**: {risk}"));
-            for finding in &shown {
-                self.bullet(&mut draft, finding);
+        let chart_items: Vec<&Finding> = findings.iter().filter(|f| CHART_WELLS_ITEMS.contains(&f.code.as_str())).collect();
+        if next_step == DvtNextStep::UltrasoundInPregnancy {
+            // Facts from the record only: no cramp wording, no score.
+            for finding in with_code(&["pregnancy", "postpartum"]) {
+                let label = if finding.code == "pregnancy" { "Pregnancy" } else { "Delivery within the last 6 weeks" };
+                draft.line(format!("- **{label}**: {}", describe_notes(&finding.notes)));
+            }
+            if !chart_items.is_empty() {
+                draft.point(Say::DvtPregnancyNotScored);
+                for finding in &chart_items {
+                    self.dvt_bullet(&mut draft, finding, in_pregnancy);
+                }
             }
         } else {
             draft.line("**Wells items the record shows**");
-            if shown.is_empty() {
+            if chart_items.is_empty() {
                 draft.line("- None found in the record.");
             }
-            for finding in &shown {
-                self.bullet(&mut draft, finding);
+            for finding in &chart_items {
+                self.dvt_bullet(&mut draft, finding, in_pregnancy);
             }
             let not_a_score = draft.say(Say::DvtChartIsNotAWellsScore);
-            draft.line(format!("- Points known from the chart: **{}**. {not_a_score}", dvt.known_points));
+            draft.line(format!("- Points known from the record: **{}**. {not_a_score}", dvt.known_points));
             draft.line("");
             draft.line("**Still to assess at the bedside (Wells)**");
             for item in [
@@ -44,50 +54,74 @@ impl CardRenderer {
                 draft.line(format!("- {item}"));
             }
         }
-        let alternatives: Vec<&Finding> =
-            findings.iter().filter(|f| ["bakers-cyst", "leg-injury"].contains(&f.code.as_str())).collect();
+        let alternatives: Vec<&Finding> = with_code(&["bakers-cyst", "leg-injury"]).collect();
         if !alternatives.is_empty() {
             draft.line("");
-            draft.line("**Alternatives seen in the record** (weigh them in the last item)");
+            draft.line("**Alternatives seen in the record**");
             for finding in alternatives {
-                self.bullet(&mut draft, finding);
+                self.dvt_bullet(&mut draft, finding, in_pregnancy);
             }
         }
-        for finding in findings.iter().filter(|f| f.code == "anticoagulated") {
+        for finding in with_code(&["anticoagulated"]) {
             draft.line("");
-            self.bullet(&mut draft, finding);
+            self.dvt_bullet(&mut draft, finding, in_pregnancy);
         }
         draft.line("");
         draft.line("**Next step**");
-        if dvt.pregnant {
-            draft.point(Say::DvtPregnantUltrasound);
-        } else if dvt.known_points >= 2 {
-            draft.point(Say::DvtTwoPointsUltrasound);
-        } else {
-            draft.point(Say::DvtCompleteWellsAtBedside);
+        match next_step {
+            DvtNextStep::UltrasoundInPregnancy => draft.point(Say::DvtPregnantUltrasound),
+            DvtNextStep::UltrasoundRecommended => {
+                if dvt.d_dimer_not_negative {
+                    draft.point(Say::DvtDDimerNotNegativeUltrasound);
+                }
+                if dvt.known_points >= 2 {
+                    draft.point(Say::DvtTwoPointsUltrasound);
+                }
+                if dvt.anticoagulated {
+                    draft.point(Say::DvtAnticoagulatedUltrasound);
+                }
+            }
+            DvtNextStep::BedsideScoreDecides => draft.point(Say::DvtCompleteWellsAtBedside),
         }
-        let summary = if dvt.pregnant {
-            "Leg swelling in pregnancy with pain or cramps: rule out a DVT with compression ultrasound".to_owned()
-        } else {
-            "Leg swelling with pain or cramps: rule out a DVT (Wells, ultrasound or D-dimer)".to_owned()
+        let summary = match (dvt.pregnant, dvt.postpartum) {
+            (true, _) => "Leg swelling with pain or cramps: rule out DVT (pregnant: compression ultrasound)",
+            (false, true) => "Leg swelling with pain or cramps: rule out DVT (after childbirth: compression ultrasound)",
+            _ => "Leg swelling with pain or cramps: rule out DVT",
         };
         if dvt.patient.is_none() {
             draft.line("");
             draft.line("_No orders are offered: the record does not say which patient they would be for._");
         }
-        let mut card = self.card(Topic::DvtRuleOut, Indicator::Warning, summary, draft, findings);
+        let mut card = self.card(Topic::DvtRuleOut, Indicator::Warning, summary.to_owned(), draft, findings);
         let Some(patient) = dvt.patient.as_deref() else { return card };
         let ultrasound = self.service_request(dvt, patient, Test::Ultrasound);
         let d_dimer = self.service_request(dvt, patient, Test::DDimer);
-        card.suggestions = if dvt.pregnant {
-            vec![suggestion(ultrasound, true)]
-        } else if dvt.known_points >= 2 {
-            vec![suggestion(ultrasound, true), suggestion(d_dimer, false)]
-        } else {
-            vec![suggestion(d_dimer, true), suggestion(ultrasound, false)]
+        card.suggestions = match next_step {
+            DvtNextStep::UltrasoundInPregnancy => vec![suggestion(ultrasound, true)],
+            DvtNextStep::UltrasoundRecommended => vec![suggestion(ultrasound, true), suggestion(d_dimer, false)],
+            // The chart cannot tell DVT likely from unlikely: neither is marked.
+            DvtNextStep::BedsideScoreDecides => vec![suggestion(ultrasound, false), suggestion(d_dimer, false)],
         };
         card.selection_behavior = Some(SelectionBehavior::AtMostOne);
         card
+    }
+
+    /// A finding as a bullet with its rationale and sources; in pregnancy
+    /// without what only the Wells pathway says (its rationale, its points).
+    fn dvt_bullet(&self, draft: &mut Draft, finding: &Finding, in_pregnancy: bool) {
+        let Some(definition) = self.kb.finding(&finding.code) else { return self.bullet(draft, finding) };
+        if !in_pregnancy {
+            return self.bullet(draft, finding);
+        }
+        let evidence = describe_notes(&finding.notes);
+        let display = definition.display.trim_end_matches(" (Wells +1)");
+        let sources: Vec<String> = definition.sources.iter().filter(|s| *s != WELLS_SOURCE).cloned().collect();
+        if sources.len() == definition.sources.len() || (!sources.is_empty() && finding.code.starts_with("leg-")) {
+            let cite = draft.cite(&sources);
+            draft.line(format!("- **{display}**: {evidence}. {} {cite}", definition.rationale));
+        } else {
+            draft.line(format!("- **{display}**: {evidence}."));
+        }
     }
 
     fn service_request(&self, dvt: &DvtAssessment, patient: &str, test: Test) -> (String, Action) {
@@ -115,6 +149,9 @@ impl CardRenderer {
         (label.to_owned(), action)
     }
 }
+
+/// The Wells 2003 / NICE NG158 source: not cited for pregnancy.
+const WELLS_SOURCE: &str = "wells-2003";
 
 enum Test {
     Ultrasound,

@@ -13,7 +13,7 @@ use crate::protocol::response::{
     Action, ActionKind, Card, CardExtension, CardFindings, Coding, FindingSummary, Indicator, Link, SelectionBehavior,
     Source, Suggestion,
 };
-use crate::rules::{Assessment, DvtAssessment, Finding, QuinineAlert};
+use crate::rules::{Assessment, DvtAssessment, DvtNextStep, Finding, QuinineAlert, CHART_WELLS_ITEMS};
 
 mod culprits;
 mod dvt;
@@ -25,7 +25,6 @@ pub const OVERRIDE_REASON_SYSTEM: &str = "https://cramp-cds.example.org/fhir/Cod
 const SOURCE_LABEL: &str = "cramp-cds leg cramp guidance";
 const MAX_SUMMARY_CHARS: usize = 139;
 const ELECTROLYTE_FINDINGS: [&str; 4] = ["hypokalemia", "hyponatremia", "hypocalcemia", "hypomagnesemia"];
-const WELLS_ITEMS: [&str; 4] = ["active-cancer", "immobilization", "recent-surgery", "previous-dvt"];
 
 /// The four card types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

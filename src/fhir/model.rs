@@ -146,6 +146,7 @@ impl Quantity<'_> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct ReferenceRange<'a> {
     pub low: Option<Quantity<'a>>,
+    pub high: Option<Quantity<'a>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -206,6 +207,8 @@ pub struct Condition<'a> {
     /// true: an abatement without a date the rules can compare.
     pub abated_undated: bool,
     pub recorded_date: Option<DateTime<Utc>>,
+    /// Where (which leg) the condition is: §6 reads the side of a swelling or a DVT.
+    pub body_site: Vec<CodeableConcept<'a>>,
 }
 
 #[derive(Default, Deserialize)]
@@ -228,6 +231,7 @@ struct ConditionElements<'a> {
     abatement_boolean: Option<bool>,
     #[serde(deserialize_with = "lenient_datetime")]
     recorded_date: Option<DateTime<Utc>>,
+    body_site: Vec<CodeableConcept<'a>>,
 }
 
 impl<'a> From<ConditionElements<'a>> for Condition<'a> {
@@ -247,6 +251,7 @@ impl<'a> From<ConditionElements<'a>> for Condition<'a> {
                 || e.abatement_range.is_some()
                 || e.abatement_boolean == Some(true),
             recorded_date: e.recorded_date,
+            body_site: e.body_site,
         }
     }
 }
@@ -267,6 +272,10 @@ pub struct Observation<'a> {
     pub issued: Option<DateTime<Utc>>,
     pub value_quantity: Option<Quantity<'a>>,
     pub value_codeable_concept: Option<CodeableConcept<'a>>,
+    /// A symptom recorded as present (true) or absent (false).
+    pub value_boolean: Option<bool>,
+    pub value_string: Option<Text<'a>>,
+    pub body_site: Option<CodeableConcept<'a>>,
     pub interpretation: Vec<CodeableConcept<'a>>,
     pub reference_range: Vec<ReferenceRange<'a>>,
 }
@@ -371,6 +380,48 @@ pub struct Procedure<'a> {
     #[serde(deserialize_with = "lenient_datetime")]
     pub performed_date_time: Option<DateTime<Utc>>,
     pub performed_period: Option<Period>,
+    pub body_site: Vec<CodeableConcept<'a>>,
+}
+
+/// §6: a venous duplex ordered (ServiceRequest), reported (DiagnosticReport)
+/// or imaged (ImagingStudy) answers the DVT question.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+pub struct ServiceRequest<'a> {
+    pub id: Option<Text<'a>>,
+    pub subject: Option<Reference<'a>>,
+    pub status: Option<Text<'a>>,
+    pub code: Option<CodeableConcept<'a>>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    pub authored_on: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    pub occurrence_date_time: Option<DateTime<Utc>>,
+    pub occurrence_period: Option<Period>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+pub struct DiagnosticReport<'a> {
+    pub id: Option<Text<'a>>,
+    pub subject: Option<Reference<'a>>,
+    pub status: Option<Text<'a>>,
+    pub code: Option<CodeableConcept<'a>>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    pub effective_date_time: Option<DateTime<Utc>>,
+    pub effective_period: Option<Period>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    pub issued: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
+pub struct ImagingStudy<'a> {
+    pub id: Option<Text<'a>>,
+    pub subject: Option<Reference<'a>>,
+    pub status: Option<Text<'a>>,
+    pub procedure_code: Vec<CodeableConcept<'a>>,
+    #[serde(deserialize_with = "lenient_datetime")]
+    pub started: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -402,6 +453,9 @@ pub enum Resource<'a> {
     Medication(Box<Medication<'a>>),
     Procedure(Box<Procedure<'a>>),
     Encounter(Box<Encounter<'a>>),
+    ServiceRequest(Box<ServiceRequest<'a>>),
+    DiagnosticReport(Box<DiagnosticReport<'a>>),
+    ImagingStudy(Box<ImagingStudy<'a>>),
     /// A type the rules never read: a nested Bundle, an OperationOutcome
     /// entry (a search warning), a Claim ...
     Other,
@@ -421,6 +475,9 @@ impl<'a> Resource<'a> {
             Resource::Medication(_) => "Medication",
             Resource::Procedure(_) => "Procedure",
             Resource::Encounter(_) => "Encounter",
+            Resource::ServiceRequest(_) => "ServiceRequest",
+            Resource::DiagnosticReport(_) => "DiagnosticReport",
+            Resource::ImagingStudy(_) => "ImagingStudy",
             Resource::Other | Resource::Untyped => return None,
         })
     }
@@ -434,6 +491,9 @@ impl<'a> Resource<'a> {
             Resource::Medication(r) => r.id.as_ref(),
             Resource::Procedure(r) => r.id.as_ref(),
             Resource::Encounter(r) => r.id.as_ref(),
+            Resource::ServiceRequest(r) => r.id.as_ref(),
+            Resource::DiagnosticReport(r) => r.id.as_ref(),
+            Resource::ImagingStudy(r) => r.id.as_ref(),
             Resource::Other | Resource::Untyped => None,
         }
     }
@@ -450,6 +510,9 @@ impl<'a> Resource<'a> {
             "Medication" => Resource::Medication(Box::new(Medication::deserialize(rest)?)),
             "Procedure" => Resource::Procedure(Box::new(Procedure::deserialize(rest)?)),
             "Encounter" => Resource::Encounter(Box::new(Encounter::deserialize(rest)?)),
+            "ServiceRequest" => Resource::ServiceRequest(Box::new(ServiceRequest::deserialize(rest)?)),
+            "DiagnosticReport" => Resource::DiagnosticReport(Box::new(DiagnosticReport::deserialize(rest)?)),
+            "ImagingStudy" => Resource::ImagingStudy(Box::new(ImagingStudy::deserialize(rest)?)),
             _ => {
                 IgnoredAny::deserialize(rest)?;
                 Resource::Other

@@ -26,6 +26,8 @@ use clinical::{
 };
 use labs::LowBecause;
 
+pub use dvt::{DvtAssessment, DvtNextStep, CHART_WELLS_ITEMS};
+
 /// Windows of clinical-rules.md, in days.
 const CRAMP_RECORDED_WINDOW: i64 = 365;
 const PREGNANCY_STATUS_WINDOW: i64 = 280;
@@ -38,7 +40,6 @@ const ALBUMIN_WINDOW: i64 = 7;
 const DIALYSIS_WINDOW: i64 = 90;
 const LAB_WINDOW: i64 = 90;
 const DVT_SYMPTOM_WINDOW: i64 = 30;
-const CHEMOTHERAPY_WINDOW: i64 = 183;
 const IMMOBILISATION_WINDOW: i64 = 28;
 const SURGERY_WINDOW: i64 = 84;
 const INPATIENT_STAY_DAYS: i64 = 3;
@@ -179,18 +180,6 @@ pub struct Assessment {
 }
 
 #[derive(Debug)]
-pub struct DvtAssessment {
-    pub findings: Findings,
-    /// Wells items the record shows (each +1); examination items are unknown.
-    pub known_points: u8,
-    pub pregnant: bool,
-    /// The patient the draft orders are for; without one no order is offered.
-    pub patient: Option<String>,
-    /// The symptoms that triggered the prompt, for reasonReference.
-    pub reasons: Vec<String>,
-}
-
-#[derive(Debug)]
 pub struct QuinineAlert {
     pub finding: Finding,
     /// The draft orders to remove (empty on patient-view).
@@ -232,7 +221,10 @@ struct ValueSetIds {
     active_dvt: ValueSetId,
     previous_vte: ValueSetId,
     active_cancer: ValueSetId,
-    chemotherapy: ValueSetId,
+    cancer_treatment: ValueSetId,
+    chemotherapy_billing: ValueSetId,
+    venous_duplex: ValueSetId,
+    d_dimer: ValueSetId,
     paralysis: ValueSetId,
     immobilization_procedure: ValueSetId,
     major_surgery: ValueSetId,
@@ -300,7 +292,10 @@ impl Rules {
             active_dvt: vs("active-dvt")?,
             previous_vte: vs("previous-vte")?,
             active_cancer: vs("active-cancer")?,
-            chemotherapy: vs("chemotherapy-procedure")?,
+            cancer_treatment: vs("cancer-treatment")?,
+            chemotherapy_billing: vs("chemotherapy-billing")?,
+            venous_duplex: vs("venous-duplex")?,
+            d_dimer: vs("d-dimer-lab")?,
             paralysis: vs("paralysis")?,
             immobilization_procedure: vs("immobilization-procedure")?,
             major_surgery: vs("major-surgery-procedure")?,

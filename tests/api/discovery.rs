@@ -31,5 +31,13 @@ async fn discovery_lists_the_three_services_with_their_prefetch() {
         assert!(prefetch["medicationRequests"].as_str().unwrap().contains("_include=MedicationRequest:medication"));
         assert!(prefetch["observations"].as_str().unwrap().contains("http://loinc.org|2823-3"));
         assert!(service.get("requiredPrefetch").is_none(), "internal fields stay internal");
+        if service["hook"] == "patient-view" {
+            // §6 r2: the DVT work-up and D-dimer results, in the recommended subset (no _include).
+            assert!(prefetch["observations"].as_str().unwrap().contains("http://loinc.org|48065-7"));
+            for key in ["serviceRequests", "diagnosticReports", "imagingStudies"] {
+                let query = prefetch[key].as_str().unwrap_or_else(|| panic!("{key} missing"));
+                assert!(query.contains("patient={{context.patientId}}") && !query.contains("_include"), "{query}");
+            }
+        }
     }
 }

@@ -69,17 +69,22 @@ async fn the_dvt_cards_speak_to_pregnancy_and_to_the_wells_points() {
     let pregnant = fetch(&app, "/examples/dvt-pregnancy.json").await;
     let card = dvt_card(assert_valid_cards(app.post_json("/analyze", &pregnant).await).await);
     let detail = card["detail"].as_str().unwrap();
-    assert!(card["summary"].as_str().unwrap().contains("pregnancy"));
-    assert!(detail.contains("not validated") && !detail.contains("Points known") && !detail.contains("bedside (Wells)"), "{detail}");
+    assert!(card["summary"].as_str().unwrap().contains("pregnant: compression ultrasound"));
+    // §6 r2: Le Gal 2012 and RCOG 37b, not the Wells pathway; no score.
+    assert!(detail.contains("RCOG Green-top Guideline 37b") && detail.contains("Le Gal"), "{detail}");
+    assert!(!detail.contains("Points known") && !detail.contains("bedside (Wells)") && !detail.contains("NG158"), "{detail}");
     assert_eq!(card["suggestions"].as_array().unwrap().len(), 1, "ultrasound only");
 
     let surgical = fetch(&app, "/examples/dvt-after-knee-replacement.json").await;
     let card = dvt_card(assert_valid_cards(app.post_json("/analyze", &surgical).await).await);
     let detail = card["detail"].as_str().unwrap();
-    assert!(detail.contains("Points known from the chart: **2**"), "{detail}");
-    assert!(detail.contains("bedside (Wells)"));
-    assert_eq!(card["suggestions"][0]["isRecommended"], true);
-    assert_eq!(card["suggestions"][0]["actions"][0]["resource"]["code"]["coding"][0]["code"], "93971");
+    // §6 r2: the prostate cancer was diagnosed 15 months ago and hormone
+    // therapy is not among the treatment codes, so only the surgery scores.
+    assert!(detail.contains("Points known from the record: **1**"), "{detail}");
+    assert!(detail.contains("bedside (Wells)") && detail.contains("under 2, D-dimer first"));
+    let suggestions = card["suggestions"].as_array().unwrap();
+    assert!(suggestions.iter().all(|s| s["isRecommended"] != true), "the chart cannot choose the test");
+    assert_eq!(suggestions[0]["actions"][0]["resource"]["code"]["coding"][0]["code"], "93971", "ultrasound listed first");
 }
 
 #[tokio::test]

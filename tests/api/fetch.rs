@@ -159,3 +159,37 @@ async fn a_fhir_server_off_the_allow_list_is_never_contacted() {
     let allowed = spawn_app_with(|s| s.fhir.allowed_servers = vec![fhir.url("")]).await;
     assert_valid_cards(allowed.post_json(SERVICE, &request(&patient_id, None, Some(&fhir.url("")))).await).await;
 }
+
+/// §6 r2: the work-up keys are fetched like the others, and a duplex ordered
+/// on the EHR's server silences the DVT prompt; a negative D-dimer comes in
+/// with the observations.
+#[tokio::test]
+async fn the_dvt_work_up_is_fetched_and_answers_the_question() {
+    let now = chrono::Utc::now();
+    let today = now.to_rfc3339();
+    let condition = |id: &str, code: &str, display: &str| {
+        json!({"resourceType": "Condition", "id": id, "subject": {"reference": "Patient/p1"}, "recordedDate": today,
+            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": code, "display": display}]}})
+    };
+    let presenting = vec![
+        json!({"resourceType": "Patient", "id": "p1", "birthDate": "1980-01-01"}),
+        condition("swelling", "R22.42", "Localized swelling, mass and lump, left lower limb"),
+        condition("pain", "M79.662", "Pain in left lower leg"),
+    ];
+    let dvt_card = |body: &Value| body["cards"].as_array().unwrap().iter().any(|c| c["source"]["topic"]["code"] == "dvt-rule-out");
+    let duplex = json!({"resourceType": "ServiceRequest", "id": "duplex", "status": "active", "intent": "order",
+        "subject": {"reference": "Patient/p1"}, "authoredOn": today,
+        "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "93971"}]}});
+    let d_dimer = json!({"resourceType": "Observation", "id": "d-dimer", "status": "final", "subject": {"reference": "Patient/p1"},
+        "effectiveDateTime": today, "code": {"coding": [{"system": "http://loinc.org", "code": "48065-7"}]},
+        "valueQuantity": {"value": 0.3, "unit": "mg/L", "system": "http://unitsofmeasure.org", "code": "mg/L"}});
+    for (extra, fires) in [(None, true), (Some(duplex), false), (Some(d_dimer), false)] {
+        let mut resources = presenting.clone();
+        resources.extend(extra.clone());
+        let fhir = FhirServer::start(resources).await;
+        let app = spawn_app_with(|s| s.fhir.allowed_servers = vec![fhir.url("")]).await;
+        let body = assert_valid_cards(app.post_json(SERVICE, &request("p1", None, Some(&fhir.url("")))).await).await;
+        assert_eq!(dvt_card(&body), fires, "with {extra:?}: {body}");
+    }
+}

@@ -123,7 +123,9 @@ pub fn cramp_condition() -> Value {
         "resourceType": "Condition", "id": "cramp",
         "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
         "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "R25.2", "display": "Cramp and spasm"}]},
-        "subject": {"reference": "Patient/p1"}
+        "subject": {"reference": "Patient/p1"},
+        // Documented today: §6 r2 counts a cramp beside leg swelling only within 30 days.
+        "recordedDate": chrono::Utc::now().to_rfc3339()
     })
 }
 

@@ -177,7 +177,18 @@ fn another_real_patients_resources_in_the_bundle_change_nothing() {
         let mut record = record_from([mixed.as_str()]);
         record.keep_patient(None);
         // Every one of theirs that has a subject goes (a Medication has none).
-        let read_types = ["Patient", "Condition", "Observation", "MedicationRequest", "MedicationStatement", "Procedure", "Encounter"];
+        let read_types = [
+            "Patient",
+            "Condition",
+            "Observation",
+            "MedicationRequest",
+            "MedicationStatement",
+            "Procedure",
+            "Encounter",
+            "ServiceRequest",
+            "DiagnosticReport",
+            "ImagingStudy",
+        ];
         let theirs = stranger.bundle["entry"].as_array().unwrap().iter();
         let with_subject = theirs.filter(|e| read_types.iter().any(|t| e["resource"]["resourceType"] == *t)).count();
         assert_eq!(record.stats.other_patient, with_subject, "{} mixed with {}", patient.name, stranger.name);

@@ -696,11 +696,13 @@ def build_valuesets(src):
 
     # -- §6 DVT ------------------------------------------------------------------
     s6 = rules(6, S_WELLS)
+    # r2: R60.0 (localised oedema, site unknown) no longer fires the prompt;
+    # R22.43 (both legs) is kept so the rule can see that both legs are swollen.
     vs("leg-swelling", "leg-swelling", "Leg swelling",
        "Swelling or oedema of the leg, one half of the DVT prompt (clinical-rules.md \u00a76). "
-       "Note: R22.4 has children R22.40-R22.43.") \
+       "R22.4 has children R22.40-R22.43; R22.43 (both legs) is in the set so that the rule "
+       "can tell swelling of both legs, which does not fire the prompt.") \
         .isa(ICD10CM, s6, ["R22.4"]) \
-        .concepts(ICD10CM, s6, [("R60.0", "Localized edema")]) \
         .concepts(SNOMED, s6, [("449614009", "Leg swelling"), ("449615005", "Leg swelling"),
                                ("102572006", "Edema of lower extremity")])
     vs("leg-pain", "leg-pain", "Leg pain",
@@ -713,16 +715,21 @@ def build_valuesets(src):
 
     dvt_sct = [("128053003", "Deep venous thrombosis"), ("404223003", "Deep venous thrombosis of lower extremity"),
                ("132281000119108", "Acute deep venous thrombosis")]
-    vs("active-dvt", "active-dvt", "Active deep vein thrombosis of the leg",
-       "Acute DVT of the lower limb; an active one under treatment suppresses the DVT "
-       "rule-out card (clinical-rules.md \u00a76).") \
-        .isa(ICD10CM, s6, ["I82.4"]).concepts(SNOMED, s6, dvt_sct)
+    vs("active-dvt", "active-dvt", "Acute deep vein thrombosis of the leg",
+       "Acute DVT of the lower limb, including DVT in pregnancy and the puerperium. One that is "
+       "not refuted or abated and dated within 183 days answers the DVT question for its leg "
+       "(or for an unstated side): the rule-out card is not shown (clinical-rules.md \u00a76, r2).") \
+        .isa(ICD10CM, s6, ["I82.4", "O22.3", "O88.2"]) \
+        .concepts(ICD10CM, s6, [("O87.1", "Deep phlebothrombosis in the puerperium")]) \
+        .concepts(SNOMED, s6, dvt_sct)
 
     v = vs("previous-vte", "previous-dvt", "Venous thromboembolism (any time)",
-           "Any venous thromboembolism, resolved included, or a personal history of it: Wells "
-           "item 'previously documented DVT' (+1) (clinical-rules.md \u00a76).")
-    v.isa(ICD10CM, s6, ["I82.4", "I26"])
-    v.concepts(ICD10CM, s6, [("Z86.718", "Personal history of other venous thrombosis and embolism")])
+           "Any venous thromboembolism, chronic (I82.5) or resolved included, or a personal "
+           "history of it: Wells item 'previously documented DVT' (+1) (clinical-rules.md \u00a76). "
+           "An acute DVT dated within 183 days and still active is not 'previous' (see active-dvt).")
+    v.isa(ICD10CM, s6, ["I82.4", "I82.5", "I26", "O22.3", "O88.2"])
+    v.concepts(ICD10CM, s6, [("Z86.718", "Personal history of other venous thrombosis and embolism"),
+                             ("O87.1", "Deep phlebothrombosis in the puerperium")])
     v.concepts(SNOMED, s6, dvt_sct)
     v.from_rows(rows_of(src, "Venous_Thromboembolism"), vsac(src, "Venous_Thromboembolism"))
     vte_re = re.compile(r"thromb|phlegmasia|blood-clot embolism|pulmonary embol", re.I)
@@ -733,18 +740,38 @@ def build_valuesets(src):
                     lambda ids, stem=stem: src.cite(stem, ids) + " (thromboembolism codes only)")
     v.from_rows(src.synthea_rows(SNOMED, ["706870000"]), synthea_cite)
 
+    # r2: the work-up already under way or done.
+    vs("venous-duplex", "venous-duplex", "Venous duplex of the leg",
+       "Duplex scan of the leg veins (CPT 93970 both legs, 93971 one leg or limited), as a "
+       "Procedure, DiagnosticReport, ImagingStudy or ServiceRequest: done or ordered since the "
+       "swelling began, the DVT rule-out card is not shown (clinical-rules.md \u00a76, r2). "
+       "Displays are our own words.") \
+        .concepts(CPT, s6, [("93970", "Duplex scan of the leg veins, both sides"),
+                            ("93971", "Duplex scan of the leg veins, one side or limited")])
+    d_dimer = [("48065-7", "Fibrin D-dimer FEU [Mass/volume] in Platelet poor plasma"),
+               ("48066-5", "Fibrin D-dimer DDU [Mass/volume] in Platelet poor plasma")]
+    vs("d-dimer-lab", "d-dimer-positive", "D-dimer",
+       "D-dimer results: a negative one since the swelling began answers the DVT question; a "
+       "positive or unreadable one is shown and makes the ultrasound the recommended test "
+       "(clinical-rules.md \u00a76, r2). 48065-7 is reported in FEU, 48066-5 in DDU.") \
+        .concepts(LOINC, s6, d_dimer) \
+        .from_rows(src.synthea_rows(LOINC, [c for c, _ in d_dimer]), synthea_cite)
+
     # active cancer
     v = vs("active-cancer", "active-cancer", "Malignant neoplasm",
            "Malignant neoplasms: Wells item 'active cancer' (+1) when active "
            "(clinical-rules.md \u00a76). ICD-10-CM C00-C96 (including C4A, C7A, C7B) and the "
            "VSAC Cancer and Malignant Neoplasms value sets, without neoplasms of uncertain "
            "behaviour, in-situ neoplasms and neurofibromatosis.")
+    # r2: C44 (other skin cancer: basal-cell and squamous-cell carcinoma of the skin) is not
+    # active cancer for Wells.
     cats = ["C%02d" % i for i in list(range(0, 27)) + list(range(30, 35)) + list(range(37, 42))
-            + list(range(43, 59)) + list(range(60, 87)) + [88] + list(range(90, 97))]
+            + [43] + list(range(45, 59)) + list(range(60, 87)) + [88] + list(range(90, 97))]
     cats += ["C4A", "C7A", "C7B"]
     v.isa(ICD10CM, s6, cats)
     not_malignant = re.compile(r"uncertain|unknown behavio|in situ|neurofibromatosis|"
-                               r"morphologic abnormality|schwannomatosis", re.I)
+                               r"morphologic abnormality|schwannomatosis|basal cell carcinoma|"
+                               r"squamous cell carcinoma of (the )?skin|squamous cell carcinoma of .*\bskin\b", re.I)
 
     def cancer_keep(system, code, display):
         if not_malignant.search(display):
@@ -756,7 +783,7 @@ def build_valuesets(src):
     for stem in ("Cancer", "Malignant_Neoplasms"):
         v.from_rows(rows_of(src, stem, keep=cancer_keep,
                             why="not malignant (uncertain/unspecified behaviour, in situ, "
-                                "neurofibromatosis, morphology)"),
+                                "neurofibromatosis, morphology) or skin basal-cell/squamous-cell carcinoma (r2)"),
                     vsac(src, stem))
     cancer_codes = set(c for inc in v.includes for c, _ in inc.get("concepts", []))
     synth_cancer = [r for r in src.synthea if r[0] == SNOMED and r[1] not in cancer_codes
@@ -768,10 +795,26 @@ def build_valuesets(src):
         log("active-cancer: added %d malignant Synthea code(s) missing from the VSAC sets: %s" % (
             len(synth_cancer), "; ".join("%s %s" % (r[1], r[2]) for r in synth_cancer)))
 
-    vs("chemotherapy-procedure", "active-cancer", "Chemotherapy",
-       "Chemotherapy procedures; one within 6 months counts as active cancer for Wells "
-       "(clinical-rules.md \u00a76).") \
-        .from_rows(src.synthea_rows(SNOMED, ["367336001", "394894008", "703423002"]), synthea_cite)
+    v = vs("cancer-treatment", "active-cancer", "Cancer treatment or palliative care",
+           "Chemotherapy, radiotherapy or palliative care: within 183 days it counts as active "
+           "cancer for Wells (clinical-rules.md \u00a76, r2), as a Condition or a Procedure.")
+    v.concepts(ICD10CM, s6, [("Z51.11", "Encounter for antineoplastic chemotherapy"),
+                             ("Z51.12", "Encounter for antineoplastic immunotherapy"),
+                             ("Z51.0", "Encounter for antineoplastic radiation therapy"),
+                             ("Z51.5", "Encounter for palliative care")])
+    v.concepts(SNOMED, s6, [("367336001", "Chemotherapy"), ("108290001", "Radiation oncology AND/OR radiotherapy"),
+                            ("103735009", "Palliative care")])
+    v.from_rows(src.synthea_rows(SNOMED, ["367336001", "394894008", "703423002"]), synthea_cite)
+    # Billing codes for giving chemotherapy (CPT 96401-96549) or the drugs (HCPCS
+    # J9000-J9999) count only alongside a malignant neoplasm Condition. Displays: our words.
+    vs("chemotherapy-billing", "active-cancer", "Chemotherapy administration or drug (billing codes)",
+       "CPT 96401-96549 and HCPCS J9000-J9999, enumerated: chemotherapy given or supplied. They "
+       "count as cancer treatment within 183 days only alongside a malignant neoplasm Condition "
+       "(clinical-rules.md \u00a76, r2).") \
+        .concepts(CPT, s6, [(str(c), "Chemotherapy administration (CPT 96401-96549 range)")
+                            for c in range(96401, 96550)]) \
+        .concepts(HCPCS, s6, [("J%04d" % c, "Chemotherapy drug (HCPCS J9000-J9999 range)")
+                              for c in range(9000, 10000)])
 
     vs("paralysis", "immobilization", "Paralysis",
        "Hemiplegia, paraplegia, tetraplegia and other paralytic syndromes: Wells item "
@@ -780,8 +823,9 @@ def build_valuesets(src):
         .from_rows(src.synthea_rows(SNOMED, ["698754002"]), synthea_cite)
 
     vs("immobilization-procedure", "immobilization", "Cast or immobilisation",
-       "Cast application or immobilisation procedures; one within 4 weeks counts for the "
-       "Wells immobilisation item (clinical-rules.md \u00a76).") \
+       "Cast application or immobilisation procedures; one of a leg (its bodySite or its code's "
+       "text must name the leg: a jaw or an arm does not count) within 28 days counts for the "
+       "Wells immobilisation item (clinical-rules.md \u00a76, r2).") \
         .from_rows(src.synthea_rows(SNOMED, ["274474001"]), synthea_cite)
 
     v = vs("major-surgery-procedure", "recent-surgery", "Major surgery",

@@ -227,6 +227,10 @@ const PREFETCH_KEYS = {
   Observation: 'observations',
   Procedure: 'procedures',
   Encounter: 'encounters',
+  // The DVT work-up (§6 r2): read by the patient-view service only.
+  ServiceRequest: 'serviceRequests',
+  DiagnosticReport: 'diagnosticReports',
+  ImagingStudy: 'imagingStudies',
 };
 
 function searchset(entries) {
