@@ -110,6 +110,12 @@ impl CardRenderer {
     /// without what only the Wells pathway says (its rationale, its points).
     fn dvt_bullet(&self, draft: &mut Draft, finding: &Finding, in_pregnancy: bool) {
         let Some(definition) = self.kb.finding(&finding.code) else { return self.bullet(draft, finding) };
+        if finding.code == "anticoagulated" {
+            // A record fact, shown not scored: what it changes is the next
+            // step's service decision, which cites no source.
+            draft.line(format!("- **{}**: {}.", definition.display, describe_notes(&finding.notes)));
+            return;
+        }
         if !in_pregnancy {
             return self.bullet(draft, finding);
         }
