@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::cards::CardRenderer;
 use crate::knowledge::KnowledgeBase;
-use crate::protocol::response::CdsResponse;
+use crate::protocol::response::{CdsResponse, IncompleteKey, ResponseExtension, ResponseNotes};
 use crate::protocol::Hook;
 use crate::record::{MedicationUse, PatientRecord};
 use crate::rules::{Assessment, HookInput, RuleSettings, Rules};
@@ -38,7 +38,14 @@ impl Engine {
 
     pub fn run(&self, evaluation: &Evaluation) -> CdsResponse {
         let assessment = self.assess(evaluation);
-        CdsResponse { cards: self.renderer.render(&assessment) }
+        let incomplete: Vec<IncompleteKey> = evaluation
+            .record
+            .unread
+            .iter()
+            .map(|u| IncompleteKey { key: u.key.clone(), reason: u.reason.clone() })
+            .collect();
+        let extension = (!incomplete.is_empty()).then_some(ResponseExtension { cramp_cds: ResponseNotes { incomplete } });
+        CdsResponse { cards: self.renderer.render(&assessment), extension }
     }
 }
 

@@ -143,9 +143,19 @@ pub struct PatientRecord<'a> {
     pub diagnostic_reports: Vec<Cited<Box<DiagnosticReport<'a>>>>,
     pub imaging_studies: Vec<Cited<Box<ImagingStudy<'a>>>>,
     pub stats: RecordStats,
+    /// Prefetch keys that could not be read, or not whole (r2 §5): the
+    /// rules say what they could not check.
+    pub unread: Vec<Unread>,
     /// (fullUrl, Patient.id) of each Patient entry, to tell whom a
     /// `urn:uuid:` subject names.
     patient_urls: Vec<(Text<'a>, Option<Text<'a>>)>,
+}
+
+/// A prefetch key the record lacks, wholly or in part, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unread {
+    pub key: String,
+    pub reason: String,
 }
 
 /// What building the record skipped, for the logs (never for the cards).

@@ -13,7 +13,7 @@ use crate::protocol::response::{
     Action, ActionKind, Card, CardExtension, CardFindings, Coding, FindingSummary, Indicator, Link, SelectionBehavior,
     Source, Suggestion,
 };
-use crate::rules::{Assessment, DvtAssessment, DvtNextStep, Finding, QuinineAlert, CHART_WELLS_ITEMS};
+use crate::rules::{Assessment, DvtAssessment, DvtNextStep, Finding, Part, QuinineAlert, CHART_WELLS_ITEMS};
 
 mod culprits;
 mod dvt;
@@ -22,6 +22,7 @@ mod risk_factors;
 
 pub const TOPIC_SYSTEM: &str = "https://cramp-cds.example.org/fhir/CodeSystem/card-topic";
 pub const OVERRIDE_REASON_SYSTEM: &str = "https://cramp-cds.example.org/fhir/CodeSystem/override-reason";
+const SOURCES_HEADING: &str = "**Sources**";
 const SOURCE_LABEL: &str = "cramp-cds leg cramp guidance";
 const MAX_SUMMARY_CHARS: usize = 139;
 const ELECTROLYTE_FINDINGS: [&str; 4] = ["hypokalemia", "hyponatremia", "hypocalcemia", "hypomagnesemia"];
@@ -112,7 +113,7 @@ impl<'k> Draft<'k> {
 
     fn finish(mut self) -> (String, Vec<Link>, Option<String>) {
         self.line("");
-        self.line("**Sources**");
+        self.line(SOURCES_HEADING);
         let mut links = Vec::new();
         for id in &self.sources {
             let (Some(source), Some(line)) = (self.renderer.kb.source(id), self.renderer.citation_lines.get(id)) else {
@@ -141,19 +142,58 @@ impl CardRenderer {
             cards.push(self.quinine(quinine));
         }
         if let Some(dvt) = &assessment.dvt {
-            cards.push(self.dvt(dvt));
+            let mut card = self.dvt(dvt);
+            self.say_unchecked(&mut card, assessment, Part::Dvt);
+            cards.push(card);
         }
         if !assessment.culprits.is_empty() || !assessment.outdated_culprits.is_empty() {
-            cards.push(self.culprits(
+            let mut card = self.culprits(
                 assessment.culprits.as_slice(),
                 assessment.outdated_culprits.as_slice(),
                 assessment.culprits_are_drafts,
-            ));
+            );
+            self.say_unchecked(&mut card, assessment, Part::Culprits);
+            cards.push(card);
         }
         if !assessment.risk_factors.is_empty() {
-            cards.push(self.risk_factors(assessment.risk_factors.as_slice()));
+            let mut card = self.risk_factors(assessment.risk_factors.as_slice());
+            self.say_unchecked(&mut card, assessment, Part::RiskFactors);
+            cards.push(card);
         }
         cards
+    }
+
+    /// r2 §5: one line per prefetch key the record lacks, naming what it
+    /// left unchecked ("Procedures could not be read: dialysis not
+    /// checked"), placed before the sources.
+    fn say_unchecked(&self, card: &mut Card, assessment: &Assessment, part: Part) {
+        let lines: Vec<String> = assessment
+            .unchecked
+            .iter()
+            .filter(|u| u.part == part)
+            .map(|u| {
+                let what: Vec<String> = u
+                    .findings
+                    .iter()
+                    .map(|code| match *code {
+                        "medication-culprits" => "medicines recorded as statements".to_owned(),
+                        code => self.display(code).to_lowercase(),
+                    })
+                    .collect();
+                format!("_{} could not be read: {} not checked._", key_label(&u.key), what.join(", "))
+            })
+            .collect();
+        if lines.is_empty() {
+            return;
+        }
+        let text = format!("{}\n\n", lines.join("\n"));
+        match card.detail.find(SOURCES_HEADING) {
+            Some(at) => card.detail.insert_str(at, &text),
+            None => {
+                card.detail.push_str("\n\n");
+                card.detail.push_str(text.trim_end());
+            }
+        }
     }
 
     fn display(&self, code: &str) -> String {
@@ -206,6 +246,23 @@ impl CardRenderer {
         draft.line(format!("- **{}**: {evidence}. {rationale} {cite}", self.display(&finding.code)));
     }
 
+}
+
+/// A prefetch key as a reader says it: "medicationStatements" ->
+/// "Medication statements".
+fn key_label(key: &str) -> String {
+    let mut label = String::with_capacity(key.len() + 4);
+    for (i, c) in key.chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            label.push(' ');
+            label.push(c.to_ascii_lowercase());
+        } else if i == 0 {
+            label.push(c.to_ascii_uppercase());
+        } else {
+            label.push(c);
+        }
+    }
+    label
 }
 
 /// At most this many distinct evidence notes per finding in card text; the

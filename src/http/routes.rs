@@ -211,7 +211,11 @@ async fn fetch_missing(
     let mut results = state.fetcher.fetch_all(&server, token, queries).await;
     for (key, result) in &results {
         match result {
-            Ok(pages) => log::info!("hook {}: fetched '{key}' ({} page(s))", escape_for_log(&request.hook_instance, 100), pages.len()),
+            Ok(pages) => log::info!(
+                "hook {}: fetched '{key}' ({} page(s))",
+                escape_for_log(&request.hook_instance, 100),
+                pages.documents.len()
+            ),
             Err(error) => {
                 metrics::counter!("fhir_fetch_errors_total", "reason" => error.kind()).increment(1);
                 log::warn!("hook {}: fetching '{key}' failed: {error}", escape_for_log(&request.hook_instance, 100));

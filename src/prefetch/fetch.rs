@@ -37,6 +37,8 @@ pub enum FetchError {
     TooLarge,
     ForeignPage,
     Connection,
+    /// More pages than the page limit: what was read is kept, the rest is not.
+    PageLimit,
 }
 
 impl FetchError {
@@ -54,6 +56,7 @@ impl FetchError {
             FetchError::TooLarge => "too-large",
             FetchError::ForeignPage => "foreign-page",
             FetchError::Connection => "connection",
+            FetchError::PageLimit => "page-limit",
         }
     }
 }
@@ -72,6 +75,7 @@ impl fmt::Display for FetchError {
             FetchError::TooLarge => write!(f, "the FHIR server's answers exceed the size limit"),
             FetchError::ForeignPage => write!(f, "a next-page link points outside the FHIR server"),
             FetchError::Connection => write!(f, "the FHIR server could not be reached or dropped the connection"),
+            FetchError::PageLimit => write!(f, "the FHIR server had more pages than the page limit; the rest were not read"),
         }
     }
 }
@@ -83,7 +87,15 @@ pub struct FhirFetcher {
 }
 
 /// One key's result: the JSON documents (pages) it returned.
-pub type Fetched = Result<Vec<String>, FetchError>;
+pub type Fetched = Result<Pages, FetchError>;
+
+/// The pages read for a key, and, when reading stopped before the last
+/// page, why: the pages read are used, and the key is reported incomplete.
+#[derive(Debug, Default)]
+pub struct Pages {
+    pub documents: Vec<String>,
+    pub cut: Option<FetchError>,
+}
 
 impl FhirFetcher {
     pub fn new(settings: FetchSettings, trust: ServerTrust) -> Result<Self, String> {
@@ -133,7 +145,7 @@ impl FhirFetcher {
         while let Some(url) = next.take() {
             if pages.len() == self.settings.max_pages {
                 log::warn!("FHIR fetch stopped at the page limit ({}); later pages are not read", self.settings.max_pages);
-                break;
+                return Ok(Pages { documents: pages, cut: Some(FetchError::PageLimit) });
             }
             let body = self.get(&url, token, budget).await?;
             budget -= body.len();
@@ -150,7 +162,7 @@ impl FhirFetcher {
             }
             pages.push(body);
         }
-        Ok(pages)
+        Ok(Pages { documents: pages, cut: None })
     }
 
     async fn get(&self, url: &str, token: Option<&str>, budget: usize) -> Result<String, FetchError> {

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use crate::protocol::discovery::ServiceDefinition;
 use crate::protocol::request::Prefetched;
-use crate::record::{PatientRecord, Payload, RecordBuilder};
+use crate::record::{PatientRecord, Payload, RecordBuilder, Unread};
 use fetch::{FetchError, Fetched};
 
 #[derive(Debug)]
@@ -61,12 +61,16 @@ pub fn resolve<'a>(
         }
         sent_keys.push(key);
     }
+    let mut cut_short = Vec::new();
     for (key, result) in fetched {
         match result {
             Ok(pages) => {
                 problems.remove(key.as_str());
-                for page in pages {
+                for page in &pages.documents {
                     builder.add_json(page);
+                }
+                if let Some(why) = &pages.cut {
+                    cut_short.push(Unread { key: key.clone(), reason: why.to_string() });
                 }
             }
             Err(error) => {
@@ -84,7 +88,24 @@ pub fn resolve<'a>(
         }
     }
     if unsatisfied.is_empty() {
-        Ok(builder.finish())
+        let mut record = builder.finish();
+        // r2 §5: what could not be read is said, not hidden: an optional key
+        // with no usable data (unreadable, not fetched, or neither sent nor
+        // fetchable), and any key whose pages were cut short.
+        let absent = service.prefetch.keys().filter(|key| {
+            !sent_keys.contains(key) && !problems.contains_key(key.as_str()) && !fetched.iter().any(|(k, _)| k == *key)
+        });
+        let absent: Vec<Unread> = absent
+            .map(|key| Unread { key: key.clone(), reason: "it was not sent and there is no fhirServer to fetch it from".into() })
+            .collect();
+        record.unread = problems
+            .into_iter()
+            .filter(|(key, _)| !service.required_prefetch.contains(key))
+            .map(|(key, reason)| Unread { key, reason })
+            .chain(absent)
+            .chain(cut_short)
+            .collect();
+        Ok(record)
     } else {
         Err(Unsatisfied { keys: unsatisfied })
     }

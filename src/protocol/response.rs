@@ -8,6 +8,28 @@ use uuid::Uuid;
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct CdsResponse {
     pub cards: Vec<Card>,
+    /// `{"cramp-cds": {"incomplete": [...]}}` when some prefetch key could
+    /// not be read (clinical-rules.md r2 §5); absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extension: Option<ResponseExtension>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResponseExtension {
+    #[serde(rename = "cramp-cds")]
+    pub cramp_cds: ResponseNotes,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResponseNotes {
+    /// The prefetch keys the answer was made without (wholly or in part).
+    pub incomplete: Vec<IncompleteKey>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct IncompleteKey {
+    pub key: String,
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]

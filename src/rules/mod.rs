@@ -9,6 +9,9 @@ pub mod labs;
 mod medications;
 pub use medications::Currency;
 mod risk_factors;
+mod unread;
+
+pub use unread::{Part, Unchecked};
 
 use std::sync::Arc;
 
@@ -177,6 +180,8 @@ pub struct Assessment {
     pub culprits_are_drafts: bool,
     pub dvt: Option<DvtAssessment>,
     pub quinine: Option<QuinineAlert>,
+    /// What a prefetch key the record lacks left unchecked (r2 §5).
+    pub unchecked: Vec<Unchecked>,
 }
 
 #[derive(Debug)]
@@ -358,6 +363,7 @@ impl Rules {
             assessment.outdated_culprits = found.outdated;
         }
         assessment.dvt = self.dvt(input, &classified, &cramps, &pregnancy, &active);
+        assessment.unchecked = self.unchecked(input, &assessment);
         assessment
     }
 }

@@ -160,6 +160,70 @@ async fn a_fhir_server_off_the_allow_list_is_never_contacted() {
     assert_valid_cards(allowed.post_json(SERVICE, &request(&patient_id, None, Some(&fhir.url("")))).await).await;
 }
 
+/// A patient-view request for p1 whose `procedures` the service must fetch.
+fn without_procedures(server: Option<&str>) -> Value {
+    let mut request = patient_view_request();
+    request["prefetch"].as_object_mut().unwrap().remove("procedures");
+    if let Some(server) = server {
+        request["fhirServer"] = json!(server);
+        request["fhirAuthorization"] = json!({"access_token": ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "cramp-cds"});
+    }
+    request
+}
+
+fn incomplete_keys(body: &Value) -> Vec<String> {
+    let listed = body["extension"]["cramp-cds"]["incomplete"].as_array().cloned().unwrap_or_default();
+    listed.iter().map(|k| k["key"].as_str().unwrap().to_owned()).collect()
+}
+
+fn risk_detail(body: &Value) -> String {
+    let cards = body["cards"].as_array().unwrap();
+    let card = cards.iter().find(|c| c["source"]["topic"]["code"] == "risk-factors").expect("a risk-factors card");
+    card["detail"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn an_optional_key_cut_at_the_page_limit_is_said_on_the_card_and_in_the_extension() {
+    // 50 procedures, none of them dialysis: two pages of the stand-in's 40.
+    let mut resources = vec![patient(), cramp_condition()];
+    resources.extend((0..50).map(|i| {
+        json!({"resourceType": "Procedure", "id": format!("proc-{i}"), "status": "completed", "code": {"text": "Dental cleaning"},
+               "subject": {"reference": "Patient/p1"}, "performedDateTime": "2026-01-01"})
+    }));
+    let fhir = FhirServer::start(resources).await;
+    let url = fhir.url("");
+    let app = spawn_app_with(move |s| {
+        s.fhir.allowed_servers = vec![url];
+        s.fhir.fhir_max_pages = 1;
+    })
+    .await;
+    let body = assert_valid_cards(app.post_json(SERVICE, &without_procedures(Some(&fhir.url("")))).await).await;
+    let incomplete = &body["extension"]["cramp-cds"]["incomplete"];
+    assert_eq!(incomplete.as_array().map(Vec::len), Some(1), "{body}");
+    assert_eq!(incomplete[0]["key"], "procedures");
+    assert!(incomplete[0]["reason"].as_str().unwrap().contains("page limit"), "{incomplete}");
+    assert!(risk_detail(&body).contains("Procedures could not be read: dialysis not checked"), "{}", risk_detail(&body));
+}
+
+#[tokio::test]
+async fn a_key_neither_sent_nor_fetchable_is_said_unless_other_data_shows_the_finding() {
+    let app = spawn_app().await;
+    let body = assert_valid_cards(app.post_json(SERVICE, &without_procedures(None)).await).await;
+    assert!(incomplete_keys(&body).contains(&"procedures".to_owned()), "{body}");
+    assert!(risk_detail(&body).contains("Procedures could not be read: dialysis not checked"));
+
+    // Dialysis already shown by a Condition: nothing left unchecked to say on the card.
+    let mut request = without_procedures(None);
+    let on_dialysis = json!({
+        "resourceType": "Condition", "id": "z99", "subject": {"reference": "Patient/p1"},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "Z99.2", "display": "Dependence on renal dialysis"}]}
+    });
+    request["prefetch"]["conditions"]["entry"].as_array_mut().unwrap().push(json!({"resource": on_dialysis}));
+    let body = assert_valid_cards(app.post_json(SERVICE, &request).await).await;
+    assert!(!risk_detail(&body).contains("could not be read"), "{}", risk_detail(&body));
+    assert!(incomplete_keys(&body).contains(&"procedures".to_owned()), "the answer still says what it lacked");
+}
+
 /// §6 r2: the work-up keys are fetched like the others, and a duplex ordered
 /// on the EHR's server silences the DVT prompt; a negative D-dimer comes in
 /// with the observations.
