@@ -51,8 +51,9 @@ pub struct ServeSettings {
     #[arg(long, env = "CRAMP_CDS_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
     /// Browser origins allowed by CORS: `*` (any, without credentials) or a
-    /// comma-separated list such as https://sandbox.cds-hooks.org.
-    #[arg(long, env = "CRAMP_CDS_CORS_ORIGINS", default_value = "*", value_delimiter = ',')]
+    /// comma-separated list such as https://sandbox.cds-hooks.org. Default:
+    /// `*` with authentication; without it, only the service's own origins.
+    #[arg(long, env = "CRAMP_CDS_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "CRAMP_CDS_WORKERS")]

@@ -119,7 +119,9 @@ impl Application {
             store,
             conformance: if settings.strict { Conformance::Strict } else { Conformance::Tolerant },
         });
-        let origins = settings.cors_origins.clone();
+        let origins = http::cors_origins(&settings.cors_origins, state.authenticator.is_some(), &state.public_base_urls);
+        log::info!("CORS origins: {}", origins.join(", "));
+        let allowed_origins = http::AllowedOrigins(origins.clone());
         let app_state = state.clone();
         let mut server = HttpServer::new(move || {
             App::new()
@@ -128,7 +130,9 @@ impl Application {
                 .wrap(actix_web::middleware::from_fn(http::connection_guard))
                 .wrap(actix_web::middleware::from_fn(crate::telemetry::observe))
                 .wrap(http::cors(&origins))
+                .wrap(actix_web::middleware::from_fn(http::cors_refusals))
                 .app_data(state.clone())
+                .app_data(allowed_origins.clone())
                 .configure(|config| http::configure(config, &state.catalog))
         });
         let peers = http::PeerTable::new(settings.limits.max_connections_per_peer);

@@ -5,6 +5,7 @@ mod analyze;
 mod auth;
 mod auth_hardening;
 mod browser;
+mod cors;
 mod cli;
 mod discovery;
 mod errors;

@@ -33,7 +33,7 @@ async fn openapi_document_lists_every_endpoint_and_its_schemas_resolve() {
 
 #[tokio::test]
 async fn cors_preflight_allows_browser_clients() {
-    let app = spawn_app().await;
+    let app = spawn_app_with(|s| s.cors_origins = vec!["*".into()]).await;
     let response = app
         .client
         .request(reqwest::Method::OPTIONS, format!("{}/cds-services/leg-cramps-patient-view", app.address))
