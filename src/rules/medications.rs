@@ -139,6 +139,14 @@ impl Rules {
                             *entry = (year, what);
                         }
                     }
+                    // Flagged however old; the date says how old.
+                    (_, Currency::PossiblyOutdated { what, year }) if position == self.quinine => {
+                        quinine.add(
+                            &class.code,
+                            &medicine.reference,
+                            format!("{label}, {what} {year}"),
+                        )
+                    }
                     _ if position == self.quinine => {
                         quinine.add(&class.code, &medicine.reference, label.to_owned())
                     }

@@ -17,6 +17,7 @@ mod helpers;
 mod hooks;
 mod hostile;
 mod limits;
+mod merges;
 mod outage;
 mod postgres;
 mod process;
