@@ -93,7 +93,8 @@ async fn call_hook(
         Step::Fetch(plan) => {
             let service = requested_service(&state, &request)?;
             let issuer = request.extensions().get::<Caller>().map(|caller| caller.issuer.clone());
-            let fetched = fetch_missing(&state, service, plan, issuer.as_deref()).await;
+            // The pages hold their share of the fetch budget until read.
+            let (fetched, _held) = fetch_missing(&state, service, plan, issuer.as_deref()).await;
             let (_, step) = off_the_answering_threads(&state, body, move |state, body| {
                 evaluate_hook(state, &service_id, body, Pass::Fetched(fetched), arrived)
             })
@@ -327,7 +328,7 @@ async fn fetch_missing(
     service: &ServiceDefinition,
     plan: FetchPlan,
     issuer: Option<&str>,
-) -> Vec<(String, Fetched)> {
+) -> (Vec<(String, Fetched)>, crate::limits::Held) {
     let FetchPlan { keys, server, token, context_values, hook_instance } = plan;
     let hook_instance = escape_for_log(&hook_instance, 100);
     let server = match state.fetcher.check_server(&server, issuer).await {
@@ -335,7 +336,7 @@ async fn fetch_missing(
         Err(error) => {
             metrics::counter!("fhir_fetch_errors_total", "reason" => error.kind()).increment(1);
             log::warn!("hook {hook_instance}: not fetching {keys:?}: {error}");
-            return prefetch::all_failed(&keys, error);
+            return (prefetch::all_failed(&keys, error), crate::limits::Held::none());
         }
     };
     let mut queries = Vec::new();
@@ -347,7 +348,7 @@ async fn fetch_missing(
         }
     }
     let started = std::time::Instant::now();
-    let mut results = state.fetcher.fetch_all(&server, token.as_deref(), queries).await;
+    let (mut results, held) = state.fetcher.fetch_all(&server, token.as_deref(), queries).await;
     for (key, result) in &results {
         match result {
             Ok(pages) => log::info!("hook {hook_instance}: fetched '{key}' ({} page(s))", pages.documents.len()),
@@ -359,7 +360,7 @@ async fn fetch_missing(
     }
     log::debug!("hook {hook_instance}: FHIR fetches took {:?}", started.elapsed());
     results.extend(failed);
-    results
+    (results, held)
 }
 
 #[derive(Deserialize)]
