@@ -51,7 +51,9 @@ impl Currency {
                     }
                     _ => false,
                 };
-                if dates.authored_on.as_ref().is_some_and(recent)
+                // Without authoredOn, the start of validity dates the order.
+                let ordered = dates.authored_on.or(validity.start);
+                if ordered.as_ref().is_some_and(recent)
                     || validity.end.is_some_and(|end| end.end > now)
                     || supply_reaches_today
                 {
@@ -136,6 +138,14 @@ impl Rules {
                         if year > entry.0 {
                             *entry = (year, what);
                         }
+                    }
+                    // Flagged however old; the date says how old.
+                    (_, Currency::PossiblyOutdated { what, year }) if position == self.quinine => {
+                        quinine.add(
+                            &class.code,
+                            &medicine.reference,
+                            format!("{label}, {what} {year}"),
+                        )
                     }
                     _ if position == self.quinine => {
                         quinine.add(&class.code, &medicine.reference, label.to_owned())
@@ -262,6 +272,20 @@ mod tests {
         assert_eq!(
             currency(&request(r#","authoredOn":"last year""#), NOW),
             Currency::Current
+        );
+        let valid_from = |start: &str| {
+            format!(r#","dispenseRequest":{{"validityPeriod":{{"start":"{start}"}}}}"#)
+        };
+        assert_eq!(
+            currency(&request(&valid_from("2026-05-01")), NOW),
+            Currency::Current
+        );
+        assert_eq!(
+            currency(&request(&valid_from("2011-05-01")), NOW),
+            Currency::PossiblyOutdated {
+                what: "valid from",
+                year: 2011
+            }
         );
     }
 

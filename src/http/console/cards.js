@@ -102,6 +102,8 @@ function renderFindings(findings, resources) {
   const list = h('ul', { class: 'findings' });
   for (const finding of findings) {
     const evidence = Array.isArray(finding.evidence) ? finding.evidence : [];
+    // Active orders over 13 months old (clinical-rules.md §3).
+    const outdated = new Set(Array.isArray(finding.possiblyOutdated) ? finding.possiblyOutdated : []);
     list.append(h('li', { class: 'finding', 'data-finding': finding.code },
       h('div', { class: 'finding__head' },
         h('span', { class: 'finding__display' }, finding.display || finding.code),
@@ -109,7 +111,7 @@ function renderFindings(findings, resources) {
         h('code', { class: 'finding__code' }, finding.code)),
       evidence.length > 0
         ? h('ul', { class: 'evidence', 'aria-label': `Evidence for ${finding.display || finding.code}` },
-          evidence.map((reference) => renderEvidence(reference, resources)))
+          evidence.map((reference) => renderEvidence(reference, resources, outdated.has(reference))))
         : h('p', { class: 'hint' }, 'No evidence listed.')));
   }
   return h('section', { class: 'card__findings' },
@@ -117,7 +119,7 @@ function renderFindings(findings, resources) {
     list);
 }
 
-function renderEvidence(reference, resources) {
+function renderEvidence(reference, resources, outdated) {
   const resource = resources.get(reference);
   const panelId = uid('evidence');
   const panel = h('div', { class: 'evidence__resource', id: panelId, hidden: true },
@@ -140,6 +142,7 @@ function renderEvidence(reference, resources) {
   return h('li', { class: 'evidence__item' },
     button,
     description ? h('span', { class: 'evidence__description' }, description) : null,
+    outdated ? h('span', { class: 'tag', title: 'Active, but ordered over 13 months ago' }, 'possibly outdated') : null,
     panel);
 }
 
