@@ -243,20 +243,16 @@ fn subject_of<'r>(subject: &'r Option<Reference<'_>>) -> Option<&'r str> {
     subject.as_ref().and_then(|s| s.reference.as_deref())
 }
 
-/// The patient's id and the ids of the Patient records linked with theirs,
-/// either way.
+/// The patient's id and the ids of the Patient records that the patient's
+/// own Patient resource declares merged with it (`replaced-by`/`replaces`
+/// links; the model keeps no other type). A link declared only on another
+/// Patient resource merges nothing: anyone can write one.
 fn same_person(own: &str, patients: &[Cited<Patient<'_>>], urls: &PatientUrls) -> HashSet<String> {
     let mut ids = HashSet::default();
     ids.insert(own.to_owned());
-    for patient in patients {
-        let id = patient.resource.id.as_deref();
-        let linked: Vec<&str> =
-            patient.resource.links.iter().filter_map(|l| l.reference.as_deref()).filter_map(|r| patient_named(r, urls)).collect();
-        if id == Some(own) {
-            ids.extend(linked.into_iter().map(str::to_owned));
-        } else if let Some(id) = id.filter(|_| linked.contains(&own)) {
-            ids.insert(id.to_owned());
-        }
+    for patient in patients.iter().filter(|p| p.resource.id.as_deref() == Some(own)) {
+        let linked = patient.resource.links.iter().filter_map(|l| l.reference.as_deref()).filter_map(|r| patient_named(r, urls));
+        ids.extend(linked.map(str::to_owned));
     }
     ids
 }
@@ -614,17 +610,26 @@ mod tests {
     }
 
     #[test]
-    fn linked_patient_records_are_the_same_person() {
+    fn only_merge_links_on_the_patients_own_record_merge() {
         let bundle = r#"{"resourceType":"Bundle","entry":[
-            {"resource":{"resourceType":"Patient","id":"replaced","link":[{"other":{"reference":"Patient/p1"},"type":"replaced-by"}]}},
-            {"resource":{"resourceType":"Patient","id":"p1","link":[{"other":{"reference":"Patient/merged"},"type":"replaces"}]}},
+            {"resource":{"resourceType":"Patient","id":"claims-p1","link":[{"other":{"reference":"Patient/p1"},"type":"replaced-by"}]}},
+            {"resource":{"resourceType":"Patient","id":"p1","link":[
+                {"other":{"reference":"Patient/merged"},"type":"replaces"},
+                {"other":{"reference":"Patient/newer"},"type":"replaced-by"},
+                {"other":{"reference":"Patient/relative"},"type":"seealso"},
+                {"other":{"reference":"Patient/referred"},"type":"refer"},
+                {"other":{"reference":"Patient/untyped"}}
+            ]}},
             {"resource":{"resourceType":"Condition","id":"merged","subject":{"reference":"Patient/merged"}}},
-            {"resource":{"resourceType":"Condition","id":"replaced","subject":{"reference":"Patient/replaced"}}},
-            {"resource":{"resourceType":"Condition","id":"stranger","subject":{"reference":"Patient/p3"}}}
+            {"resource":{"resourceType":"Condition","id":"newer","subject":{"reference":"Patient/newer"}}},
+            {"resource":{"resourceType":"Condition","id":"claims","subject":{"reference":"Patient/claims-p1"}}},
+            {"resource":{"resourceType":"Condition","id":"relative","subject":{"reference":"Patient/relative"}}},
+            {"resource":{"resourceType":"Condition","id":"referred","subject":{"reference":"Patient/referred"}}},
+            {"resource":{"resourceType":"Condition","id":"untyped","subject":{"reference":"Patient/untyped"}}}
         ]}"#;
         let mut record = record_from([bundle]);
         record.keep_patient(Some("p1"));
-        assert_eq!(references(&record), ["Patient/p1", "Patient/replaced", "Condition/merged", "Condition/replaced"]);
+        assert_eq!(references(&record), ["Patient/p1", "Condition/merged", "Condition/newer"]);
         assert_eq!(record.patient_reference(), Some("Patient/p1"));
     }
 

@@ -157,8 +157,10 @@ pub struct Patient<'a> {
     /// deceasedBoolean true, or a deceasedDateTime.
     pub deceased: bool,
     pub deceased_at: Option<DateTime<Utc>>,
-    /// Other Patient records of the same person (`link.other`): merged or
-    /// replaced records whose resources are still this patient's.
+    /// Other Patient records of the same person: `link.other` of the links
+    /// typed `replaced-by` or `replaces` (a merge), whose resources are
+    /// still this patient's. `refer` and `seealso` name records that may
+    /// be someone else's and are not kept.
     pub links: Vec<Reference<'a>>,
 }
 
@@ -177,6 +179,20 @@ struct PatientElements<'a> {
 #[serde(default, bound(deserialize = "'de: 'a"))]
 struct PatientLink<'a> {
     other: Reference<'a>,
+    #[serde(rename = "type")]
+    kind: Option<LinkType>,
+}
+
+/// Patient.link.type (FHIR R4 link-type).
+#[derive(Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+enum LinkType {
+    ReplacedBy,
+    Replaces,
+    Refer,
+    Seealso,
+    #[serde(other)]
+    Unknown,
 }
 
 impl<'a> From<PatientElements<'a>> for Patient<'a> {
@@ -186,7 +202,12 @@ impl<'a> From<PatientElements<'a>> for Patient<'a> {
             birth_date: e.birth_date,
             deceased: e.deceased_boolean == Some(true) || e.deceased_date_time.is_some(),
             deceased_at: e.deceased_date_time,
-            links: e.link.into_iter().map(|link| link.other).collect(),
+            links: e
+                .link
+                .into_iter()
+                .filter(|link| matches!(link.kind, Some(LinkType::ReplacedBy | LinkType::Replaces)))
+                .map(|link| link.other)
+                .collect(),
         }
     }
 }

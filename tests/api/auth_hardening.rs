@@ -214,3 +214,14 @@ async fn a_forged_newline_in_kid_stays_on_one_escaped_log_line() {
     assert!(!log.lines().any(|l| l.starts_with("2026-01-01") || l.contains("FORGED") && !l.contains("401 for POST")), "{log}");
     assert!(!log.contains(token.rsplit('.').next().unwrap()), "the token reached the log");
 }
+
+#[tokio::test]
+async fn with_authentication_the_console_and_examples_are_open_and_carry_no_patient_data() {
+    let app = secured_app(json!([{"iss": ISSUER, "jwks": pinned_keys()}])).await;
+    assert_eq!(app.get("/").await.status(), 200);
+    let examples: Value = app.get("/examples").await.json().await.unwrap();
+    assert!(!examples["patients"].as_array().unwrap().is_empty());
+    // What would read data sent to the service needs a token.
+    assert_401(app.post_json("/analyze", &json!({"resourceType": "Bundle"})).await, "analyze").await;
+    assert_401(app.get("/cds-services").await, "discovery").await;
+}
