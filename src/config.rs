@@ -20,6 +20,8 @@ pub struct Cli {
     pub serve: ServeSettings,
 }
 
+// Parsed once at start-up: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the CDS Hooks endpoints (the default).
@@ -87,7 +89,48 @@ pub struct ServeSettings {
     #[command(flatten)]
     pub fhir: FhirSettings,
     #[command(flatten)]
+    pub limits: LimitSettings,
+    #[command(flatten)]
     pub engine: EngineSettings,
+}
+
+/// What requests, peers and clients may make the service spend. Each limit
+/// answers clearly when it trips and counts it in `limit_exceeded_total`.
+#[derive(Debug, Clone, Args)]
+pub struct LimitSettings {
+    /// Open connections, all peers together (further ones wait in the
+    /// listen backlog).
+    #[arg(long, env = "CRAMP_CDS_MAX_CONNECTIONS", default_value_t = 1024)]
+    pub max_connections: usize,
+    /// Open connections from one peer address; requests on connections
+    /// beyond it get 429. Behind a load balancer every connection is the
+    /// balancer's: set it to --max-connections there.
+    #[arg(long, env = "CRAMP_CDS_MAX_CONNECTIONS_PER_PEER", default_value_t = 128)]
+    pub max_connections_per_peer: usize,
+    /// Time to receive a request's headers, in milliseconds.
+    #[arg(long, env = "CRAMP_CDS_HEADER_TIMEOUT_MS", default_value_t = 5000)]
+    pub header_timeout_ms: u64,
+    /// Time to receive a request's whole body, in milliseconds (then 408).
+    #[arg(long, env = "CRAMP_CDS_BODY_TIMEOUT_MS", default_value_t = 10_000)]
+    pub body_timeout_ms: u64,
+    /// Request body bytes held by all requests together (then 503).
+    #[arg(long, env = "CRAMP_CDS_MAX_BODY_BYTES_IN_FLIGHT", default_value_t = 128 * 1024 * 1024)]
+    pub max_body_bytes_in_flight: usize,
+    /// Bundle entries read for one request: prefetch, draft orders and
+    /// fetched pages together (then 413).
+    #[arg(long, env = "CRAMP_CDS_MAX_ENTRIES", default_value_t = 50_000)]
+    pub max_entries: usize,
+    /// Bodies from this size up are read and evaluated on a separate pool of
+    /// threads (one per core), so that they never hold up other requests.
+    #[arg(long, env = "CRAMP_CDS_LARGE_BODY_BYTES", default_value_t = 256 * 1024)]
+    pub large_body_bytes: usize,
+    /// Feedback entries in one feedback request (then 413).
+    #[arg(long, env = "CRAMP_CDS_MAX_FEEDBACK_ENTRIES", default_value_t = 100)]
+    pub max_feedback_entries: usize,
+    /// Days cards and their feedback are kept; older ones are deleted in
+    /// the background every hour.
+    #[arg(long, env = "CRAMP_CDS_RETENTION_DAYS", default_value_t = 400)]
+    pub retention_days: u32,
 }
 
 /// Fetching missing prefetch from the EHR's FHIR server.

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod fhir;
 pub mod http;
 pub mod knowledge;
+pub mod limits;
 pub mod prefetch;
 pub mod protocol;
 pub mod record;

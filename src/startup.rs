@@ -13,6 +13,7 @@ use crate::config::{EngineSettings, ServeSettings};
 use crate::engine::Engine;
 use crate::http::{self, AppState};
 use crate::knowledge::KnowledgeBase;
+use crate::limits::ByteBudget;
 use crate::prefetch::fetch::{FetchSettings, FhirFetcher};
 use crate::prefetch::trust::{AllowList, ServerTrust};
 use crate::protocol::discovery::ServiceCatalog;
@@ -89,17 +90,29 @@ impl Application {
         let authenticator = (!issuers.is_empty()).then(|| Authenticator::new(issuers, fetcher.client().clone(), settings.max_token_lifetime_secs));
         let engine = build_engine(&settings.engine)?;
         log::info!("knowledge base loaded ({})", engine.knowledge().origin);
-        let store = Store::open(&settings.database_url, settings.patient_hash_key.clone())?;
+        let store = Store::open(&settings.database_url, settings.patient_hash_key.clone(), settings.limits.retention_days)?;
         if !store.wait_until_ready(STORE_STARTUP_WAIT).await {
             log::error!("store ({}) not reachable within {STORE_STARTUP_WAIT:?}: serving without it until it is", store.description());
         }
         log::info!("store: {}", store.description());
         crate::telemetry::metrics_handle();
+        let workers = settings.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
         let state = web::Data::new(AppState {
             catalog: ServiceCatalog::embedded(),
             schemas: Schemas::compile()?,
             engine,
             max_body_bytes: settings.max_body_bytes,
+            body_limits: http::BodyLimits {
+                max_bytes: settings.max_body_bytes,
+                timeout: std::time::Duration::from_millis(settings.limits.body_timeout_ms),
+                in_flight: ByteBudget::new(settings.limits.max_body_bytes_in_flight),
+            },
+            request_limits: http::RequestLimits {
+                max_entries: settings.limits.max_entries,
+                large_body_bytes: settings.limits.large_body_bytes,
+                large_evaluations: Arc::new(tokio::sync::Semaphore::new(workers)),
+                max_feedback_entries: settings.limits.max_feedback_entries,
+            },
             public_base_urls: settings.public_base_urls(port),
             fetcher,
             authenticator,
@@ -114,6 +127,7 @@ impl Application {
             App::new()
                 .wrap(actix_web::middleware::from_fn(http::require_jwt))
                 .wrap(Compress::default())
+                .wrap(actix_web::middleware::from_fn(http::connection_guard))
                 .wrap(actix_web::middleware::from_fn(crate::telemetry::observe))
                 .wrap(http::cors(&origins))
                 .wrap(actix_web::middleware::from_fn(http::cors_refusals))
@@ -121,9 +135,13 @@ impl Application {
                 .app_data(allowed_origins.clone())
                 .configure(|config| http::configure(config, &state.catalog))
         });
-        if let Some(workers) = settings.workers {
-            server = server.workers(workers);
-        }
+        let peers = http::PeerTable::new(settings.limits.max_connections_per_peer);
+        server = server
+            .workers(workers)
+            // actix counts connections per worker.
+            .max_connections(settings.limits.max_connections.div_ceil(workers).max(1))
+            .client_request_timeout(std::time::Duration::from_millis(settings.limits.header_timeout_ms))
+            .on_connect(move |connection, data| peers.on_connect(connection, data));
         server = server.shutdown_timeout(settings.shutdown_timeout_secs);
         let server = server.listen(listener).map_err(|e| e.to_string())?;
         log::info!("cramp-cds listening on {}:{port}", settings.host);

@@ -662,6 +662,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for FhirValue<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct TypedBundle<'a> {
+    #[serde(deserialize_with = "limited_entries")]
     pub entry: Vec<TypedEntry<'a>>,
 }
 
@@ -677,7 +678,7 @@ pub struct TypedEntry<'a> {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 pub struct RawBundle<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, deserialize_with = "limited_entries")]
     pub entry: Vec<RawEntry<'a>>,
 }
 
@@ -688,6 +689,30 @@ pub struct RawEntry<'a> {
     pub full_url: Option<Text<'a>>,
     #[serde(borrow)]
     pub resource: Option<&'a RawValue>,
+}
+
+/// Bundle entries, each taken from the reading's allowance
+/// ([`crate::limits::with_entry_limit`]): at the limit reading stops with an
+/// error, before millions of `{}` entries become millions of structs.
+fn limited_entries<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    struct EntriesVisitor<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for EntriesVisitor<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an array of Bundle entries")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut entries = Vec::new();
+            while let Some(entry) = seq.next_element()? {
+                if !crate::limits::take_entry() {
+                    return Err(de::Error::custom("too many Bundle entries"));
+                }
+                entries.push(entry);
+            }
+            Ok(entries)
+        }
+    }
+    d.deserialize_seq(EntriesVisitor(std::marker::PhantomData))
 }
 
 /// A date that cannot be read is absent, not an error: one odd date must not

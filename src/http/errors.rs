@@ -12,11 +12,13 @@ pub const FHIR_JSON: &str = "application/fhir+json";
 pub struct ApiError {
     status: StatusCode,
     outcome: OperationOutcome,
+    /// Seconds, for a Retry-After header (a busy service).
+    retry_after: Option<u32>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, outcome: OperationOutcome) -> Self {
-        Self { status, outcome }
+        Self { status, outcome, retry_after: None }
     }
 
     pub fn bad_request(issues: Vec<Issue>) -> Self {
@@ -38,7 +40,34 @@ impl ApiError {
     pub fn too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            OperationOutcome::error("too-costly", format!("the request body is larger than the limit of {limit} bytes")),
+            OperationOutcome::error(
+                "too-costly",
+                format!("the request body is larger than the limit of {limit} bytes (--max-body-bytes)"),
+            ),
+        )
+    }
+
+    /// A request over one of the service's limits (named in `diagnostics`).
+    pub fn over_limit(status: StatusCode, diagnostics: impl Into<String>) -> Self {
+        Self::new(status, OperationOutcome::error("too-costly", diagnostics))
+    }
+
+    pub fn timeout(diagnostics: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, OperationOutcome::error("timeout", diagnostics))
+    }
+
+    /// The service is at a limit shared by all requests: try again soon.
+    pub fn busy(diagnostics: impl Into<String>) -> Self {
+        Self { retry_after: Some(1), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, OperationOutcome::error("throttled", diagnostics)) }
+    }
+
+    pub fn unsupported_encoding(found: &str) -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            OperationOutcome::error(
+                "not-supported",
+                format!("Content-Encoding '{found}' is not accepted: send the body uncompressed"),
+            ),
         )
     }
 
@@ -77,6 +106,10 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status).content_type(FHIR_JSON).json(&self.outcome)
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.content_type(FHIR_JSON).json(&self.outcome)
     }
 }

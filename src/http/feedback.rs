@@ -71,8 +71,16 @@ async fn post_feedback(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let service_id = &requested_service(&state, &request)?.id;
-    let body = read_json_body(&request, payload, state.max_body_bytes).await?;
+    let body = read_json_body(&request, payload, &state).await?;
     let document: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(vec![json_syntax_issue(&e)]))?;
+    let limit = state.request_limits.max_feedback_entries;
+    if document["feedback"].as_array().is_some_and(|entries| entries.len() > limit) {
+        crate::limits::exceeded("max-feedback-entries");
+        return Err(ApiError::over_limit(
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("more than {limit} feedback entries in one request (--max-feedback-entries); send them in several"),
+        ));
+    }
     let issues = state.schemas.check_feedback(&document);
     if !issues.is_empty() {
         return Err(ApiError::bad_request(issues));
@@ -102,6 +110,12 @@ async fn post_feedback(
     }
 }
 
+/// The longest override reason parts stored: a coding from a value set,
+/// not a document. Longer ones are refused (400), never cut silently.
+const MAX_REASON_SYSTEM_CHARS: usize = 256;
+const MAX_REASON_CODE_CHARS: usize = 128;
+const MAX_REASON_DISPLAY_CHARS: usize = 512;
+
 fn to_entry(index: usize, entry: WireEntry) -> Result<FeedbackEntry, ApiError> {
     let at = |member: &str| format!("/feedback/{index}/{member}");
     let card = Uuid::parse_str(&entry.card).map_err(|_| ApiError::invalid(&at("card"), "card must be a card uuid"))?;
@@ -128,6 +142,21 @@ fn to_entry(index: usize, entry: WireEntry) -> Result<FeedbackEntry, ApiError> {
         })
         .collect::<Result<_, _>>()?;
     let has_comment = entry.override_reason.as_ref().and_then(|r| r.user_comment.as_deref()).is_some_and(|c| !c.trim().is_empty());
+    if let Some(coding) = entry.override_reason.as_ref().and_then(|r| r.reason.as_ref()) {
+        for (member, value, limit) in [
+            ("system", &coding.system, MAX_REASON_SYSTEM_CHARS),
+            ("code", &coding.code, MAX_REASON_CODE_CHARS),
+            ("display", &coding.display, MAX_REASON_DISPLAY_CHARS),
+        ] {
+            if value.as_ref().is_some_and(|text| text.chars().count() > limit) {
+                crate::limits::exceeded("override-reason-length");
+                return Err(ApiError::invalid(
+                    &at(&format!("overrideReason/reason/{member}")),
+                    format!("the override reason's {member} is longer than the {limit} characters stored"),
+                ));
+            }
+        }
+    }
     let override_reason = entry.override_reason.and_then(|r| r.reason).map(|c| OverrideReason {
         system: c.system,
         code: c.code,

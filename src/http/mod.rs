@@ -3,6 +3,7 @@
 
 mod authentication;
 mod body;
+mod connections;
 mod console;
 pub mod errors;
 mod feedback;
@@ -21,6 +22,8 @@ use crate::protocol::discovery::ServiceCatalog;
 use crate::validation::Schemas;
 
 pub use authentication::require_jwt;
+pub use body::BodyLimits;
+pub use connections::{guard as connection_guard, PeerTable};
 use crate::protocol::request::Conformance;
 pub use routes::DeclaredService;
 pub use errors::ApiError;
@@ -31,6 +34,8 @@ pub struct AppState {
     pub schemas: Schemas,
     pub engine: Engine,
     pub max_body_bytes: usize,
+    pub body_limits: body::BodyLimits,
+    pub request_limits: RequestLimits,
     /// The URLs clients call us by (JWT audiences); the first is published.
     pub public_base_urls: Vec<String>,
     pub fetcher: FhirFetcher,
@@ -39,6 +44,17 @@ pub struct AppState {
     pub store: Store,
     /// Whether defects in members the rules do not read are tolerated.
     pub conformance: Conformance,
+}
+
+/// What one request may make the service read and hold.
+pub struct RequestLimits {
+    /// Bundle entries read for one request, all sources together.
+    pub max_entries: usize,
+    /// Bodies from this size up are evaluated on the blocking pool.
+    pub large_body_bytes: usize,
+    /// Large evaluations at once (one per core): the rest wait their turn.
+    pub large_evaluations: std::sync::Arc<tokio::sync::Semaphore>,
+    pub max_feedback_entries: usize,
 }
 
 pub fn configure(config: &mut web::ServiceConfig, catalog: &ServiceCatalog) {

@@ -6,7 +6,7 @@ use actix_web::{web, HttpMessage, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde::Deserialize;
 
-use super::body::read_json_body;
+use super::body::{read_json_body, Body};
 use super::errors::ApiError;
 use super::AppState;
 use crate::engine::{split_drafts, Evaluation};
@@ -18,8 +18,8 @@ use crate::protocol::request::{json_syntax_issue, parse_hook_request_in, Conform
 use crate::protocol::response::CdsResponse;
 use crate::protocol::Hook;
 use crate::record::{record_from, PatientRecord, Payload, RecordBuilder};
-use crate::store::IssuedCard;
 use crate::auth::Caller;
+use crate::store::IssuedCard;
 use crate::telemetry::{escape_for_log, note_for_access_log};
 use crate::validation::Schemas;
 
@@ -77,50 +77,189 @@ async fn call_hook(
     request: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let service = requested_service(&state, &request)?;
-    let body = read_json_body(&request, payload, state.max_body_bytes).await?;
+    let service_id = requested_service(&state, &request)?.id.clone();
+    let body = read_json_body(&request, payload, &state).await?;
     let arrived = Utc::now();
-    let mut hook_request = parse_hook_request_in(&body, &state.schemas, state.conformance).map_err(ApiError::bad_request)?;
-    if request.extensions().contains::<MissingContentType>() {
-        hook_request.deviations.push(Deviation {
-            member: "Content-Type",
-            pointer: String::new(),
-            problem: "no Content-Type header; the body was read as application/json".into(),
-        });
+    let missing_content_type = request.extensions().contains::<MissingContentType>();
+    let (body, step) = {
+        let service_id = service_id.clone();
+        off_the_answering_threads(&state, body, move |state, body| {
+            evaluate_hook(state, &service_id, body, Pass::First { missing_content_type }, arrived)
+        })
+        .await?
+    };
+    let answer = match step? {
+        Step::Answered(answer) => answer,
+        Step::Fetch(plan) => {
+            let service = requested_service(&state, &request)?;
+            let issuer = request.extensions().get::<Caller>().map(|caller| caller.issuer.clone());
+            let fetched = fetch_missing(&state, service, plan, issuer.as_deref()).await;
+            let (_, step) = off_the_answering_threads(&state, body, move |state, body| {
+                evaluate_hook(state, &service_id, body, Pass::Fetched(fetched), arrived)
+            })
+            .await?;
+            match step? {
+                Step::Answered(answer) => answer,
+                Step::Fetch(_) => return Err(ApiError::internal("the fetched prefetch was not used")),
+            }
+        }
+    };
+    note_for_access_log(&request, answer.note);
+    let response = respond(&answer.response)?;
+    let service = requested_service(&state, &request)?;
+    record_cards(&state, &service.id, &answer.hook_instance, answer.patient_id.as_deref(), &answer.response, arrived).await;
+    Ok(response)
+}
+
+/// Where a hook call's synchronous part ends: with the answer, or with
+/// what must be fetched from the EHR's FHIR server first.
+enum Step {
+    Answered(Answer),
+    Fetch(FetchPlan),
+}
+
+struct Answer {
+    response: CdsResponse,
+    /// For the access-log line.
+    note: String,
+    hook_instance: String,
+    patient_id: Option<String>,
+}
+
+/// The prefetch keys to fetch and what fetching them needs.
+struct FetchPlan {
+    keys: Vec<String>,
+    server: String,
+    token: Option<String>,
+    context_values: std::collections::BTreeMap<String, String>,
+    hook_instance: String,
+}
+
+/// Runs `work` on the body: inline when it is small, else on the blocking
+/// pool, at most one large evaluation per core at a time, so that a huge
+/// record never holds up the threads that answer other requests (/healthz
+/// among them). Gives the body back for a second step.
+async fn off_the_answering_threads<T: Send + 'static>(
+    state: &web::Data<AppState>,
+    body: Body,
+    work: impl FnOnce(&AppState, &[u8]) -> T + Send + 'static,
+) -> Result<(Body, T), ApiError> {
+    if body.len() < state.request_limits.large_body_bytes {
+        let out = work(state, &body);
+        return Ok((body, out));
     }
-    record_deviations(&hook_request);
-    if hook_request.hook != service.hook.as_str() {
-        return Err(ApiError::invalid(
-            "/hook",
-            format!("service '{}' answers the {} hook, not '{}'", service.id, service.hook, hook_request.hook),
+    let _turn = state
+        .request_limits
+        .large_evaluations
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| ApiError::unavailable("the service is shutting down"))?;
+    let state = state.clone();
+    web::block(move || {
+        let out = work(&state, &body);
+        (body, out)
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("evaluation thread: {e}")))
+}
+
+/// Reads Bundle entries within the request's allowance: over it, a 413
+/// naming the limit, whatever the reading made of the cut-off JSON.
+fn within_entry_limit<T>(state: &AppState, read: impl FnOnce() -> Result<T, ApiError>) -> Result<T, ApiError> {
+    let limit = state.request_limits.max_entries;
+    let (result, hit) = crate::limits::with_entry_limit(limit, read);
+    if hit {
+        crate::limits::exceeded("max-entries");
+        return Err(ApiError::over_limit(
+            actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request holds more than {limit} Bundle entries (--max-entries)"),
         ));
     }
-    let issuer = request.extensions().get::<Caller>().map(|caller| caller.issuer.clone());
-    let fetched = fetch_missing(&state, service, &hook_request, issuer.as_deref()).await;
-    let mut record = prefetch::resolve(service, std::mem::take(&mut hook_request.prefetch), &fetched).map_err(|unsatisfied| {
-        ApiError::precondition_failed(
-            unsatisfied
-                .keys
-                .into_iter()
-                .map(|(key, reason)| {
-                    Issue::error(
-                        "incomplete",
-                        format!("required prefetch '{key}' is missing: {reason}"),
-                        Some(format!("/prefetch/{key}")),
-                    )
-                })
-                .collect(),
-        )
-    })?;
-    record.keep_patient(hook_request.context.patient_id.as_deref());
-    warn_of_other_patients(&record, &escape_for_log(&hook_request.hook_instance, 100));
-    let drafts = match hook_request.context.draft_orders {
-        Some(raw) => record_from([raw.get()]).medications,
-        None => Vec::new(),
-    };
-    note_for_access_log(
-        &request,
-        format!(
+    result
+}
+
+/// Which reading of the body this is.
+enum Pass {
+    /// The first: deviations are recorded, and keys to fetch end the pass.
+    First { missing_content_type: bool },
+    /// After fetching what the EHR did not send.
+    Fetched(Vec<(String, Fetched)>),
+}
+
+/// The synchronous part of a hook call: parse, check, (with what was
+/// fetched) resolve the record and run the engine.
+fn evaluate_hook(
+    state: &AppState,
+    service_id: &str,
+    body: &[u8],
+    pass: Pass,
+    arrived: chrono::DateTime<Utc>,
+) -> Result<Step, ApiError> {
+    let service = state.catalog.get(service_id).ok_or_else(|| ApiError::internal("the service disappeared"))?;
+    within_entry_limit(state, || {
+        let mut hook_request = parse_hook_request_in(body, &state.schemas, state.conformance).map_err(ApiError::bad_request)?;
+        if let Pass::First { missing_content_type } = pass {
+            if missing_content_type {
+                hook_request.deviations.push(Deviation {
+                    member: "Content-Type",
+                    pointer: String::new(),
+                    problem: "no Content-Type header; the body was read as application/json".into(),
+                });
+            }
+            record_deviations(&hook_request);
+        }
+        if hook_request.hook != service.hook.as_str() {
+            return Err(ApiError::invalid(
+                "/hook",
+                format!("service '{}' answers the {} hook, not '{}'", service.id, service.hook, hook_request.hook),
+            ));
+        }
+        if service.hook.is_order_hook() {
+            crate::protocol::drafts::check(hook_request.context.draft_orders, &hook_request.context.selections)
+                .map_err(ApiError::bad_request)?;
+        }
+        let fetched = match pass {
+            Pass::Fetched(fetched) => fetched,
+            Pass::First { .. } => {
+                let keys = prefetch::keys_to_fetch(service, &hook_request.prefetch);
+                match hook_request.fhir_server.take().filter(|_| !keys.is_empty()) {
+                    Some(server) => {
+                        return Ok(Step::Fetch(FetchPlan {
+                            keys,
+                            server,
+                            token: hook_request.fhir_authorization.take().map(|a| a.access_token),
+                            context_values: std::mem::take(&mut hook_request.context_values),
+                            hook_instance: std::mem::take(&mut hook_request.hook_instance),
+                        }))
+                    }
+                    None => Vec::new(),
+                }
+            }
+        };
+        let mut record =
+            prefetch::resolve(service, std::mem::take(&mut hook_request.prefetch), &fetched).map_err(|unsatisfied| {
+                ApiError::precondition_failed(
+                    unsatisfied
+                        .keys
+                        .into_iter()
+                        .map(|(key, reason)| {
+                            Issue::error(
+                                "incomplete",
+                                format!("required prefetch '{key}' is missing: {reason}"),
+                                Some(format!("/prefetch/{key}")),
+                            )
+                        })
+                        .collect(),
+                )
+            })?;
+        record.keep_patient(hook_request.context.patient_id.as_deref());
+        warn_of_other_patients(&record, &escape_for_log(&hook_request.hook_instance, 100));
+        let drafts = match hook_request.context.draft_orders {
+            Some(raw) => record_from([raw.get()]).medications,
+            None => Vec::new(),
+        };
+        let note = format!(
             "hook {} instance {} patient {}: {} resources read, {} malformed skipped, {} duplicates, {} other types, {} another patient's",
             service.id,
             escape_for_log(&hook_request.hook_instance, 100),
@@ -130,20 +269,23 @@ async fn call_hook(
             record.stats.duplicates,
             record.stats.other_types,
             record.stats.other_patient
-        ),
-    );
-    let response = state.engine.run(&Evaluation {
-        hook: service.hook,
-        record: &record,
-        draft_orders: &drafts,
-        selections: &hook_request.context.selections,
-        encounter_id: hook_request.context.encounter_id.as_deref(),
-        patient_id: hook_request.context.patient_id.as_deref(),
-        now: arrived,
-    });
-    let answer = respond(&response)?;
-    record_cards(&state, &service.id, &hook_request.hook_instance, hook_request.context.patient_id.as_deref(), &response, arrived).await;
-    Ok(answer)
+        );
+        let response = state.engine.run(&Evaluation {
+            hook: service.hook,
+            record: &record,
+            draft_orders: &drafts,
+            selections: &hook_request.context.selections,
+            encounter_id: hook_request.context.encounter_id.as_deref(),
+            patient_id: hook_request.context.patient_id.as_deref(),
+            now: arrived,
+        });
+        Ok(Step::Answered(Answer {
+            response,
+            note,
+            hook_instance: hook_request.hook_instance,
+            patient_id: hook_request.context.patient_id,
+        }))
+    })
 }
 
 /// Marks a hook call that came without a Content-Type (and was read as JSON).
@@ -183,46 +325,39 @@ fn record_deviations(request: &HookRequest) {
 async fn fetch_missing(
     state: &AppState,
     service: &ServiceDefinition,
-    request: &HookRequest<'_>,
+    plan: FetchPlan,
     issuer: Option<&str>,
 ) -> Vec<(String, Fetched)> {
-    let keys = prefetch::keys_to_fetch(service, &request.prefetch);
-    let Some(server) = request.fhir_server.as_deref().filter(|_| !keys.is_empty()) else {
-        return Vec::new();
-    };
-    let server = match state.fetcher.check_server(server, issuer).await {
+    let FetchPlan { keys, server, token, context_values, hook_instance } = plan;
+    let hook_instance = escape_for_log(&hook_instance, 100);
+    let server = match state.fetcher.check_server(&server, issuer).await {
         Ok(server) => server,
         Err(error) => {
             metrics::counter!("fhir_fetch_errors_total", "reason" => error.kind()).increment(1);
-            log::warn!("hook {}: not fetching {keys:?}: {error}", escape_for_log(&request.hook_instance, 100));
+            log::warn!("hook {hook_instance}: not fetching {keys:?}: {error}");
             return prefetch::all_failed(&keys, error);
         }
     };
     let mut queries = Vec::new();
     let mut failed = Vec::new();
     for key in keys {
-        match template::fill(&service.prefetch[&key], &request.context_values) {
+        match template::fill(&service.prefetch[&key], &context_values) {
             Ok(query) => queries.push((key, query)),
             Err(why) => failed.push((key, Err(FetchError::Template(why)))),
         }
     }
-    let token = request.fhir_authorization.as_ref().map(|a| a.access_token.as_str());
     let started = std::time::Instant::now();
-    let mut results = state.fetcher.fetch_all(&server, token, queries).await;
+    let mut results = state.fetcher.fetch_all(&server, token.as_deref(), queries).await;
     for (key, result) in &results {
         match result {
-            Ok(pages) => log::info!(
-                "hook {}: fetched '{key}' ({} page(s))",
-                escape_for_log(&request.hook_instance, 100),
-                pages.documents.len()
-            ),
+            Ok(pages) => log::info!("hook {hook_instance}: fetched '{key}' ({} page(s))", pages.documents.len()),
             Err(error) => {
                 metrics::counter!("fhir_fetch_errors_total", "reason" => error.kind()).increment(1);
-                log::warn!("hook {}: fetching '{key}' failed: {error}", escape_for_log(&request.hook_instance, 100));
+                log::warn!("hook {hook_instance}: fetching '{key}' failed: {error}");
             }
         }
     }
-    log::debug!("hook {}: FHIR fetches took {:?}", escape_for_log(&request.hook_instance, 100), started.elapsed());
+    log::debug!("hook {hook_instance}: FHIR fetches took {:?}", started.elapsed());
     results.extend(failed);
     results
 }
@@ -243,51 +378,57 @@ async fn analyze(
         Some(name) => name.parse().map_err(|e: String| ApiError::invalid("hook", e))?,
         None => Hook::PatientView,
     };
-    let body = read_json_body(&request, payload, state.max_body_bytes).await?;
+    let body = read_json_body(&request, payload, &state).await?;
     let now = Utc::now();
-    let text = std::str::from_utf8(&body).map_err(|e| ApiError::invalid("/", format!("the body is not UTF-8: {e}")))?;
+    let (_, answer) = off_the_answering_threads(&state, body, move |state, body| analyze_bundle(state, hook, body, now)).await?;
+    let answer = answer?;
+    note_for_access_log(&request, answer.note);
+    let response = respond(&answer.response)?;
+    // Cards from /analyze can receive feedback too, under the hook's service.
+    if let Some(service) = state.catalog.for_hook(hook) {
+        let patient = answer.patient_id.as_deref().and_then(|r| r.strip_prefix("Patient/"));
+        record_cards(&state, &service.id, &answer.hook_instance, patient, &answer.response, now).await;
+    }
+    Ok(response)
+}
+
+fn analyze_bundle(state: &AppState, hook: Hook, body: &[u8], now: chrono::DateTime<Utc>) -> Result<Answer, ApiError> {
+    let text = std::str::from_utf8(body).map_err(|e| ApiError::invalid("/", format!("the body is not UTF-8: {e}")))?;
     if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
         return Err(ApiError::bad_request(vec![json_syntax_issue(&error)]));
     }
     if crate::fhir::resource_type_of(text) != Some("Bundle") {
         return Err(ApiError::invalid("/resourceType", "the body must be a FHIR Bundle (resourceType \"Bundle\")"));
     }
-    let mut builder = RecordBuilder::new();
-    if builder.add_json(text) != Payload::Data {
-        return Err(ApiError::invalid("/", "the body is not a readable FHIR Bundle"));
-    }
-    let mut record = builder.finish();
-    record.keep_patient(None);
-    let analysis = format!("analyze-{}", uuid::Uuid::new_v4());
-    warn_of_other_patients(&record, &analysis);
-    let drafts = split_drafts(&mut record, hook);
-    let patient_id = record.patient_reference().map(str::to_owned);
-    note_for_access_log(
-        &request,
-        format!(
+    within_entry_limit(state, || {
+        let mut builder = RecordBuilder::new();
+        if builder.add_json(text) != Payload::Data {
+            return Err(ApiError::invalid("/", "the body is not a readable FHIR Bundle"));
+        }
+        let mut record = builder.finish();
+        record.keep_patient(None);
+        let analysis = format!("analyze-{}", uuid::Uuid::new_v4());
+        warn_of_other_patients(&record, &analysis);
+        let drafts = split_drafts(&mut record, hook);
+        let patient_id = record.patient_reference().map(str::to_owned);
+        let note = format!(
             "analyze {hook} for {}: {} resources read, {} malformed skipped, {} another patient's",
             patient_id.as_deref().unwrap_or("no patient"),
             record.stats.read,
             record.stats.malformed,
             record.stats.other_patient
-        ),
-    );
-    let response = state.engine.run(&Evaluation {
-        hook,
-        record: &record,
-        draft_orders: &drafts,
-        selections: &[],
-        encounter_id: None,
-        patient_id: None,
-        now,
-    });
-    let answer = respond(&response)?;
-    // Cards from /analyze can receive feedback too, under the hook's service.
-    if let Some(service) = state.catalog.for_hook(hook) {
-        let patient = patient_id.as_deref().and_then(|r| r.strip_prefix("Patient/"));
-        record_cards(&state, &service.id, &analysis, patient, &response, now).await;
-    }
-    Ok(answer)
+        );
+        let response = state.engine.run(&Evaluation {
+            hook,
+            record: &record,
+            draft_orders: &drafts,
+            selections: &[],
+            encounter_id: None,
+            patient_id: None,
+            now,
+        });
+        Ok(Answer { response, note, hook_instance: analysis, patient_id })
+    })
 }
 
 /// Another patient's resources in a request are an EHR fault (a prefetch

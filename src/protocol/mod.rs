@@ -1,6 +1,7 @@
 //! The CDS Hooks 2.0 protocol: discovery, the hook request, the response.
 
 pub mod discovery;
+pub mod drafts;
 pub mod request;
 pub mod response;
 

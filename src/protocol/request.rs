@@ -329,7 +329,11 @@ fn shallow_document(members: Members, prefetch: Option<Value>) -> Result<Value, 
     let mut document = Map::new();
     for (name, raw) in members {
         if let Some(raw) = raw {
-            let value = serde_json::from_str(raw.get()).map_err(|e| vec![member_issue(&format!("/{name}"), &e)])?;
+            let value = if name == "context" {
+                context_document(raw)?
+            } else {
+                serde_json::from_str(raw.get()).map_err(|e| vec![member_issue(&format!("/{name}"), &e)])?
+            };
             document.insert(name.to_owned(), value);
         }
     }
@@ -337,6 +341,30 @@ fn shallow_document(members: Members, prefetch: Option<Value>) -> Result<Value, 
         document.insert("prefetch".to_owned(), prefetch);
     }
     Ok(Value::Object(document))
+}
+
+/// Context members the service reads; any other is ignored, and so is a
+/// value serde_json cannot hold (`1e999999`) in one of them.
+const CONTEXT_MEMBERS_READ: [&str; 5] = ["userId", "patientId", "encounterId", "selections", "draftOrders"];
+
+fn context_document(raw: &RawValue) -> Result<Value, Vec<Issue>> {
+    let Ok(members) = serde_json::from_str::<BTreeMap<String, &RawValue>>(raw.get()) else {
+        // Not an object: as a value, for the schema to name the problem.
+        return serde_json::from_str(raw.get()).map_err(|e| vec![member_issue("/context", &e)]);
+    };
+    let mut context = Map::new();
+    for (name, value) in members {
+        match serde_json::from_str(value.get()) {
+            Ok(value) => {
+                context.insert(name, value);
+            }
+            Err(e) if CONTEXT_MEMBERS_READ.contains(&name.as_str()) => {
+                return Err(vec![member_issue(&format!("/context/{name}"), &e)]);
+            }
+            Err(_) => {}
+        }
+    }
+    Ok(Value::Object(context))
 }
 
 fn summarise(resource_type: Value) -> Value {

@@ -8,7 +8,12 @@
 //! database writes) holds each answer at most 250 ms, so that load slows
 //! hooks down rather than losing card records. Failures are counted and
 //! logged; feedback, which needs the database, answers 503 while it is down.
+//!
+//! Bounded: feedback keeps one entry per card and outcome, the summary reads
+//! hourly counts instead of the cards, and cards older than the retention
+//! period are deleted with their feedback every hour.
 
+mod aggregates;
 mod summary;
 mod used_tokens;
 
@@ -33,6 +38,12 @@ const BATCH: usize = 500;
 /// load, one fsync covers many answers.
 const GATHER: Duration = Duration::from_millis(5);
 const HASH_KEY_SETTING: &str = "patient-hash-key";
+/// How often cards past the retention period are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+/// Cards deleted per statement while pruning: short transactions.
+const PRUNE_BATCH: usize = 500;
+/// The stored hook instance (a UUID in CDS Hooks) is cut to this length.
+pub const MAX_HOOK_INSTANCE_CHARS: usize = 256;
 
 /// A card as it was sent, without its text.
 #[derive(Debug, Clone)]
@@ -99,6 +110,7 @@ struct Shared {
     hash_key: OnceLock<aws_lc_rs::hmac::Key>,
     configured_hash_key: Option<String>,
     settled: watch::Sender<u64>,
+    retention: chrono::Duration,
 }
 
 /// The runtime the store's tasks run on; shut down without blocking when
@@ -127,7 +139,7 @@ pub struct Store {
 impl Store {
     /// Opens the store lazily: the service starts even when the database is
     /// down, and migrates as soon as it can be reached.
-    pub fn open(url: &str, patient_hash_key: Option<String>) -> Result<Self, String> {
+    pub fn open(url: &str, patient_hash_key: Option<String>, retention_days: u32) -> Result<Self, String> {
         sqlx::any::install_default_drivers();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -152,6 +164,7 @@ impl Store {
             hash_key: OnceLock::new(),
             configured_hash_key: patient_hash_key.filter(|k| !k.is_empty()),
             settled: settled_tx,
+            retention: chrono::Duration::days(i64::from(retention_days.max(1))),
         });
         let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
         runtime.spawn(migrate_until_done(shared.clone()));
@@ -249,18 +262,7 @@ impl Store {
         let service_id = service_id.to_owned();
         self.spawn(async move {
             ready(&shared)?;
-            let rows = sqlx::query(
-                "SELECT c.card_uuid, c.card_type, c.finding_codes, f.outcome, f.override_system, f.override_code, f.override_display \
-                 FROM issued_cards c LEFT JOIN feedback f ON f.card_uuid = c.card_uuid \
-                 WHERE c.service_id = $1 AND c.issued_at >= $2 AND c.issued_at < $3",
-            )
-            .bind(service_id.clone())
-            .bind(from.timestamp_millis())
-            .bind(to.timestamp_millis())
-            .fetch_all(&shared.pool)
-            .await
-            .map_err(unavailable)?;
-            Ok(summary::aggregate(service_id, from, to, rows.iter().map(summary::JoinedRow::from_row)))
+            summary::read(&shared.pool, service_id, from, to).await.map_err(unavailable)
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?
@@ -302,6 +304,7 @@ async fn migrate_until_done(shared: Arc<Shared>) {
                 shared.migrated.store(true, Ordering::SeqCst);
                 shared.ready.send_replace(true);
                 log::info!("store ready");
+                prune_forever(shared).await;
                 return;
             }
             Err(error) => {
@@ -323,6 +326,7 @@ async fn migrate(shared: &Shared) -> Result<(), String> {
         sqlx::query("PRAGMA journal_mode = WAL").execute(&shared.pool).await.map_err(|e| e.to_string())?;
     }
     MIGRATOR.run(&shared.pool).await.map_err(|e| e.to_string())?;
+    aggregates::build_once(&shared.pool).await?;
     let key = match &shared.configured_hash_key {
         Some(key) => key.clone(),
         None => {
@@ -425,6 +429,13 @@ async fn insert_cards(shared: &Shared, cards: &[IssuedCard]) -> Result<(), Strin
         }
         query.execute(&mut *transaction).await.map_err(|e| e.to_string())?;
     }
+    let mut tally = aggregates::Tally::default();
+    let issued = aggregates::Counts { issued: 1, ..Default::default() };
+    for card in cards {
+        let hour = aggregates::hour_of(card.issued_at.timestamp_millis());
+        tally.card(&card.service_id, hour, &card.card_type, card.finding_codes.iter().map(String::as_str), issued);
+    }
+    tally.apply(&mut transaction).await.map_err(|e| e.to_string())?;
     transaction.commit().await.map_err(|e| e.to_string())
 }
 
@@ -432,7 +443,7 @@ fn bind_card<'q>(query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArgument
     query
         .bind(card.uuid.to_string())
         .bind(card.service_id.clone())
-        .bind(card.hook_instance.clone())
+        .bind(card.hook_instance.chars().take(MAX_HOOK_INSTANCE_CHARS).collect::<String>())
         .bind(card.card_type.clone())
         .bind(card.finding_codes.join(" "))
         .bind(card.suggestion_uuids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(" "))
@@ -440,64 +451,196 @@ fn bind_card<'q>(query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArgument
         .bind(card.issued_at.timestamp_millis())
 }
 
+/// A stored card, as feedback reads and updates it.
+struct CardState {
+    suggestions: String,
+    card_type: String,
+    findings: String,
+    hour: i64,
+    outcome: Option<String>,
+    outcome_at: Option<i64>,
+    reason: [Option<String>; 3],
+    changed: bool,
+}
+
+async fn card_state(shared: &Shared, connection: &mut sqlx::AnyConnection, service_id: &str, card: Uuid) -> Result<Option<CardState>, sqlx::Error> {
+    // PostgreSQL: two feedback requests for one card update it in turn.
+    let lock = if shared.is_sqlite { "" } else { " FOR UPDATE" };
+    let row: Option<AnyRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT suggestion_uuids, card_type, finding_codes, issued_at, outcome, outcome_at, override_system, override_code, \
+         override_display, CAST(outcome_changed AS BIGINT) FROM issued_cards WHERE card_uuid = $1 AND service_id = $2{lock}"
+    )))
+    .bind(card.to_string())
+    .bind(service_id.to_owned())
+    .fetch_optional(&mut *connection)
+    .await?;
+    let Some(row) = row else { return Ok(None) };
+    Ok(Some(CardState {
+        suggestions: row.try_get(0)?,
+        card_type: row.try_get(1)?,
+        findings: row.try_get(2)?,
+        hour: aggregates::hour_of(row.try_get(3)?),
+        outcome: row.try_get(4)?,
+        outcome_at: row.try_get(5)?,
+        reason: [row.try_get(6)?, row.try_get(7)?, row.try_get(8)?],
+        changed: row.try_get::<i64, _>(9)? != 0,
+    }))
+}
+
+/// Stores each entry (one per card and outcome: a newer one replaces an
+/// older), makes the latest entry the card's outcome, and moves the hourly
+/// counts with it, all in one transaction.
 async fn save_feedback(shared: &Shared, service_id: &str, entries: Vec<FeedbackEntry>) -> Result<(), StoreError> {
     ready(shared)?;
     let received_at = Utc::now().timestamp_millis();
     let mut transaction = shared.pool.begin().await.map_err(unavailable)?;
+    let mut tally = aggregates::Tally::default();
     for entry in &entries {
-        let card: Option<AnyRow> = sqlx::query("SELECT suggestion_uuids FROM issued_cards WHERE card_uuid = $1 AND service_id = $2")
-            .bind(entry.card.to_string())
-            .bind(service_id.to_owned())
-            .fetch_optional(&mut *transaction)
-            .await
-            .map_err(unavailable)?;
-        let Some(card) = card else { return Err(StoreError::UnknownCard(entry.card)) };
-        let suggestions: String = card.try_get(0).map_err(unavailable)?;
-        if let Some(unknown) = entry.accepted_suggestions.iter().find(|s| !suggestions.split(' ').any(|known| known == s.to_string())) {
+        let Some(card) = card_state(shared, &mut transaction, service_id, entry.card).await.map_err(unavailable)? else {
+            return Err(StoreError::UnknownCard(entry.card));
+        };
+        if let Some(unknown) = entry.accepted_suggestions.iter().find(|s| !card.suggestions.split(' ').any(|known| known == s.to_string())) {
             return Err(StoreError::UnknownSuggestion(entry.card, *unknown));
         }
         let mut accepted: Vec<String> = entry.accepted_suggestions.iter().map(Uuid::to_string).collect();
         accepted.sort();
+        accepted.dedup();
         let reason = entry.override_reason.as_ref();
-        let entry_id = entry_id(entry, &accepted);
+        let reason_parts = [reason.and_then(|r| r.system.clone()), reason.and_then(|r| r.code.clone()), reason.and_then(|r| r.display.clone())];
+        let outcome_at = entry.outcome_at.timestamp_millis();
         sqlx::query(
             "INSERT INTO feedback (entry_id, card_uuid, service_id, outcome, accepted_suggestions, override_system, override_code, \
              override_display, has_comment, outcome_at, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
-             ON CONFLICT (entry_id) DO NOTHING",
+             ON CONFLICT (card_uuid, outcome) DO UPDATE SET accepted_suggestions = excluded.accepted_suggestions, \
+             override_system = excluded.override_system, override_code = excluded.override_code, \
+             override_display = excluded.override_display, has_comment = excluded.has_comment, \
+             outcome_at = excluded.outcome_at, received_at = excluded.received_at \
+             WHERE excluded.outcome_at >= feedback.outcome_at",
         )
-        .bind(entry_id)
+        .bind(entry_id(entry))
         .bind(entry.card.to_string())
         .bind(service_id.to_owned())
         .bind(entry.outcome.as_str())
         .bind(accepted.join(" "))
-        .bind(reason.and_then(|r| r.system.clone()))
-        .bind(reason.and_then(|r| r.code.clone()))
-        .bind(reason.and_then(|r| r.display.clone()))
+        .bind(reason_parts[0].clone())
+        .bind(reason_parts[1].clone())
+        .bind(reason_parts[2].clone())
         .bind(i64::from(entry.has_comment))
-        .bind(entry.outcome_at.timestamp_millis())
+        .bind(outcome_at)
         .bind(received_at)
         .execute(&mut *transaction)
         .await
         .map_err(unavailable)?;
+        // An entry older than the card's outcome is kept but changes nothing.
+        if card.outcome_at.is_some_and(|at| outcome_at < at) {
+            continue;
+        }
+        let new = entry.outcome.as_str();
+        let old = card.outcome.as_deref();
+        let mut delta = aggregates::Counts::default();
+        let mut changed = card.changed;
+        if old != Some(new) {
+            let mut shift = |outcome: &str, by: i64| match outcome {
+                "accepted" => delta.accepted += by,
+                "overridden" => delta.overridden += by,
+                _ => {}
+            };
+            if let Some(old) = old {
+                shift(old, -1);
+            }
+            shift(new, 1);
+            if old.is_some() && !changed {
+                changed = true;
+                delta.changed = 1;
+            }
+        }
+        tally.card(service_id, card.hour, &card.card_type, card.findings.split(' '), delta);
+        let [system, code, display] = &card.reason;
+        if old == Some("overridden") && aggregates::countable_reason(code.as_deref(), display.as_deref()) {
+            tally.reason(service_id, card.hour, &card.card_type, [system.as_deref(), code.as_deref(), display.as_deref()], -1);
+        }
+        let [system, code, display] = &reason_parts;
+        if entry.outcome == Outcome::Overridden && aggregates::countable_reason(code.as_deref(), display.as_deref()) {
+            tally.reason(service_id, card.hour, &card.card_type, [system.as_deref(), code.as_deref(), display.as_deref()], 1);
+        }
+        sqlx::query(
+            "UPDATE issued_cards SET outcome = $1, outcome_at = $2, override_system = $3, override_code = $4, \
+             override_display = $5, outcome_changed = $6 WHERE card_uuid = $7",
+        )
+        .bind(new)
+        .bind(outcome_at)
+        .bind(reason_parts[0].clone())
+        .bind(reason_parts[1].clone())
+        .bind(reason_parts[2].clone())
+        .bind(i64::from(changed))
+        .bind(entry.card.to_string())
+        .execute(&mut *transaction)
+        .await
+        .map_err(unavailable)?;
     }
+    tally.apply(&mut transaction).await.map_err(unavailable)?;
     transaction.commit().await.map_err(unavailable)
 }
 
-/// Same card, outcome, time, suggestions and reason: the same entry.
-fn entry_id(entry: &FeedbackEntry, accepted: &[String]) -> String {
-    let reason = entry.override_reason.as_ref();
-    let normalised = serde_json::json!([
-        entry.card.to_string(),
-        entry.outcome.as_str(),
-        entry.outcome_at.timestamp_millis(),
-        accepted,
-        reason.and_then(|r| r.system.as_deref()),
-        reason.and_then(|r| r.code.as_deref()),
-        entry.has_comment,
-    ])
-    .to_string();
+/// One entry per card and outcome.
+fn entry_id(entry: &FeedbackEntry) -> String {
+    let normalised = format!("{} {}", entry.card, entry.outcome.as_str());
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, normalised.as_bytes());
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Deletes, every PRUNE_EVERY, cards issued before the retention period,
+/// with their feedback and their hours' counts.
+async fn prune_forever(shared: Arc<Shared>) {
+    loop {
+        match prune(&shared).await {
+            Ok(0) => {}
+            Ok(cards) => log::info!("retention: deleted {cards} card(s) older than {} days with their feedback", shared.retention.num_days()),
+            Err(error) => {
+                metrics::counter!("store_failures_total", "operation" => "prune").increment(1);
+                log::error!("retention: pruning failed, retrying in {PRUNE_EVERY:?}: {error}");
+            }
+        }
+        tokio::time::sleep(PRUNE_EVERY).await;
+    }
+}
+
+/// Deletes what is past retention, a batch per transaction; returns the
+/// number of cards deleted.
+async fn prune(shared: &Shared) -> Result<u64, sqlx::Error> {
+    let cutoff = (Utc::now() - shared.retention).timestamp_millis();
+    let mut deleted = 0;
+    loop {
+        let mut transaction = shared.pool.begin().await?;
+        let batch: Vec<String> = sqlx::query("SELECT card_uuid FROM issued_cards WHERE issued_at < $1 ORDER BY issued_at LIMIT $2")
+            .bind(cutoff)
+            .bind(PRUNE_BATCH as i64)
+            .fetch_all(&mut *transaction)
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?;
+        if batch.is_empty() {
+            break;
+        }
+        let placeholders = (1..=batch.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        for table in ["feedback", "issued_cards"] {
+            // Built from a table name and placeholder numbers only.
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE card_uuid IN ({placeholders})")));
+            for uuid in &batch {
+                query = query.bind(uuid.clone());
+            }
+            let rows = query.execute(&mut *transaction).await?.rows_affected();
+            metrics::counter!("store_pruned_rows_total", "table" => table).increment(rows);
+        }
+        transaction.commit().await?;
+        deleted += batch.len() as u64;
+    }
+    let before_hour = aggregates::hour_of(cutoff);
+    for table in ["card_counts", "override_counts"] {
+        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE hour < $1"))).bind(before_hour).execute(&shared.pool).await?;
+    }
+    Ok(deleted)
 }
 
 #[cfg(test)]

@@ -188,3 +188,11 @@ pub fn order_request(hook: &str, drafts: Vec<Value>) -> Value {
     }
     request
 }
+
+/// Tests that load the machine for seconds (a million rows, hundreds of
+/// connections) or time themselves take turns: on a 2-core machine one
+/// must not eat another's time bound.
+pub async fn heavy_turn() -> tokio::sync::MutexGuard<'static, ()> {
+    static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    HEAVY.lock().await
+}

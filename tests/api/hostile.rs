@@ -144,7 +144,12 @@ async fn duplicate_ids_cycles_dangling_references_and_nested_bundles() {
 
 #[tokio::test]
 async fn huge_strings_and_a_100000_entry_bundle_are_answered() {
-    let app = spawn_app_with(|s| s.max_body_bytes = 32 * 1024 * 1024).await;
+    let _turn = crate::helpers::heavy_turn().await;
+    let app = spawn_app_with(|s| {
+        s.max_body_bytes = 32 * 1024 * 1024;
+        s.limits.max_entries = 200_000;
+    })
+    .await;
     let mut request = patient_view_request();
     let mut huge = cramp_condition();
     huge["id"] = json!("huge");
@@ -164,7 +169,12 @@ async fn huge_strings_and_a_100000_entry_bundle_are_answered() {
 
 #[tokio::test]
 async fn a_bundle_of_many_patients_links_and_subjects_is_answered_in_time() {
-    let app = spawn_app_with(|s| s.max_body_bytes = 32 * 1024 * 1024).await;
+    let _turn = crate::helpers::heavy_turn().await;
+    let app = spawn_app_with(|s| {
+        s.max_body_bytes = 32 * 1024 * 1024;
+        s.limits.max_entries = 200_000;
+    })
+    .await;
     let mut request = patient_view_request();
     let mut entries = vec![cramp_entry()];
     for i in 0..50_000 {
@@ -185,7 +195,12 @@ async fn a_bundle_of_many_patients_links_and_subjects_is_answered_in_time() {
 
 #[tokio::test]
 async fn thousands_of_matching_resources_stay_linear_and_the_card_short() {
-    let app = spawn_app_with(|s| s.max_body_bytes = 32 * 1024 * 1024).await;
+    let _turn = crate::helpers::heavy_turn().await;
+    let app = spawn_app_with(|s| {
+        s.max_body_bytes = 32 * 1024 * 1024;
+        s.limits.max_entries = 200_000;
+    })
+    .await;
     let first_day = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
     let mut request = patient_view_request();
     let mut entries = vec![cramp_entry()];
