@@ -228,6 +228,12 @@ pub struct Condition<'a> {
     /// true: an abatement without a date the rules can compare.
     pub abated_undated: bool,
     pub recorded_date: Option<DateTime<Utc>>,
+    /// The last instant of onsetDateTime and recordedDate when they are
+    /// partial ("2026-03" ends on 31 March): r2 §5 counts a finding when any
+    /// part of the interval falls in its window; the fields above are the
+    /// first instant, which rules that suppress a card use.
+    pub onset_latest: Option<DateTime<Utc>>,
+    pub recorded_latest: Option<DateTime<Utc>>,
     /// Where (which leg) the condition is: §6 reads the side of a swelling or a DVT.
     pub body_site: Vec<CodeableConcept<'a>>,
 }
@@ -240,8 +246,8 @@ struct ConditionElements<'a> {
     clinical_status: Option<CodeableConcept<'a>>,
     verification_status: Option<CodeableConcept<'a>>,
     code: Option<CodeableConcept<'a>>,
-    #[serde(deserialize_with = "lenient_datetime")]
-    onset_date_time: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "lenient_span")]
+    onset_date_time: Option<DateSpan>,
     onset_period: Option<Period>,
     #[serde(deserialize_with = "lenient_datetime")]
     abatement_date_time: Option<DateTime<Utc>>,
@@ -250,8 +256,8 @@ struct ConditionElements<'a> {
     abatement_age: Option<IgnoredAny>,
     abatement_range: Option<IgnoredAny>,
     abatement_boolean: Option<bool>,
-    #[serde(deserialize_with = "lenient_datetime")]
-    recorded_date: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "lenient_span")]
+    recorded_date: Option<DateSpan>,
     body_site: Vec<CodeableConcept<'a>>,
 }
 
@@ -263,7 +269,8 @@ impl<'a> From<ConditionElements<'a>> for Condition<'a> {
             clinical_status: e.clinical_status,
             verification_status: e.verification_status,
             code: e.code,
-            onset_date_time: e.onset_date_time,
+            onset_date_time: e.onset_date_time.map(|span| span.start),
+            onset_latest: e.onset_date_time.map(DateSpan::last_instant),
             onset_period: e.onset_period,
             abatement_date_time: e.abatement_date_time,
             abatement_period: e.abatement_period,
@@ -271,7 +278,8 @@ impl<'a> From<ConditionElements<'a>> for Condition<'a> {
                 || e.abatement_age.is_some()
                 || e.abatement_range.is_some()
                 || e.abatement_boolean == Some(true),
-            recorded_date: e.recorded_date,
+            recorded_date: e.recorded_date.map(|span| span.start),
+            recorded_latest: e.recorded_date.map(DateSpan::last_instant),
             body_site: e.body_site,
         }
     }
@@ -378,6 +386,15 @@ impl DateSpan {
             _ => start,
         };
         Some(DateSpan { start, end })
+    }
+
+    /// The last instant inside the span (its end is exclusive).
+    pub fn last_instant(self) -> DateTime<Utc> {
+        if self.end > self.start {
+            self.end - chrono::Duration::milliseconds(1)
+        } else {
+            self.start
+        }
     }
 }
 

@@ -50,6 +50,17 @@ pub fn condition_date(condition: &Condition) -> Option<DateTime<Utc>> {
     onset.max(condition.recorded_date)
 }
 
+/// The latest instant the condition's dates allow: for a partial date
+/// ("2026-03") the end of the interval. r2 §5: a finding counts when any
+/// part of the interval falls in its window.
+pub fn condition_date_latest(condition: &Condition) -> Option<DateTime<Utc>> {
+    let onset = condition
+        .onset_latest
+        .or(condition.onset_date_time)
+        .or_else(|| condition.onset_period.as_ref().and_then(|p| p.start));
+    onset.max(condition.recorded_latest.or(condition.recorded_date))
+}
+
 /// Final, amended, corrected or preliminary.
 pub fn observation_counts(observation: &Observation) -> bool {
     matches!(observation.status.as_deref(), Some("final" | "amended" | "corrected" | "preliminary"))

@@ -18,7 +18,7 @@ impl Rules {
             }
             let recent = condition_is_credible(c)
                 && !condition_is_resolved(c, input.now)
-                && within(condition_date(c), CRAMP_RECORDED_WINDOW, input.now);
+                && within(clinical::condition_date_latest(c), CRAMP_RECORDED_WINDOW, input.now);
             if condition_is_active(c, input.now) || recent {
                 found.add_dated("leg-cramps", &condition.reference, condition_note(code, c), condition_date(c));
             }

@@ -63,12 +63,15 @@ impl Rules {
             if memberships.is_empty() || !condition_is_credible(c) {
                 continue;
             }
+            // r2 §5: an outcome ends a pregnancy from the earliest instant its
+            // date allows; evidence counts at the latest.
             let documented = condition_date(c);
+            let latest = clinical::condition_date_latest(c);
             let code = c.code.as_ref().expect("classified");
             if memberships.contains(sets.pregnancy_outcome) {
                 end_at(documented);
             }
-            if memberships.contains(sets.postpartum_delivery) && within(documented, POSTPARTUM_WINDOW, now) {
+            if memberships.contains(sets.postpartum_delivery) && within(latest, POSTPARTUM_WINDOW, now) {
                 postpartum.add_dated("postpartum", &condition.reference, condition_note(code, c), documented);
             }
             if !memberships.contains(sets.pregnancy_condition) {
@@ -80,7 +83,7 @@ impl Rules {
                 continue;
             }
             // An undated pregnancy says nothing about now (r2 §5).
-            let Some(documented) = documented else { continue };
+            let Some(documented) = latest else { continue };
             let start = gestational_weeks(code).map_or(documented, |weeks| documented - Duration::weeks(weeks));
             evidence.push(PregnancyEvidence { start, documented, reference: &condition.reference, note: condition_note(code, c) });
         }
@@ -172,6 +175,7 @@ impl Rules {
             let c = &condition.resource;
             let code = c.code.as_ref().expect("classified");
             let documented = condition_date(c);
+            let latest = clinical::condition_date_latest(c);
             let risks = self.sets.condition_risks.iter().map(|(f, vs)| (*f, *vs));
             let low_electrolytes = self.sets.labs.iter().map(|(lab, _, vs)| (self.kb.labs[*lab].finding.as_str(), *vs));
             for (finding, set) in risks.chain(low_electrolytes) {
@@ -180,12 +184,12 @@ impl Rules {
                 }
                 // r2 §5: an episode needs a recent onset or recordedDate.
                 if let Some((_, days)) = EPISODE_WINDOWS.iter().find(|(f, _)| *f == finding) {
-                    if !within(documented, *days, now) {
+                    if !within(latest, *days, now) {
                         continue;
                     }
                 }
                 // r2: a newer normal result of the same electrolyte wins.
-                if labs.normal_since(finding).is_some_and(|normal| documented.is_none_or(|d| normal > d)) {
+                if labs.normal_since(finding).is_some_and(|normal| latest.is_none_or(|d| normal > d)) {
                     continue;
                 }
                 found.add_ranked(finding, &condition.reference, condition_note(code, c), evidence_rank(finding, code), documented);
