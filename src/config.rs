@@ -152,9 +152,18 @@ pub struct FhirSettings {
     /// Bundle pages followed per prefetch key.
     #[arg(long, env = "CRAMP_CDS_FHIR_MAX_PAGES", default_value_t = 20)]
     pub fhir_max_pages: usize,
-    /// Bytes read from the FHIR server per prefetch key.
-    #[arg(long, env = "CRAMP_CDS_FHIR_MAX_BYTES", default_value_t = 64 * 1024 * 1024)]
+    /// Bytes one hook call may read from the FHIR server, all keys
+    /// together; a key cut off keeps what was read and is reported
+    /// incomplete.
+    #[arg(long, env = "CRAMP_CDS_FHIR_MAX_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub fhir_max_bytes: usize,
+    /// Bundle entries one hook call may read from the FHIR server, all keys
+    /// together.
+    #[arg(long, env = "CRAMP_CDS_FHIR_MAX_ENTRIES", default_value_t = 25_000)]
+    pub fhir_max_entries: usize,
+    /// Bytes of FHIR answers all hook calls together may hold.
+    #[arg(long, env = "CRAMP_CDS_FHIR_MEMORY_BUDGET_BYTES", default_value_t = 128 * 1024 * 1024)]
+    pub fhir_memory_budget_bytes: usize,
 }
 
 #[derive(Debug, Clone, Args)]

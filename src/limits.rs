@@ -16,7 +16,7 @@ pub fn exceeded(limit: &'static str) {
 /// Bytes that all holders together may keep in memory. Taking never waits:
 /// a budget in use is an answer ("busy", "cut off"), never a queue that
 /// holds memory while it waits.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ByteBudget {
     semaphore: Arc<Semaphore>,
     capacity: usize,
@@ -72,6 +72,11 @@ impl ByteBudget {
 }
 
 impl Held {
+    /// Nothing held, from no budget.
+    pub fn none() -> Self {
+        Held { permit: None }
+    }
+
     pub fn bytes(&self) -> usize {
         self.permit
             .as_ref()

@@ -84,6 +84,8 @@ impl Application {
                 deadline: std::time::Duration::from_millis(settings.fhir.fhir_deadline_ms),
                 max_pages: settings.fhir.fhir_max_pages.max(1),
                 max_bytes: settings.fhir.fhir_max_bytes,
+                max_entries: settings.fhir.fhir_max_entries,
+                memory: ByteBudget::new(settings.fhir.fhir_memory_budget_bytes),
             },
             trust,
         )?;

@@ -177,6 +177,7 @@ impl CardRenderer {
                     .iter()
                     .map(|code| match *code {
                         "medication-culprits" => "medicines recorded as statements".to_owned(),
+                        crate::rules::WORK_UP => "a duplex ultrasound already done or ordered".to_owned(),
                         code => self.display(code).to_lowercase(),
                     })
                     .collect();

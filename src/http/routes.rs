@@ -92,6 +92,8 @@ async fn call_hook(
     // Medications that orders reference but nobody included.
     let (mut body, mut step) = (body, step);
     let mut rounds = 0;
+    // The pages hold their share of the fetch budget until read.
+    let mut held = Vec::new();
     let answer = loop {
         match step? {
             Step::Answered(answer) => break answer,
@@ -103,7 +105,8 @@ async fn call_hook(
                 let medications_fetched = !plan.medications.is_empty() || rounds == 2;
                 let service = requested_service(&state, &request)?;
                 let issuer = request.extensions().get::<Caller>().map(|caller| caller.issuer.clone());
-                let fetched = fetch_missing(&state, service, plan, issuer.as_deref()).await;
+                let (fetched, pages_held) = fetch_missing(&state, service, plan, issuer.as_deref()).await;
+                held.push(pages_held);
                 let service_id = service_id.clone();
                 (body, step) = off_the_answering_threads(&state, body, move |state, body| {
                     evaluate_hook(state, &service_id, body, Pass::Fetched { fetched, medications_fetched }, arrived)
@@ -370,7 +373,7 @@ async fn fetch_missing(
     service: &ServiceDefinition,
     plan: FetchPlan,
     issuer: Option<&str>,
-) -> Vec<(String, Fetched)> {
+) -> (Vec<(String, Fetched)>, crate::limits::Held) {
     let FetchPlan { keys, medications, already, server, token, context_values, hook_instance } = plan;
     let hook_instance = escape_for_log(&hook_instance, 100);
     let mut results = already;
@@ -381,7 +384,7 @@ async fn fetch_missing(
             log::warn!("hook {hook_instance}: not fetching {keys:?} {medications:?}: {error}");
             results.extend(prefetch::all_failed(&keys, error.clone()));
             results.extend(prefetch::all_failed(&medications, error));
-            return results;
+            return (results, crate::limits::Held::none());
         }
     };
     // A referenced Medication is read by id: its key is its reference.
@@ -394,7 +397,7 @@ async fn fetch_missing(
         }
     }
     let started = std::time::Instant::now();
-    let fetched = state.fetcher.fetch_all(&server, token.as_deref(), queries).await;
+    let (fetched, held) = state.fetcher.fetch_all(&server, token.as_deref(), queries).await;
     for (key, result) in &fetched {
         match result {
             Ok(pages) => log::info!("hook {hook_instance}: fetched '{key}' ({} page(s))", pages.documents.len()),
@@ -407,7 +410,7 @@ async fn fetch_missing(
     log::debug!("hook {hook_instance}: FHIR fetches took {:?}", started.elapsed());
     results.extend(fetched);
     results.extend(failed);
-    results
+    (results, held)
 }
 
 #[derive(Deserialize)]

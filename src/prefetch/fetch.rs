@@ -1,7 +1,10 @@
 //! Fetching what the EHR did not prefetch from its FHIR server, with the
 //! bearer token it gave us, all keys in parallel over one pooled client.
-//! Bounded everywhere: per-call timeout, an overall deadline, a page limit,
-//! a byte limit, next links only on the same server, no redirects.
+//! Bounded everywhere: per-call timeout, an overall deadline on reading and
+//! parsing, a page limit, a byte limit per hook call within a byte budget
+//! shared by the whole process, an entry limit per hook call, next links
+//! only on the same server, no redirects. A key cut off by a limit keeps
+//! the pages read before it and is reported incomplete.
 
 use std::fmt;
 use std::time::Duration;
@@ -13,13 +16,19 @@ use tokio::time::Instant;
 
 use super::trust::{ServerTrust, Untrusted};
 use crate::fhir::resource_type_of;
+use crate::limits::{self, ByteBudget, Held};
 
 #[derive(Debug, Clone)]
 pub struct FetchSettings {
     pub call_timeout: Duration,
     pub deadline: Duration,
     pub max_pages: usize,
+    /// Bytes one hook call's fetches may hold, all keys together.
     pub max_bytes: usize,
+    /// Bundle entries one hook call's fetches may bring, all keys together.
+    pub max_entries: usize,
+    /// Bytes all hook calls' fetches together may hold.
+    pub memory: ByteBudget,
 }
 
 /// Why a key could not be fetched. Never carries the token.
@@ -39,6 +48,10 @@ pub enum FetchError {
     Connection,
     /// More pages than the page limit: what was read is kept, the rest is not.
     PageLimit,
+    /// More Bundle entries than the call may bring.
+    TooManyEntries,
+    /// The process-wide budget for fetched bytes is held by other calls.
+    MemoryBudget,
 }
 
 impl FetchError {
@@ -57,6 +70,8 @@ impl FetchError {
             FetchError::ForeignPage => "foreign-page",
             FetchError::Connection => "connection",
             FetchError::PageLimit => "page-limit",
+            FetchError::TooManyEntries => "too-many-entries",
+            FetchError::MemoryBudget => "memory-budget",
         }
     }
 }
@@ -72,10 +87,17 @@ impl fmt::Display for FetchError {
             FetchError::NotFhir => write!(f, "the FHIR server's answer is not FHIR JSON"),
             FetchError::Malformed => write!(f, "the FHIR server's answer is not a readable FHIR resource"),
             FetchError::OperationOutcome => write!(f, "the FHIR server answered with an OperationOutcome"),
-            FetchError::TooLarge => write!(f, "the FHIR server's answers exceed the size limit"),
+            FetchError::TooLarge => write!(f, "the FHIR server's answers exceed the size limit of one hook call (--fhir-max-bytes)"),
             FetchError::ForeignPage => write!(f, "a next-page link points outside the FHIR server"),
             FetchError::Connection => write!(f, "the FHIR server could not be reached or dropped the connection"),
             FetchError::PageLimit => write!(f, "the FHIR server had more pages than the page limit; the rest were not read"),
+            FetchError::TooManyEntries => {
+                write!(f, "the FHIR server's answers hold more entries than one hook call reads (--fhir-max-entries); the rest were not read")
+            }
+            FetchError::MemoryBudget => write!(
+                f,
+                "the service's memory for FHIR answers is in use by other calls (--fhir-memory-budget-bytes); the rest were not read"
+            ),
         }
     }
 }
@@ -125,35 +147,73 @@ impl FhirFetcher {
     }
 
     /// Fetches every (key, relative query) in parallel within the deadline.
-    pub async fn fetch_all(&self, server: &str, token: Option<&str>, queries: Vec<(String, String)>) -> Vec<(String, Fetched)> {
+    /// The pages hold their share of the process-wide budget until the
+    /// returned [`Held`] is dropped: keep it until they are read.
+    pub async fn fetch_all(&self, server: &str, token: Option<&str>, queries: Vec<(String, String)>) -> (Vec<(String, Fetched)>, Held) {
         let deadline = Instant::now() + self.settings.deadline;
-        let fetches = queries.into_iter().map(|(key, query)| async move {
-            let url = format!("{server}/{}", query.trim_start_matches('/'));
-            let result = match tokio::time::timeout_at(deadline, self.fetch_pages(server, &url, token)).await {
-                Ok(result) => result,
-                Err(_) => Err(FetchError::Timeout),
-            };
-            (key, result)
+        let call = CallAllowance::new(&self.settings);
+        let fetches = queries.into_iter().map(|(key, query)| {
+            let call = &call;
+            async move {
+                let url = format!("{server}/{}", query.trim_start_matches('/'));
+                // A margin over the deadline: the reading below stops at the
+                // deadline itself and keeps what it read.
+                let result = match tokio::time::timeout_at(deadline + Duration::from_millis(200), self.fetch_pages(server, &url, token, call, deadline)).await {
+                    Ok(result) => result,
+                    Err(_) => Err(FetchError::Timeout),
+                };
+                (key, result)
+            }
         });
-        join_all(fetches).await
+        let results = join_all(fetches).await;
+        (results, call.into_held())
     }
 
-    async fn fetch_pages(&self, server: &str, first: &str, token: Option<&str>) -> Fetched {
+    async fn fetch_pages(&self, server: &str, first: &str, token: Option<&str>, call: &CallAllowance<'_>, deadline: Instant) -> Fetched {
         let mut pages = Vec::new();
         let mut next = Some(first.to_owned());
-        let mut budget = self.settings.max_bytes;
+        // A limit that trips keeps what was read before it.
+        let cut = |pages: Vec<String>, why: FetchError| {
+            limits::exceeded(match why {
+                FetchError::TooLarge => "fhir-max-bytes",
+                FetchError::MemoryBudget => "fhir-memory-budget-bytes",
+                FetchError::TooManyEntries => "fhir-max-entries",
+                FetchError::PageLimit => "fhir-max-pages",
+                _ => "fhir-deadline-ms",
+            });
+            if pages.is_empty() {
+                Err(why)
+            } else {
+                Ok(Pages { documents: pages, cut: Some(why) })
+            }
+        };
         while let Some(url) = next.take() {
             if pages.len() == self.settings.max_pages {
                 log::warn!("FHIR fetch stopped at the page limit ({}); later pages are not read", self.settings.max_pages);
-                return Ok(Pages { documents: pages, cut: Some(FetchError::PageLimit) });
+                return cut(pages, FetchError::PageLimit);
             }
-            let body = self.get(&url, token, budget).await?;
-            budget -= body.len();
-            match resource_type_of(&body) {
+            let body = match tokio::time::timeout_at(deadline, self.get(&url, token, call)).await {
+                Ok(Ok(body)) => body,
+                Ok(Err(why @ (FetchError::TooLarge | FetchError::MemoryBudget | FetchError::Timeout))) => return cut(pages, why),
+                Ok(Err(error)) => return Err(error),
+                Err(_) => return cut(pages, FetchError::Timeout),
+            };
+            let entries = match resource_type_of(&body) {
                 Some("OperationOutcome") => return Err(FetchError::OperationOutcome),
-                Some("Bundle") => next = next_link(&body)?,
-                Some(_) => {}
+                Some("Bundle") => {
+                    let (link, entries) = next_link(&body)?;
+                    next = link;
+                    entries
+                }
+                Some(_) => 1,
                 None => return Err(FetchError::Malformed),
+            };
+            if !call.take_entries(entries) {
+                return cut(pages, FetchError::TooManyEntries);
+            }
+            // Parsing counts against the deadline too.
+            if Instant::now() >= deadline {
+                return cut(pages, FetchError::Timeout);
             }
             if let Some(link) = &next {
                 if !same_server(server, link) {
@@ -165,7 +225,7 @@ impl FhirFetcher {
         Ok(Pages { documents: pages, cut: None })
     }
 
-    async fn get(&self, url: &str, token: Option<&str>, budget: usize) -> Result<String, FetchError> {
+    async fn get(&self, url: &str, token: Option<&str>, call: &CallAllowance<'_>) -> Result<String, FetchError> {
         let mut request = self.client.get(url).timeout(self.settings.call_timeout).header(ACCEPT, "application/fhir+json");
         if let Some(token) = token {
             request = request.header(AUTHORIZATION, format!("Bearer {token}"));
@@ -182,17 +242,73 @@ impl FhirFetcher {
         if !matches!(essence.as_str(), "application/fhir+json" | "application/json" | "application/json+fhir") {
             return Err(FetchError::NotFhir);
         }
-        if response.content_length().is_some_and(|length| length as usize > budget) {
+        if response.content_length().is_some_and(|length| length as usize > call.bytes_left()) {
             return Err(FetchError::TooLarge);
         }
-        let mut body = Vec::new();
+        // Read as it arrives, every byte of capacity taken from the call's
+        // allowance and the process budget before it is allocated.
+        let mut body: Vec<u8> = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(classify)? {
-            if body.len() + chunk.len() > budget {
-                return Err(FetchError::TooLarge);
+            let needed = body.len() + chunk.len();
+            if needed > body.capacity() {
+                let capacity = needed.max(body.capacity() * 2);
+                call.take_bytes(capacity - body.capacity())?;
+                body.reserve_exact(capacity - body.len());
             }
             body.extend_from_slice(&chunk);
         }
         String::from_utf8(body).map_err(|_| FetchError::Malformed)
+    }
+}
+
+/// What one hook call's fetches may still take: bytes (within the process
+/// budget) and entries, shared by its keys.
+struct CallAllowance<'b> {
+    budget: &'b ByteBudget,
+    state: std::sync::Mutex<(usize, usize, Held)>,
+}
+
+impl<'b> CallAllowance<'b> {
+    fn new(settings: &'b FetchSettings) -> Self {
+        Self {
+            budget: &settings.memory,
+            state: std::sync::Mutex::new((settings.max_bytes, settings.max_entries, settings.memory.hold_nothing())),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (usize, usize, Held)> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn bytes_left(&self) -> usize {
+        self.lock().0
+    }
+
+    fn take_bytes(&self, bytes: usize) -> Result<(), FetchError> {
+        let mut state = self.lock();
+        if bytes > state.0 {
+            return Err(FetchError::TooLarge);
+        }
+        if !self.budget.grow(&mut state.2, bytes) {
+            return Err(FetchError::MemoryBudget);
+        }
+        state.0 -= bytes;
+        Ok(())
+    }
+
+    fn take_entries(&self, entries: usize) -> bool {
+        let mut state = self.lock();
+        match state.1.checked_sub(entries) {
+            Some(left) => {
+                state.1 = left;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn into_held(self) -> Held {
+        self.state.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()).2
     }
 }
 
@@ -204,12 +320,36 @@ fn classify(error: reqwest::Error) -> FetchError {
     }
 }
 
-/// The Bundle's `next` link, if any.
-fn next_link(bundle: &str) -> Result<Option<String>, FetchError> {
+/// The Bundle's `next` link, if any, and how many entries it holds
+/// (counted, not read).
+fn next_link(bundle: &str) -> Result<(Option<String>, usize), FetchError> {
     #[derive(Deserialize)]
     struct Links {
         #[serde(default)]
         link: Vec<Link>,
+        #[serde(default)]
+        entry: EntryCount,
+    }
+    #[derive(Default)]
+    struct EntryCount(usize);
+    impl<'de> Deserialize<'de> for EntryCount {
+        fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+            struct Counter;
+            impl<'de> serde::de::Visitor<'de> for Counter {
+                type Value = EntryCount;
+                fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                    f.write_str("an array of entries")
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<EntryCount, A::Error> {
+                    let mut count = 0;
+                    while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                        count += 1;
+                    }
+                    Ok(EntryCount(count))
+                }
+            }
+            deserializer.deserialize_seq(Counter)
+        }
     }
     #[derive(Deserialize)]
     struct Link {
@@ -217,7 +357,8 @@ fn next_link(bundle: &str) -> Result<Option<String>, FetchError> {
         url: Option<String>,
     }
     let links: Links = serde_json::from_str(bundle).map_err(|_| FetchError::Malformed)?;
-    Ok(links.link.into_iter().find(|l| l.relation.as_deref() == Some("next")).and_then(|l| l.url))
+    let next = links.link.into_iter().find(|l| l.relation.as_deref() == Some("next")).and_then(|l| l.url);
+    Ok((next, links.entry.0))
 }
 
 /// Same scheme, host and port as fhirServer: a server cannot send us elsewhere.
@@ -244,7 +385,8 @@ mod tests {
     #[test]
     fn reads_the_next_link() {
         let bundle = r#"{"resourceType":"Bundle","link":[{"relation":"self","url":"a"},{"relation":"next","url":"b"}]}"#;
-        assert_eq!(next_link(bundle).unwrap().as_deref(), Some("b"));
-        assert_eq!(next_link(r#"{"resourceType":"Bundle"}"#).unwrap(), None);
+        assert_eq!(next_link(bundle).unwrap().0.as_deref(), Some("b"));
+        assert_eq!(next_link(r#"{"resourceType":"Bundle"}"#).unwrap(), (None, 0));
+        assert_eq!(next_link(r#"{"resourceType":"Bundle","entry":[{},{},{}]}"#).unwrap(), (None, 3));
     }
 }

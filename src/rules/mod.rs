@@ -11,7 +11,7 @@ pub use medications::Currency;
 mod risk_factors;
 mod unread;
 
-pub use unread::{Part, Unchecked};
+pub use unread::{Part, Unchecked, WORK_UP};
 
 use std::sync::Arc;
 

@@ -25,12 +25,19 @@ pub struct Unchecked {
 /// cds-hooks/services.json; the required ones give a 412 when missing).
 const READ_FOR: &[(&str, Part, &[&str])] = &[
     ("procedures", Part::RiskFactors, &["dialysis"]),
-    ("procedures", Part::Dvt, &["recent-surgery", "active-cancer", "immobilization"]),
+    ("procedures", Part::Dvt, &["recent-surgery", "active-cancer", "immobilization", WORK_UP]),
     ("encounters", Part::RiskFactors, &["dialysis"]),
     ("encounters", Part::Dvt, &["recent-surgery", "postpartum"]),
     ("medicationStatements", Part::Culprits, &["medication-culprits"]),
     ("medicationStatements", Part::Dvt, &["anticoagulated"]),
+    ("serviceRequests", Part::Dvt, &[WORK_UP]),
+    ("diagnosticReports", Part::Dvt, &[WORK_UP]),
+    ("imagingStudies", Part::Dvt, &[WORK_UP]),
 ];
+
+/// §6: a duplex done or ordered would have answered the question; with
+/// its key unread the prompt may repeat one.
+pub const WORK_UP: &str = "dvt-work-up";
 
 impl Rules {
     pub(super) fn unchecked(&self, input: &HookInput, assessment: &Assessment) -> Vec<Unchecked> {

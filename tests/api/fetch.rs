@@ -257,3 +257,26 @@ async fn the_dvt_work_up_is_fetched_and_answers_the_question() {
         assert_eq!(dvt_card(&body), fires, "with {extra:?}: {body}");
     }
 }
+
+#[tokio::test]
+async fn a_dvt_prompt_without_the_work_up_keys_says_a_duplex_was_not_checked() {
+    let app = spawn_app().await;
+    let today = chrono::Utc::now().to_rfc3339();
+    let condition = |id: &str, code: &str, display: &str| {
+        json!({"resource": {"resourceType": "Condition", "id": id, "subject": {"reference": "Patient/p1"}, "recordedDate": today,
+            "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
+            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": code, "display": display}]}}})
+    };
+    let mut request = patient_view_request();
+    let prefetch = request["prefetch"].as_object_mut().unwrap();
+    prefetch.remove("serviceRequests");
+    prefetch["conditions"]["entry"] = json!([
+        condition("swelling", "R22.42", "Localized swelling, mass and lump, left lower limb"),
+        condition("pain", "M79.662", "Pain in left lower leg")
+    ]);
+    let body = assert_valid_cards(app.post_json(SERVICE, &request).await).await;
+    assert!(incomplete_keys(&body).contains(&"serviceRequests".to_owned()), "{body}");
+    let dvt = body["cards"].as_array().unwrap().iter().find(|c| c["source"]["topic"]["code"] == "dvt-rule-out").expect("a DVT card");
+    let detail = dvt["detail"].as_str().unwrap();
+    assert!(detail.contains("Service requests could not be read: a duplex ultrasound already done or ordered not checked"), "{detail}");
+}

@@ -160,7 +160,10 @@ pub fn patient_view_request() -> Value {
             "observations": searchset(vec![low_potassium()]),
             "medicationStatements": null,
             "procedures": null,
-            "encounters": null
+            "encounters": null,
+            "serviceRequests": null,
+            "diagnosticReports": null,
+            "imagingStudies": null
         }
     })
 }
