@@ -242,6 +242,13 @@ async fn connections_beyond_the_per_peer_limit_get_429() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    drop(third);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"limit_exceeded_total{limit="max-connections-per-peer"}"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("http_open_connections"), "{metrics}");
 }
 
 /// The resident memory of a process, from /proc (Linux), in bytes.
