@@ -502,6 +502,30 @@ pub fn is_fhir_id(id: &str) -> bool {
 }
 
 /// Builds a record from any number of JSON values (prefetch values, a Bundle).
+/// At most this many referenced Medications are fetched for one call.
+pub const MAX_MEDICATION_FETCHES: usize = 50;
+
+impl PatientRecord<'_> {
+    /// `Medication/<id>` of each medicine a MedicationRequest or
+    /// MedicationStatement references but the record neither contains nor
+    /// includes: what to fetch by id (prefetch templates use no `_include`).
+    pub fn unresolved_medications(&self) -> Vec<String> {
+        let mut references: Vec<String> = self
+            .medications
+            .iter()
+            .filter(|m| m.concepts.is_empty())
+            .filter_map(|m| m.medication_reference.as_deref())
+            .filter(|r| !r.starts_with('#'))
+            .map(relative_reference)
+            .filter(|r| r.strip_prefix("Medication/").is_some_and(is_fhir_id))
+            .collect();
+        references.sort();
+        references.dedup();
+        references.truncate(MAX_MEDICATION_FETCHES);
+        references
+    }
+}
+
 pub fn record_from<'a>(values: impl IntoIterator<Item = &'a str>) -> PatientRecord<'a> {
     let mut builder = RecordBuilder::new();
     for raw in values {
@@ -607,6 +631,19 @@ mod tests {
         record.keep_patient(Some("p1"));
         assert_eq!(references(&record), ["Condition/own"]);
         assert!(record.patient().is_none(), "another patient's age must not be used");
+    }
+
+    #[test]
+    fn medicines_referenced_but_not_included_are_listed_for_fetching() {
+        let bundle = r##"{"resourceType":"Bundle","entry":[
+            {"resource":{"resourceType":"MedicationRequest","id":"a","status":"active","medicationReference":{"reference":"Medication/q"}}},
+            {"resource":{"resourceType":"MedicationRequest","id":"b","status":"active","medicationReference":{"reference":"https://ehr/fhir/Medication/q/_history/2"}}},
+            {"resource":{"resourceType":"MedicationRequest","id":"c","status":"active","medicationReference":{"reference":"Medication/here"}}},
+            {"resource":{"resourceType":"Medication","id":"here","code":{"text":"atenolol"}}},
+            {"resource":{"resourceType":"MedicationRequest","id":"d","status":"active","medicationReference":{"reference":"#local"}}},
+            {"resource":{"resourceType":"MedicationRequest","id":"e","status":"active","medicationReference":{"reference":"Medication/../x"}}}
+        ]}"##;
+        assert_eq!(record_from([bundle]).unresolved_medications(), ["Medication/q"]);
     }
 
     #[test]

@@ -137,7 +137,7 @@ impl Application {
                 .app_data(allowed_origins.clone())
                 .configure(|config| http::configure(config, &state.catalog))
         });
-        let peers = http::PeerTable::new(settings.limits.max_connections_per_peer);
+        let peers = http::PeerTable::new(settings.limits.max_connections_per_peer, settings.limits.max_connections);
         server = server
             .workers(workers)
             // actix counts connections per worker.

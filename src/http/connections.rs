@@ -21,6 +21,9 @@ use super::errors::ApiError;
 pub struct PeerTable {
     open: Arc<Mutex<HashMap<IpAddr, usize>>>,
     limit: usize,
+    /// The server's cap on all connections: reaching it is counted, since
+    /// the server then leaves further connections in the backlog.
+    total_limit: usize,
 }
 
 /// Lives in a connection's data: counts it while it is open, and says
@@ -32,10 +35,11 @@ pub struct PeerConnection {
 }
 
 impl PeerTable {
-    pub fn new(limit: usize) -> Self {
+    pub fn new(limit: usize, total_limit: usize) -> Self {
         Self {
             open: Arc::default(),
             limit: limit.max(1),
+            total_limit,
         }
     }
 
@@ -55,7 +59,12 @@ impl PeerTable {
         let count = open.entry(peer).or_insert(0);
         *count += 1;
         let over_limit = *count > self.limit;
+        let total: usize = open.values().sum();
         drop(open);
+        metrics::gauge!("http_open_connections").set(total as f64);
+        if total >= self.total_limit {
+            crate::limits::exceeded("max-connections");
+        }
         data.insert(PeerConnection {
             table: self.clone(),
             peer,
@@ -82,6 +91,9 @@ impl Drop for PeerConnection {
                 open.remove(&self.peer);
             }
         }
+        let total: usize = open.values().sum();
+        drop(open);
+        metrics::gauge!("http_open_connections").set(total as f64);
     }
 }
 
@@ -122,7 +134,7 @@ mod tests {
 
     #[test]
     fn a_connection_counts_until_it_closes() {
-        let table = PeerTable::new(1);
+        let table = PeerTable::new(1, 10);
         let peer: IpAddr = "127.0.0.1".parse().unwrap();
         let first = PeerConnection {
             table: table.clone(),

@@ -88,20 +88,30 @@ async fn call_hook(
         })
         .await?
     };
-    let answer = match step? {
-        Step::Answered(answer) => answer,
-        Step::Fetch(plan) => {
-            let service = requested_service(&state, &request)?;
-            let issuer = request.extensions().get::<Caller>().map(|caller| caller.issuer.clone());
-            // The pages hold their share of the fetch budget until read.
-            let (fetched, _held) = fetch_missing(&state, service, plan, issuer.as_deref()).await;
-            let (_, step) = off_the_answering_threads(&state, body, move |state, body| {
-                evaluate_hook(state, &service_id, body, Pass::Fetched(fetched), arrived)
-            })
-            .await?;
-            match step? {
-                Step::Answered(answer) => answer,
-                Step::Fetch(_) => return Err(ApiError::internal("the fetched prefetch was not used")),
+    // At most two fetch rounds: the keys the EHR did not send, then the
+    // Medications that orders reference but nobody included.
+    let (mut body, mut step) = (body, step);
+    let mut rounds = 0;
+    // The pages hold their share of the fetch budget until read.
+    let mut held = Vec::new();
+    let answer = loop {
+        match step? {
+            Step::Answered(answer) => break answer,
+            Step::Fetch(plan) => {
+                rounds += 1;
+                if rounds > 2 {
+                    return Err(ApiError::internal("the fetched prefetch was not used"));
+                }
+                let medications_fetched = !plan.medications.is_empty() || rounds == 2;
+                let service = requested_service(&state, &request)?;
+                let issuer = request.extensions().get::<Caller>().map(|caller| caller.issuer.clone());
+                let (fetched, pages_held) = fetch_missing(&state, service, plan, issuer.as_deref()).await;
+                held.push(pages_held);
+                let service_id = service_id.clone();
+                (body, step) = off_the_answering_threads(&state, body, move |state, body| {
+                    evaluate_hook(state, &service_id, body, Pass::Fetched { fetched, medications_fetched }, arrived)
+                })
+                .await?;
             }
         }
     };
@@ -130,6 +140,10 @@ struct Answer {
 /// The prefetch keys to fetch and what fetching them needs.
 struct FetchPlan {
     keys: Vec<String>,
+    /// `Medication/<id>` referenced by orders but not included.
+    medications: Vec<String>,
+    /// What an earlier round fetched, kept for the next pass.
+    already: Vec<(String, Fetched)>,
     server: String,
     token: Option<String>,
     context_values: std::collections::BTreeMap<String, String>,
@@ -184,8 +198,9 @@ fn within_entry_limit<T>(state: &AppState, read: impl FnOnce() -> Result<T, ApiE
 enum Pass {
     /// The first: deviations are recorded, and keys to fetch end the pass.
     First { missing_content_type: bool },
-    /// After fetching what the EHR did not send.
-    Fetched(Vec<(String, Fetched)>),
+    /// After fetching what the EHR did not send; `medications_fetched`: the
+    /// referenced Medications were looked for too (no further round).
+    Fetched { fetched: Vec<(String, Fetched)>, medications_fetched: bool },
 }
 
 /// The synchronous part of a hook call: parse, check, (with what was
@@ -220,21 +235,25 @@ fn evaluate_hook(
             crate::protocol::drafts::check(hook_request.context.draft_orders, &hook_request.context.selections)
                 .map_err(ApiError::bad_request)?;
         }
-        let fetched = match pass {
-            Pass::Fetched(fetched) => fetched,
+        let (fetched, medications_fetched) = match pass {
+            Pass::Fetched { fetched, medications_fetched } => (fetched, medications_fetched),
             Pass::First { .. } => {
                 let keys = prefetch::keys_to_fetch(service, &hook_request.prefetch);
-                match hook_request.fhir_server.take().filter(|_| !keys.is_empty()) {
+                // Taken only when there is something to fetch: the server
+                // may still serve referenced Medications below.
+                match hook_request.fhir_server.take_if(|_| !keys.is_empty()) {
                     Some(server) => {
                         return Ok(Step::Fetch(FetchPlan {
                             keys,
+                            medications: Vec::new(),
+                            already: Vec::new(),
                             server,
                             token: hook_request.fhir_authorization.take().map(|a| a.access_token),
                             context_values: std::mem::take(&mut hook_request.context_values),
                             hook_instance: std::mem::take(&mut hook_request.hook_instance),
                         }))
                     }
-                    None => Vec::new(),
+                    None => (Vec::new(), false),
                 }
             }
         };
@@ -256,10 +275,36 @@ fn evaluate_hook(
             })?;
         record.keep_patient(hook_request.context.patient_id.as_deref());
         warn_of_other_patients(&record, &escape_for_log(&hook_request.hook_instance, 100));
+        // A draft may reference a Medication fetched in an earlier round.
+        let medication_pages = fetched.iter().filter(|(key, _)| key.starts_with("Medication/")).filter_map(|(_, r)| r.as_ref().ok());
         let drafts = match hook_request.context.draft_orders {
-            Some(raw) => record_from([raw.get()]).medications,
-            None => Vec::new(),
+            Some(raw) => record_from(std::iter::once(raw.get()).chain(medication_pages.flat_map(|p| p.documents.iter().map(String::as_str)))),
+            None => record_from([]),
         };
+        // Prefetch templates carry no `_include` (outside the query subset
+        // CDS Hooks recommends): a medicine an order references but nobody
+        // included is fetched by id, once, from a fhirServer.
+        if !medications_fetched && hook_request.fhir_server.is_some() {
+            let mut wanted = record.unresolved_medications();
+            wanted.extend(drafts.unresolved_medications());
+            wanted.sort();
+            wanted.dedup();
+            wanted.truncate(crate::record::MAX_MEDICATION_FETCHES);
+            if !wanted.is_empty() {
+                drop(drafts);
+                drop(record);
+                return Ok(Step::Fetch(FetchPlan {
+                    keys: Vec::new(),
+                    medications: wanted,
+                    already: fetched,
+                    server: hook_request.fhir_server.take().unwrap_or_default(),
+                    token: hook_request.fhir_authorization.take().map(|a| a.access_token),
+                    context_values: std::mem::take(&mut hook_request.context_values),
+                    hook_instance: std::mem::take(&mut hook_request.hook_instance),
+                }));
+            }
+        }
+        let drafts = drafts.medications;
         let note = format!(
             "hook {} instance {} patient {}: {} resources read, {} malformed skipped, {} duplicates, {} other types, {} another patient's",
             service.id,
@@ -329,17 +374,21 @@ async fn fetch_missing(
     plan: FetchPlan,
     issuer: Option<&str>,
 ) -> (Vec<(String, Fetched)>, crate::limits::Held) {
-    let FetchPlan { keys, server, token, context_values, hook_instance } = plan;
+    let FetchPlan { keys, medications, already, server, token, context_values, hook_instance } = plan;
     let hook_instance = escape_for_log(&hook_instance, 100);
+    let mut results = already;
     let server = match state.fetcher.check_server(&server, issuer).await {
         Ok(server) => server,
         Err(error) => {
             metrics::counter!("fhir_fetch_errors_total", "reason" => error.kind()).increment(1);
-            log::warn!("hook {hook_instance}: not fetching {keys:?}: {error}");
-            return (prefetch::all_failed(&keys, error), crate::limits::Held::none());
+            log::warn!("hook {hook_instance}: not fetching {keys:?} {medications:?}: {error}");
+            results.extend(prefetch::all_failed(&keys, error.clone()));
+            results.extend(prefetch::all_failed(&medications, error));
+            return (results, crate::limits::Held::none());
         }
     };
-    let mut queries = Vec::new();
+    // A referenced Medication is read by id: its key is its reference.
+    let mut queries: Vec<(String, String)> = medications.into_iter().map(|reference| (reference.clone(), reference)).collect();
     let mut failed = Vec::new();
     for key in keys {
         match template::fill(&service.prefetch[&key], &context_values) {
@@ -348,8 +397,8 @@ async fn fetch_missing(
         }
     }
     let started = std::time::Instant::now();
-    let (mut results, held) = state.fetcher.fetch_all(&server, token.as_deref(), queries).await;
-    for (key, result) in &results {
+    let (fetched, held) = state.fetcher.fetch_all(&server, token.as_deref(), queries).await;
+    for (key, result) in &fetched {
         match result {
             Ok(pages) => log::info!("hook {hook_instance}: fetched '{key}' ({} page(s))", pages.documents.len()),
             Err(error) => {
@@ -359,6 +408,7 @@ async fn fetch_missing(
         }
     }
     log::debug!("hook {hook_instance}: FHIR fetches took {:?}", started.elapsed());
+    results.extend(fetched);
     results.extend(failed);
     (results, held)
 }

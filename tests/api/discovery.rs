@@ -28,7 +28,20 @@ async fn discovery_lists_the_three_services_with_their_prefetch() {
             assert!(keys.contains(&key), "{key} missing from {keys:?}");
         }
         assert_eq!(prefetch["patient"], "Patient/{{context.patientId}}");
-        assert!(prefetch["medicationRequests"].as_str().unwrap().contains("_include=MedicationRequest:medication"));
+        // The query subset CDS Hooks recommends: reads and patient searches
+        // with token and _sort parameters, no _include (referenced
+        // Medications are fetched by id instead: tests/api/medications.rs).
+        for (key, query) in prefetch {
+            let query = query.as_str().unwrap();
+            assert!(!query.contains("_include") && !query.contains("_revinclude"), "{key}: {query}");
+            let (path, params) = query.split_once('?').unwrap_or((query, ""));
+            assert!(path.contains("/{{context.") || params.starts_with("patient={{context.patientId}}"), "{key}: {query}");
+            for param in params.split('&').filter(|p| !p.is_empty()) {
+                let name = param.split_once('=').map_or(param, |(n, _)| n);
+                assert!(!name.contains(':'), "{key}: no search modifiers ({name})");
+            }
+        }
+        assert!(prefetch["medicationRequests"].as_str().unwrap().starts_with("MedicationRequest?patient={{context.patientId}}&status="));
         assert!(prefetch["observations"].as_str().unwrap().contains("http://loinc.org|2823-3"));
         assert!(service.get("requiredPrefetch").is_none(), "internal fields stay internal");
         if service["hook"] == "patient-view" {

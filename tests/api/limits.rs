@@ -242,6 +242,13 @@ async fn connections_beyond_the_per_peer_limit_get_429() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    drop(third);
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"limit_exceeded_total{limit="max-connections-per-peer"}"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains("http_open_connections"), "{metrics}");
 }
 
 /// The resident memory of a process, from /proc (Linux), in bytes.
@@ -377,7 +384,8 @@ async fn hostile_fhir_server() -> String {
     use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
     async fn answer(request: HttpRequest) -> HttpResponse {
         let mode = request.path().split('/').nth(1).unwrap_or("").to_owned();
-        let head = web::Bytes::from_static(br#"{"resourceType":"Bundle","type":"searchset","entry":[{}"#);
+        let head =
+            web::Bytes::from_static(br#"{"resourceType":"Bundle","type":"searchset","entry":[{}"#);
         let chunk = web::Bytes::from(",{}".repeat(21_000));
         let stream = futures_util::stream::unfold(0usize, move |sent| {
             let (mode, head, chunk) = (mode.clone(), head.clone(), chunk.clone());
@@ -395,11 +403,17 @@ async fn hostile_fhir_server() -> String {
                 Some((Ok::<_, std::io::Error>(next), sent))
             }
         });
-        HttpResponse::Ok().content_type("application/fhir+json").streaming(stream)
+        HttpResponse::Ok()
+            .content_type("application/fhir+json")
+            .streaming(stream)
     }
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-    let server = HttpServer::new(|| App::new().default_service(web::to(answer))).workers(2).listen(listener).unwrap().run();
+    let server = HttpServer::new(|| App::new().default_service(web::to(answer)))
+        .workers(2)
+        .listen(listener)
+        .unwrap()
+        .run();
     tokio::spawn(server);
     base
 }
@@ -413,7 +427,11 @@ async fn a_hostile_fhir_server_is_cut_off_within_the_deadline_and_the_memory_bud
     let _turn = crate::helpers::heavy_turn().await;
     let fhir = hostile_fhir_server().await;
     let modes = ["large", "slow", "endless"];
-    let allow = modes.iter().map(|m| format!("{fhir}/{m}/fhir")).collect::<Vec<_>>().join(",");
+    let allow = modes
+        .iter()
+        .map(|m| format!("{fhir}/{m}/fhir"))
+        .collect::<Vec<_>>()
+        .join(",");
     let (mut child, address) = start_binary(&["--fhir-server-allow", &allow, "--workers", "2"]);
     let client = reqwest::Client::new();
     let health = format!("http://{address}/healthz");
@@ -423,7 +441,10 @@ async fn a_hostile_fhir_server_is_cut_off_within_the_deadline_and_the_memory_bud
     let mut report = Vec::new();
     for mode in modes {
         let mut request = patient_view_request();
-        request["prefetch"].as_object_mut().unwrap().remove("observations");
+        request["prefetch"]
+            .as_object_mut()
+            .unwrap()
+            .remove("observations");
         request["fhirServer"] = json!(format!("{fhir}/{mode}/fhir"));
         let calls = (0..3).map(|_| {
             let (client, request) = (client.clone(), request.clone());
@@ -453,14 +474,97 @@ async fn a_hostile_fhir_server_is_cut_off_within_the_deadline_and_the_memory_bud
             assert!(body.contains("/prefetch/observations"), "{mode}: {body}");
             report.push(format!("{mode} {status} in {took:?}"));
         }
-        assert!(slowest_health < Duration::from_secs(1), "{mode}: /healthz took {slowest_health:?}");
+        assert!(
+            slowest_health < Duration::from_secs(1),
+            "{mode}: /healthz took {slowest_health:?}"
+        );
     }
     peak = peak.max(rss_bytes(child.id()));
-    let metrics = client.get(format!("http://{address}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = client
+        .get(format!("http://{address}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
-    eprintln!("hostile FHIR server: RSS {} MB before, {} MB peak; {}", before >> 20, peak >> 20, report.join(", "));
-    assert!(metrics.contains(r#"limit_exceeded_total{limit="fhir-max-bytes"}"#), "{metrics}");
-    assert!(metrics.contains(r#"limit_exceeded_total{limit="fhir-deadline-ms"}"#), "{metrics}");
-    assert!(peak - before < 200 << 20, "RSS grew by {} MB", (peak - before) >> 20);
+    eprintln!(
+        "hostile FHIR server: RSS {} MB before, {} MB peak; {}",
+        before >> 20,
+        peak >> 20,
+        report.join(", ")
+    );
+    assert!(
+        metrics.contains(r#"limit_exceeded_total{limit="fhir-max-bytes"}"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"limit_exceeded_total{limit="fhir-deadline-ms"}"#),
+        "{metrics}"
+    );
+    assert!(
+        peak - before < 200 << 20,
+        "RSS grew by {} MB",
+        (peak - before) >> 20
+    );
+}
+
+/// A very large record is evaluated off the threads that answer requests:
+/// with one HTTP worker, /healthz answers within a second while two large
+/// records are read and evaluated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthz_stays_fast_while_large_records_are_evaluated() {
+    let _turn = crate::helpers::heavy_turn().await;
+    let app = spawn_app_with(|s| {
+        s.max_body_bytes = 32 * 1024 * 1024;
+        s.limits.max_entries = 200_000;
+    })
+    .await;
+    let mut request = patient_view_request();
+    let entries: Vec<Value> = (0..100_000)
+        .map(|i| json!({"resource": {"resourceType": "Condition", "id": format!("c{i}"), "code": {"text": "something else"}, "subject": {"reference": "Patient/p1"}}}))
+        .collect();
+    request["prefetch"]["procedures"] =
+        json!({"resourceType": "Bundle", "type": "searchset", "entry": entries});
+    let body = request.to_string();
+    let calls: Vec<_> = (0..2)
+        .map(|_| {
+            let (client, url, body) = (
+                app.client.clone(),
+                format!("{}{SERVICE}", app.address),
+                body.clone(),
+            );
+            tokio::spawn(async move {
+                let started = Instant::now();
+                let status = client
+                    .post(url)
+                    .header("Content-Type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap()
+                    .status();
+                (status, started.elapsed())
+            })
+        })
+        .collect();
+    let mut slowest = Duration::ZERO;
+    let mut probes = 0;
+    while !calls.iter().all(|c| c.is_finished()) {
+        let started = Instant::now();
+        assert_eq!(app.get("/healthz").await.status(), 200);
+        slowest = slowest.max(started.elapsed());
+        probes += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut took = Vec::new();
+    for call in calls {
+        let (status, elapsed) = call.await.unwrap();
+        assert_eq!(status, 200);
+        took.push(elapsed);
+    }
+    eprintln!("two large records in {took:?}; {probes} /healthz probes meanwhile, the slowest {slowest:?}");
+    assert!(slowest < Duration::from_secs(1), "{slowest:?}");
 }

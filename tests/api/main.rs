@@ -16,6 +16,7 @@ mod fhir_server;
 mod helpers;
 mod hooks;
 mod hostile;
+mod medications;
 mod limits;
 mod merges;
 mod outage;
