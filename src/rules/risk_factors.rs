@@ -14,7 +14,6 @@ use labs::{albumin_adjusted_calcium, albumin_g_per_dl, judge, judge_value, Judge
 #[derive(Debug, Default)]
 pub(super) struct Pregnancy {
     pub pregnant: Findings,
-    #[allow(dead_code)] // read by the DVT rule-out (r2 §6), being rewritten
     pub postpartum: Findings,
 }
 
