@@ -88,11 +88,13 @@ fn request_value(labs: usize) -> Value {
             "valueQuantity": {"value": 3.2 + (i % 10) as f64 / 10.0, "unit": "mmol/L", "system": "http://unitsofmeasure.org", "code": "mmol/L"}
         }}))
         .collect();
-    let medicine = |id: &str, code: &str, display: &str| json!({"resource": {
-        "resourceType": "MedicationRequest", "id": id, "status": "active", "intent": "order",
-        "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": code, "display": display}]},
-        "subject": {"reference": "Patient/p1"}, "authoredOn": "2025-02-01"
-    }});
+    let medicine = |id: &str, code: &str, display: &str| {
+        json!({"resource": {
+            "resourceType": "MedicationRequest", "id": id, "status": "active", "intent": "order",
+            "medicationCodeableConcept": {"coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": code, "display": display}]},
+            "subject": {"reference": "Patient/p1"}, "authoredOn": "2025-02-01"
+        }})
+    };
     json!({
         "hook": "patient-view", "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
         "context": {"userId": "Practitioner/1", "patientId": "p1"},
@@ -122,7 +124,15 @@ fn build_record(request: &str) -> PatientRecord<'_> {
 }
 
 fn evaluation<'a>(record: &'a PatientRecord<'a>) -> Evaluation<'a> {
-    Evaluation { hook: Hook::PatientView, record, draft_orders: &[], selections: &[], encounter_id: None, patient_id: None, now: Utc::now() }
+    Evaluation {
+        hook: Hook::PatientView,
+        record,
+        draft_orders: &[],
+        selections: &[],
+        encounter_id: None,
+        patient_id: None,
+        now: Utc::now(),
+    }
 }
 
 const SIZES: &[&str] = &["4KB", "100KB"];
@@ -139,7 +149,12 @@ fn parse_and_validate(bencher: Bencher, size: &str) {
     let request = request_of(size);
     bencher
         .counter(divan::counter::BytesCount::of_str(request))
-        .bench(|| parse_hook_request(black_box(request.as_bytes()), &fixture().schemas).unwrap().prefetch.len());
+        .bench(|| {
+            parse_hook_request(black_box(request.as_bytes()), &fixture().schemas)
+                .unwrap()
+                .prefetch
+                .len()
+        });
 }
 
 #[divan::bench(args = SIZES)]
@@ -147,9 +162,14 @@ fn build_patient_record(bencher: Bencher, size: &str) {
     let request = request_of(size);
     let service = fixture().catalog.get("leg-cramps-patient-view").unwrap();
     bencher
-        .with_inputs(|| parse_hook_request(request.as_bytes(), &fixture().schemas).unwrap().prefetch)
+        .with_inputs(|| {
+            parse_hook_request(request.as_bytes(), &fixture().schemas)
+                .unwrap()
+                .prefetch
+        })
         .bench_values(|prefetch| {
-            let mut record = cramp_cds::prefetch::resolve(service, black_box(prefetch), &[]).unwrap();
+            let mut record =
+                cramp_cds::prefetch::resolve(service, black_box(prefetch), &[]).unwrap();
             record.keep_patient(Some("p1"));
             record.stats.read
         });
@@ -158,23 +178,39 @@ fn build_patient_record(bencher: Bencher, size: &str) {
 #[divan::bench(args = SIZES)]
 fn evaluate_rules(bencher: Bencher, size: &str) {
     let record = build_record(request_of(size));
-    bencher.bench(|| fixture().engine.assess(black_box(&evaluation(&record))).risk_factors.is_empty());
+    bencher.bench(|| {
+        fixture()
+            .engine
+            .assess(black_box(&evaluation(&record)))
+            .risk_factors
+            .is_empty()
+    });
 }
 
 #[divan::bench(args = SIZES)]
 fn render_cards(bencher: Bencher, size: &str) {
     let record = build_record(request_of(size));
     let assessment = fixture().engine.assess(&evaluation(&record));
-    bencher.bench(|| fixture().engine.renderer().render(black_box(&assessment)).len());
+    bencher.bench(|| {
+        fixture()
+            .engine
+            .renderer()
+            .render(black_box(&assessment))
+            .len()
+    });
 }
 
 #[divan::bench(args = SIZES)]
 fn whole_hook_call(bencher: Bencher, size: &str) {
     let request = request_of(size);
-    bencher.counter(divan::counter::BytesCount::of_str(request)).bench(|| {
-        let record = build_record(black_box(request));
-        serde_json::to_vec(&fixture().engine.run(&evaluation(&record))).unwrap().len()
-    });
+    bencher
+        .counter(divan::counter::BytesCount::of_str(request))
+        .bench(|| {
+            let record = build_record(black_box(request));
+            serde_json::to_vec(&fixture().engine.run(&evaluation(&record)))
+                .unwrap()
+                .len()
+        });
 }
 
 /// A full Synthea patient (2.4 MB, about 2,000 resources) as /analyze reads it.
@@ -184,9 +220,11 @@ fn full_synthea_patient(bencher: Bencher) {
         eprintln!("skipped: ../shared/samples is not beside this checkout");
         return;
     };
-    bencher.counter(divan::counter::BytesCount::of_str(bundle)).bench(|| {
-        let mut record = record_from([black_box(bundle)]);
-        record.keep_patient(None);
-        fixture().engine.run(&evaluation(&record)).cards.len()
-    });
+    bencher
+        .counter(divan::counter::BytesCount::of_str(bundle))
+        .bench(|| {
+            let mut record = record_from([black_box(bundle)]);
+            record.keep_patient(None);
+            fixture().engine.run(&evaluation(&record)).cards.len()
+        });
 }

@@ -13,7 +13,9 @@ use crate::startup::build_engine;
 pub fn evaluate(args: &EvaluateArgs) -> Result<String, String> {
     let text = if args.file.as_os_str() == "-" {
         let mut text = String::new();
-        std::io::stdin().read_to_string(&mut text).map_err(|e| format!("stdin: {e}"))?;
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .map_err(|e| format!("stdin: {e}"))?;
         text
     } else {
         std::fs::read_to_string(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?
@@ -24,7 +26,10 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<String, String> {
     }
     let mut builder = RecordBuilder::new();
     if builder.add_json(&text) != Payload::Data {
-        return Err(format!("{}: not a readable FHIR Bundle", args.file.display()));
+        return Err(format!(
+            "{}: not a readable FHIR Bundle",
+            args.file.display()
+        ));
     }
     let mut record = builder.finish();
     record.keep_patient(None);
@@ -55,12 +60,23 @@ fn as_text(response: &CdsResponse) -> String {
             Indicator::Warning => "WARNING",
             Indicator::Critical => "CRITICAL",
         };
-        out.push_str(&format!("[{indicator}] {} ({})\n\n{}\n", card.summary, card.source.topic.code, card.detail));
+        out.push_str(&format!(
+            "[{indicator}] {} ({})\n\n{}\n",
+            card.summary, card.source.topic.code, card.detail
+        ));
         for finding in &card.extension.cramp_cds.findings {
-            out.push_str(&format!("  finding {}: {}\n", finding.code, finding.evidence.join(", ")));
+            out.push_str(&format!(
+                "  finding {}: {}\n",
+                finding.code,
+                finding.evidence.join(", ")
+            ));
         }
         for suggestion in &card.suggestions {
-            let marker = if suggestion.is_recommended { " (recommended)" } else { "" };
+            let marker = if suggestion.is_recommended {
+                " (recommended)"
+            } else {
+                ""
+            };
             out.push_str(&format!("  suggestion: {}{marker}\n", suggestion.label));
         }
         out.push_str(&format!("{}\n", "-".repeat(72)));

@@ -68,7 +68,12 @@ pub struct ServeSettings {
     pub allow_unauthenticated: bool,
     /// Where cards and feedback are kept: sqlite://FILE (created if
     /// missing) or postgres://user:password@host/db.
-    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://cramp-cds.db?mode=rwc", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        default_value = "sqlite://cramp-cds.db?mode=rwc",
+        hide_env_values = true
+    )]
     pub database_url: String,
     /// Key for the hash that stands for patient ids in the store. Default:
     /// a random key made once and kept in the database.
@@ -105,7 +110,11 @@ pub struct LimitSettings {
     /// Open connections from one peer address; requests on connections
     /// beyond it get 429. Behind a load balancer every connection is the
     /// balancer's: set it to --max-connections there.
-    #[arg(long, env = "CRAMP_CDS_MAX_CONNECTIONS_PER_PEER", default_value_t = 128)]
+    #[arg(
+        long,
+        env = "CRAMP_CDS_MAX_CONNECTIONS_PER_PEER",
+        default_value_t = 128
+    )]
     pub max_connections_per_peer: usize,
     /// Time to receive a request's headers, in milliseconds.
     #[arg(long, env = "CRAMP_CDS_HEADER_TIMEOUT_MS", default_value_t = 5000)]
@@ -141,7 +150,11 @@ pub struct FhirSettings {
     /// and path prefix; hosts listed here may be private addresses. `any`:
     /// any public http(s) server. Empty: any public server without
     /// authentication; with authentication, only servers bound to issuers.
-    #[arg(long = "fhir-server-allow", env = "CRAMP_CDS_FHIR_SERVER_ALLOW", value_delimiter = ',')]
+    #[arg(
+        long = "fhir-server-allow",
+        env = "CRAMP_CDS_FHIR_SERVER_ALLOW",
+        value_delimiter = ','
+    )]
     pub allowed_servers: Vec<String>,
     /// Timeout of one FHIR request, in milliseconds.
     #[arg(long, env = "CRAMP_CDS_FHIR_TIMEOUT_MS", default_value_t = 1500)]
@@ -207,7 +220,9 @@ fn parse_hook(text: &str) -> Result<Hook, String> {
 }
 
 fn parse_instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
-    chrono::DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&chrono::Utc)).map_err(|e| format!("not an RFC 3339 instant: {e}"))
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("not an RFC 3339 instant: {e}"))
 }
 
 impl ServeSettings {
@@ -219,8 +234,12 @@ impl ServeSettings {
     /// Every URL clients may call the service by (JWT audiences), the
     /// published one first.
     pub fn public_base_urls(&self, port: u16) -> Vec<String> {
-        let configured: Vec<String> =
-            self.public_base_url.iter().map(|u| u.trim().trim_end_matches('/').to_owned()).filter(|u| !u.is_empty()).collect();
+        let configured: Vec<String> = self
+            .public_base_url
+            .iter()
+            .map(|u| u.trim().trim_end_matches('/').to_owned())
+            .filter(|u| !u.is_empty())
+            .collect();
         if !configured.is_empty() {
             return configured;
         }

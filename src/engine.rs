@@ -21,7 +21,10 @@ pub type Evaluation<'a> = HookInput<'a>;
 
 impl Engine {
     pub fn new(kb: Arc<KnowledgeBase>, settings: RuleSettings) -> Result<Self, String> {
-        Ok(Self { renderer: CardRenderer::new(kb.clone()), rules: Rules::new(kb, settings)? })
+        Ok(Self {
+            renderer: CardRenderer::new(kb.clone()),
+            rules: Rules::new(kb, settings)?,
+        })
     }
 
     pub fn knowledge(&self) -> &KnowledgeBase {
@@ -42,10 +45,18 @@ impl Engine {
             .record
             .unread
             .iter()
-            .map(|u| IncompleteKey { key: u.key.clone(), reason: u.reason.clone() })
+            .map(|u| IncompleteKey {
+                key: u.key.clone(),
+                reason: u.reason.clone(),
+            })
             .collect();
-        let extension = (!incomplete.is_empty()).then_some(ResponseExtension { cramp_cds: ResponseNotes { incomplete } });
-        CdsResponse { cards: self.renderer.render(&assessment), extension }
+        let extension = (!incomplete.is_empty()).then_some(ResponseExtension {
+            cramp_cds: ResponseNotes { incomplete },
+        });
+        CdsResponse {
+            cards: self.renderer.render(&assessment),
+            extension,
+        }
     }
 }
 
@@ -57,7 +68,10 @@ pub fn split_drafts<'a>(record: &mut PatientRecord<'a>, hook: Hook) -> Vec<Medic
     }
     let (drafts, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut record.medications)
         .into_iter()
-        .partition(|m| m.source == crate::record::MedicationSource::Request && m.status.as_deref() == Some("draft"));
+        .partition(|m| {
+            m.source == crate::record::MedicationSource::Request
+                && m.status.as_deref() == Some("draft")
+        });
     record.medications = rest;
     drafts
 }

@@ -6,9 +6,9 @@
 use foldhash::{HashMap, HashSet};
 
 use crate::fhir::model::{
-    CodeableConcept, Condition, DateSpan, DiagnosticReport, Encounter, FhirValue, ImagingStudy, Medication,
-    MedicationOrder, Observation, Patient, Procedure, Quantity, RawBundle, Reference, Resource, ServiceRequest,
-    SpanPeriod, Text, TypedBundle,
+    CodeableConcept, Condition, DateSpan, DiagnosticReport, Encounter, FhirValue, ImagingStudy,
+    Medication, MedicationOrder, Observation, Patient, Procedure, Quantity, RawBundle, Reference,
+    Resource, ServiceRequest, SpanPeriod, Text, TypedBundle,
 };
 use crate::fhir::resource_type_of;
 
@@ -62,11 +62,16 @@ impl MedicationDates {
         MedicationDates {
             authored_on: order.authored_on,
             validity: dispense.and_then(|d| d.validity_period),
-            supply_days: dispense.and_then(|d| d.expected_supply_duration.as_ref()).and_then(duration_days),
+            supply_days: dispense
+                .and_then(|d| d.expected_supply_duration.as_ref())
+                .and_then(duration_days),
             asserted: order.date_asserted,
-            effective: order
-                .effective_period
-                .or_else(|| order.effective_date_time.map(|at| SpanPeriod { start: Some(at), end: None })),
+            effective: order.effective_period.or_else(|| {
+                order.effective_date_time.map(|at| SpanPeriod {
+                    start: Some(at),
+                    end: None,
+                })
+            }),
         }
     }
 }
@@ -121,7 +126,10 @@ impl<'a> MedicationUse<'a> {
 
     /// A readable name for card text.
     pub fn label(&self) -> &str {
-        self.concepts.iter().find_map(|c| c.label()).unwrap_or("unnamed medicine")
+        self.concepts
+            .iter()
+            .find_map(|c| c.label())
+            .unwrap_or("unnamed medicine")
     }
 }
 
@@ -171,7 +179,9 @@ pub struct RecordStats {
 
 impl<'a> PatientRecord<'a> {
     pub fn encounter(&self, id: &str) -> Option<&Cited<Box<Encounter<'a>>>> {
-        self.encounters.iter().find(|e| e.reference.strip_prefix("Encounter/") == Some(id))
+        self.encounters
+            .iter()
+            .find(|e| e.reference.strip_prefix("Encounter/") == Some(id))
     }
 
     /// The patient the rules read age and sex from.
@@ -192,7 +202,9 @@ impl<'a> PatientRecord<'a> {
     /// resolve (an unknown `urn:uuid:`, a Group, none at all) is kept:
     /// nothing shows it is someone else's.
     pub fn keep_patient(&mut self, patient_id: Option<&str>) {
-        let Some(own) = patient_id.or_else(|| self.patients.iter().find_map(|p| p.resource.id.as_deref())) else {
+        let Some(own) =
+            patient_id.or_else(|| self.patients.iter().find_map(|p| p.resource.id.as_deref()))
+        else {
             return;
         };
         let own = own.to_owned();
@@ -206,19 +218,30 @@ impl<'a> PatientRecord<'a> {
         // Nearly every subject is written `Patient/<id>`: compared, not parsed.
         let own_reference = format!("Patient/{own}");
         let belongs = |subject: Option<&str>| {
-            subject.is_none_or(|r| r == own_reference || patient_named(r, &urls).is_none_or(is_the_patient))
+            subject.is_none_or(|r| {
+                r == own_reference || patient_named(r, &urls).is_none_or(is_the_patient)
+            })
         };
         let before = self.len();
-        self.patients.retain(|p| p.resource.id.as_deref().is_none_or(is_the_patient));
+        self.patients
+            .retain(|p| p.resource.id.as_deref().is_none_or(is_the_patient));
         // Stable: the Patient whose id is the patient's comes first.
-        self.patients.sort_by_key(|p| p.resource.id.as_deref() != Some(own.as_str()));
-        self.conditions.retain(|c| belongs(subject_of(&c.resource.subject)));
-        self.observations.retain(|o| belongs(subject_of(&o.resource.subject)));
-        self.procedures.retain(|p| belongs(subject_of(&p.resource.subject)));
-        self.encounters.retain(|e| belongs(subject_of(&e.resource.subject)));
-        self.service_requests.retain(|r| belongs(subject_of(&r.resource.subject)));
-        self.diagnostic_reports.retain(|r| belongs(subject_of(&r.resource.subject)));
-        self.imaging_studies.retain(|r| belongs(subject_of(&r.resource.subject)));
+        self.patients
+            .sort_by_key(|p| p.resource.id.as_deref() != Some(own.as_str()));
+        self.conditions
+            .retain(|c| belongs(subject_of(&c.resource.subject)));
+        self.observations
+            .retain(|o| belongs(subject_of(&o.resource.subject)));
+        self.procedures
+            .retain(|p| belongs(subject_of(&p.resource.subject)));
+        self.encounters
+            .retain(|e| belongs(subject_of(&e.resource.subject)));
+        self.service_requests
+            .retain(|r| belongs(subject_of(&r.resource.subject)));
+        self.diagnostic_reports
+            .retain(|r| belongs(subject_of(&r.resource.subject)));
+        self.imaging_studies
+            .retain(|r| belongs(subject_of(&r.resource.subject)));
         self.medications.retain(|m| belongs(m.subject.as_deref()));
         self.stats.other_patient += before - self.len();
     }
@@ -250,8 +273,16 @@ fn subject_of<'r>(subject: &'r Option<Reference<'_>>) -> Option<&'r str> {
 fn same_person(own: &str, patients: &[Cited<Patient<'_>>], urls: &PatientUrls) -> HashSet<String> {
     let mut ids = HashSet::default();
     ids.insert(own.to_owned());
-    for patient in patients.iter().filter(|p| p.resource.id.as_deref() == Some(own)) {
-        let linked = patient.resource.links.iter().filter_map(|l| l.reference.as_deref()).filter_map(|r| patient_named(r, urls));
+    for patient in patients
+        .iter()
+        .filter(|p| p.resource.id.as_deref() == Some(own))
+    {
+        let linked = patient
+            .resource
+            .links
+            .iter()
+            .filter_map(|l| l.reference.as_deref())
+            .filter_map(|r| patient_named(r, urls));
         ids.extend(linked.map(str::to_owned));
     }
     ids
@@ -394,32 +425,68 @@ impl<'a> RecordBuilder<'a> {
                 if let Some(url) = full_url {
                     record.patient_urls.push((url.clone(), patient.id.clone()));
                 }
-                record.patients.push(Cited { reference, resource: patient });
+                record.patients.push(Cited {
+                    reference,
+                    resource: patient,
+                });
             }
-            Resource::Condition(condition) => record.conditions.push(Cited { reference, resource: condition }),
-            Resource::Observation(observation) => record.observations.push(Cited { reference, resource: observation }),
-            Resource::Procedure(procedure) => record.procedures.push(Cited { reference, resource: procedure }),
-            Resource::Encounter(encounter) => record.encounters.push(Cited { reference, resource: encounter }),
-            Resource::ServiceRequest(request) => record.service_requests.push(Cited { reference, resource: request }),
-            Resource::DiagnosticReport(report) => record.diagnostic_reports.push(Cited { reference, resource: report }),
-            Resource::ImagingStudy(study) => record.imaging_studies.push(Cited { reference, resource: study }),
+            Resource::Condition(condition) => record.conditions.push(Cited {
+                reference,
+                resource: condition,
+            }),
+            Resource::Observation(observation) => record.observations.push(Cited {
+                reference,
+                resource: observation,
+            }),
+            Resource::Procedure(procedure) => record.procedures.push(Cited {
+                reference,
+                resource: procedure,
+            }),
+            Resource::Encounter(encounter) => record.encounters.push(Cited {
+                reference,
+                resource: encounter,
+            }),
+            Resource::ServiceRequest(request) => record.service_requests.push(Cited {
+                reference,
+                resource: request,
+            }),
+            Resource::DiagnosticReport(report) => record.diagnostic_reports.push(Cited {
+                reference,
+                resource: report,
+            }),
+            Resource::ImagingStudy(study) => record.imaging_studies.push(Cited {
+                reference,
+                resource: study,
+            }),
             Resource::Medication(medication) => {
                 if let Some(url) = full_url {
-                    self.medication_aliases.insert(url.clone(), reference.clone());
+                    self.medication_aliases
+                        .insert(url.clone(), reference.clone());
                 }
                 self.medications.insert(reference, *medication);
             }
-            Resource::MedicationRequest(order) => record.medications.push(MedicationUse::new(reference, MedicationSource::Request, *order)),
-            Resource::MedicationStatement(order) => {
-                record.medications.push(MedicationUse::new(reference, MedicationSource::Statement, *order))
-            }
+            Resource::MedicationRequest(order) => record.medications.push(MedicationUse::new(
+                reference,
+                MedicationSource::Request,
+                *order,
+            )),
+            Resource::MedicationStatement(order) => record.medications.push(MedicationUse::new(
+                reference,
+                MedicationSource::Statement,
+                *order,
+            )),
             Resource::Other | Resource::Untyped => unreachable!("typed above"),
         }
     }
 
     /// The "Type/id" reference of a new resource. The id is the resource's,
     /// else the last segment of its fullUrl; it must be a valid FHIR id.
-    fn claim(&mut self, resource_type: &'static str, id: Option<&Text<'a>>, full_url: Option<&Text<'a>>) -> Claim {
+    fn claim(
+        &mut self,
+        resource_type: &'static str,
+        id: Option<&Text<'a>>,
+        full_url: Option<&Text<'a>>,
+    ) -> Claim {
         let id = match id {
             Some(id) => Some(id.clone()),
             None => full_url.and_then(|url| url.sub_text(id_from_full_url)),
@@ -444,19 +511,32 @@ impl<'a> RecordBuilder<'a> {
             if !use_.concepts.is_empty() {
                 continue;
             }
-            let Some(target) = use_.medication_reference.as_deref() else { continue };
+            let Some(target) = use_.medication_reference.as_deref() else {
+                continue;
+            };
             let medication = match target.strip_prefix('#') {
-                Some(local) => use_.contained.iter().find(|m| m.id.as_deref() == Some(local)),
+                Some(local) => use_
+                    .contained
+                    .iter()
+                    .find(|m| m.id.as_deref() == Some(local)),
                 None => {
-                    let key = self.medication_aliases.get(target).cloned().unwrap_or_else(|| relative_reference(target));
+                    let key = self
+                        .medication_aliases
+                        .get(target)
+                        .cloned()
+                        .unwrap_or_else(|| relative_reference(target));
                     self.medications.get(&key)
                 }
             };
             if let Some(medication) = medication {
                 use_.concepts.extend(medication.code.iter().cloned());
                 use_.routes.extend(medication.form.iter().cloned());
-                use_.concepts
-                    .extend(medication.ingredient.iter().filter_map(|i| i.item_codeable_concept.clone()));
+                use_.concepts.extend(
+                    medication
+                        .ingredient
+                        .iter()
+                        .filter_map(|i| i.item_codeable_concept.clone()),
+                );
             }
         }
         self.record
@@ -471,7 +551,9 @@ enum Claim {
 
 /// "urn:uuid:abc" -> "abc"; "https://x/fhir/Condition/abc" -> "abc".
 fn id_from_full_url(full_url: &str) -> Option<&str> {
-    let id = full_url.strip_prefix("urn:uuid:").unwrap_or_else(|| full_url.rsplit('/').next().unwrap_or(""));
+    let id = full_url
+        .strip_prefix("urn:uuid:")
+        .unwrap_or_else(|| full_url.rsplit('/').next().unwrap_or(""));
     (!id.is_empty()).then_some(id)
 }
 
@@ -498,7 +580,10 @@ fn without_history(reference: &str) -> &str {
 
 /// FHIR id: 1-64 of [A-Za-z0-9\-\.].
 pub fn is_fhir_id(id: &str) -> bool {
-    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
 }
 
 /// Builds a record from any number of JSON values (prefetch values, a Bundle).
@@ -552,7 +637,16 @@ mod tests {
         assert_eq!(record.conditions.len(), 1);
         assert_eq!(record.conditions[0].reference, "Condition/c1");
         assert_eq!(record.patient_reference(), Some("Patient/p-1"));
-        assert_eq!(record.stats, RecordStats { read: 2, malformed: 2, duplicates: 1, other_types: 1, other_patient: 0 });
+        assert_eq!(
+            record.stats,
+            RecordStats {
+                read: 2,
+                malformed: 2,
+                duplicates: 1,
+                other_types: 1,
+                other_patient: 0
+            }
+        );
     }
 
     #[test]
@@ -567,22 +661,42 @@ mod tests {
               "ingredient":[{"itemCodeableConcept":{"text":"ezetimibe"}}]}}
         ]}"##;
         let record = record_from([bundle]);
-        let labels: Vec<Vec<&str>> =
-            record.medications.iter().map(|m| m.concepts.iter().filter_map(|c| c.label()).collect()).collect();
-        assert_eq!(labels, vec![vec!["furosemide 40 mg"], vec!["simvastatin", "ezetimibe"], vec!["atenolol"]]);
+        let labels: Vec<Vec<&str>> = record
+            .medications
+            .iter()
+            .map(|m| m.concepts.iter().filter_map(|c| c.label()).collect())
+            .collect();
+        assert_eq!(
+            labels,
+            vec![
+                vec!["furosemide 40 mg"],
+                vec!["simvastatin", "ezetimibe"],
+                vec!["atenolol"]
+            ]
+        );
     }
 
     #[test]
     fn operation_outcome_and_non_resources_are_reported() {
         let mut builder = RecordBuilder::new();
-        assert_eq!(builder.add_json(r#"{"resourceType":"OperationOutcome","issue":[]}"#), Payload::OperationOutcome);
+        assert_eq!(
+            builder.add_json(r#"{"resourceType":"OperationOutcome","issue":[]}"#),
+            Payload::OperationOutcome
+        );
         assert_eq!(builder.add_json(r#"[1,2]"#), Payload::NotAResource);
-        assert_eq!(builder.add_json(r#"{"resourceType":"Bundle","entry":"oops"}"#), Payload::Data);
+        assert_eq!(
+            builder.add_json(r#"{"resourceType":"Bundle","entry":"oops"}"#),
+            Payload::Data
+        );
         assert_eq!(builder.finish().stats.malformed, 1);
     }
 
     fn references(record: &PatientRecord) -> Vec<String> {
-        let mut all: Vec<String> = record.patients.iter().map(|p| p.reference.clone()).collect();
+        let mut all: Vec<String> = record
+            .patients
+            .iter()
+            .map(|p| p.reference.clone())
+            .collect();
         all.extend(record.conditions.iter().map(|c| c.reference.clone()));
         all.extend(record.observations.iter().map(|o| o.reference.clone()));
         all.extend(record.medications.iter().map(|m| m.reference.clone()));
@@ -630,7 +744,10 @@ mod tests {
         let mut record = record_from([bundle]);
         record.keep_patient(Some("p1"));
         assert_eq!(references(&record), ["Condition/own"]);
-        assert!(record.patient().is_none(), "another patient's age must not be used");
+        assert!(
+            record.patient().is_none(),
+            "another patient's age must not be used"
+        );
     }
 
     #[test]
@@ -643,7 +760,10 @@ mod tests {
             {"resource":{"resourceType":"MedicationRequest","id":"d","status":"active","medicationReference":{"reference":"#local"}}},
             {"resource":{"resourceType":"MedicationRequest","id":"e","status":"active","medicationReference":{"reference":"Medication/../x"}}}
         ]}"##;
-        assert_eq!(record_from([bundle]).unresolved_medications(), ["Medication/q"]);
+        assert_eq!(
+            record_from([bundle]).unresolved_medications(),
+            ["Medication/q"]
+        );
     }
 
     #[test]
@@ -666,7 +786,10 @@ mod tests {
         ]}"#;
         let mut record = record_from([bundle]);
         record.keep_patient(Some("p1"));
-        assert_eq!(references(&record), ["Patient/p1", "Condition/merged", "Condition/newer"]);
+        assert_eq!(
+            references(&record),
+            ["Patient/p1", "Condition/merged", "Condition/newer"]
+        );
         assert_eq!(record.patient_reference(), Some("Patient/p1"));
     }
 
@@ -682,16 +805,27 @@ mod tests {
         record.keep_patient(None);
         assert_eq!(references(&record), ["Patient/a", "Condition/of-a"]);
 
-        let mut nobody = record_from([r#"{"resourceType":"Condition","id":"c","subject":{"reference":"Patient/x"}}"#]);
+        let mut nobody = record_from([
+            r#"{"resourceType":"Condition","id":"c","subject":{"reference":"Patient/x"}}"#,
+        ]);
         nobody.keep_patient(None);
-        assert_eq!(references(&nobody), ["Condition/c"], "no patient to compare with: nothing is dropped");
+        assert_eq!(
+            references(&nobody),
+            ["Condition/c"],
+            "no patient to compare with: nothing is dropped"
+        );
     }
 
     #[test]
     fn patient_references_are_resolved_only_when_they_name_a_patient() {
-        let urls: PatientUrls = [("urn:uuid:u1", Some("p1")), ("urn:uuid:no-id", None)].into_iter().collect();
+        let urls: PatientUrls = [("urn:uuid:u1", Some("p1")), ("urn:uuid:no-id", None)]
+            .into_iter()
+            .collect();
         assert_eq!(patient_named("Patient/p1", &urls), Some("p1"));
-        assert_eq!(patient_named("https://ehr/fhir/Patient/p1/_history/2", &urls), Some("p1"));
+        assert_eq!(
+            patient_named("https://ehr/fhir/Patient/p1/_history/2", &urls),
+            Some("p1")
+        );
         assert_eq!(patient_named("urn:uuid:u1", &urls), Some("p1"));
         assert_eq!(patient_named("urn:uuid:no-id", &urls), None);
         assert_eq!(patient_named("urn:uuid:u2", &urls), None);
@@ -703,7 +837,10 @@ mod tests {
 
     #[test]
     fn references_are_normalised() {
-        assert_eq!(relative_reference("https://ehr/fhir/Medication/m1/_history/3"), "Medication/m1");
+        assert_eq!(
+            relative_reference("https://ehr/fhir/Medication/m1/_history/3"),
+            "Medication/m1"
+        );
         assert_eq!(relative_reference("Medication/m1"), "Medication/m1");
         assert_eq!(id_from_full_url("urn:uuid:abc"), Some("abc"));
     }

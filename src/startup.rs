@@ -37,16 +37,30 @@ pub fn build_engine(settings: &EngineSettings) -> Result<Engine, String> {
         Some(dir) => KnowledgeBase::from_dir(dir)?,
         None => KnowledgeBase::embedded()?,
     };
-    Engine::new(Arc::new(kb), RuleSettings { older_age_years: settings.older_age_years })
+    Engine::new(
+        Arc::new(kb),
+        RuleSettings {
+            older_age_years: settings.older_age_years,
+        },
+    )
 }
 
 /// Which FHIR servers may receive the EHRs' tokens: the allow-list and the
 /// issuers' bindings. Key-set URLs the operator configured stay reachable
 /// through the same client whatever they resolve to.
-fn server_trust(settings: &ServeSettings, issuers: &[issuers::TrustedIssuer]) -> Result<ServerTrust, String> {
+fn server_trust(
+    settings: &ServeSettings,
+    issuers: &[issuers::TrustedIssuer],
+) -> Result<ServerTrust, String> {
     let allow = AllowList::parse(&settings.fhir.allowed_servers)?;
-    let bindings = issuers.iter().map(|i| (i.iss.clone(), i.fhir_servers.clone())).collect();
-    let key_urls: Vec<String> = issuers.iter().flat_map(|i| i.jwks_url.iter().chain(&i.allowed_jku).cloned()).collect();
+    let bindings = issuers
+        .iter()
+        .map(|i| (i.iss.clone(), i.fhir_servers.clone()))
+        .collect();
+    let key_urls: Vec<String> = issuers
+        .iter()
+        .flat_map(|i| i.jwks_url.iter().chain(&i.allowed_jku).cloned())
+        .collect();
     if allow.any {
         log::warn!("--fhir-server-allow any: the EHRs' access tokens may be sent to any public FHIR server a caller names");
     }
@@ -89,16 +103,29 @@ impl Application {
             },
             trust,
         )?;
-        let authenticator = (!issuers.is_empty()).then(|| Authenticator::new(issuers, fetcher.client().clone(), settings.max_token_lifetime_secs));
+        let authenticator = (!issuers.is_empty()).then(|| {
+            Authenticator::new(
+                issuers,
+                fetcher.client().clone(),
+                settings.max_token_lifetime_secs,
+            )
+        });
         let engine = build_engine(&settings.engine)?;
         log::info!("knowledge base loaded ({})", engine.knowledge().origin);
-        let store = Store::open(&settings.database_url, settings.patient_hash_key.clone(), settings.limits.retention_days)?;
+        let store = Store::open(
+            &settings.database_url,
+            settings.patient_hash_key.clone(),
+            settings.limits.retention_days,
+        )?;
         if !store.wait_until_ready(STORE_STARTUP_WAIT).await {
             log::error!("store ({}) not reachable within {STORE_STARTUP_WAIT:?}: serving without it until it is", store.description());
         }
         log::info!("store: {}", store.description());
         crate::telemetry::metrics_handle();
-        let workers = settings.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+        let workers = settings
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1);
         let state = web::Data::new(AppState {
             catalog: ServiceCatalog::embedded(),
             schemas: Schemas::compile()?,
@@ -119,9 +146,17 @@ impl Application {
             fetcher,
             authenticator,
             store,
-            conformance: if settings.strict { Conformance::Strict } else { Conformance::Tolerant },
+            conformance: if settings.strict {
+                Conformance::Strict
+            } else {
+                Conformance::Tolerant
+            },
         });
-        let origins = http::cors_origins(&settings.cors_origins, state.authenticator.is_some(), &state.public_base_urls);
+        let origins = http::cors_origins(
+            &settings.cors_origins,
+            state.authenticator.is_some(),
+            &state.public_base_urls,
+        );
         log::info!("CORS origins: {}", origins.join(", "));
         let allowed_origins = http::AllowedOrigins(origins.clone());
         let app_state = state.clone();
@@ -137,17 +172,26 @@ impl Application {
                 .app_data(allowed_origins.clone())
                 .configure(|config| http::configure(config, &state.catalog))
         });
-        let peers = http::PeerTable::new(settings.limits.max_connections_per_peer, settings.limits.max_connections);
+        let peers = http::PeerTable::new(
+            settings.limits.max_connections_per_peer,
+            settings.limits.max_connections,
+        );
         server = server
             .workers(workers)
             // actix counts connections per worker.
             .max_connections(settings.limits.max_connections.div_ceil(workers).max(1))
-            .client_request_timeout(std::time::Duration::from_millis(settings.limits.header_timeout_ms))
+            .client_request_timeout(std::time::Duration::from_millis(
+                settings.limits.header_timeout_ms,
+            ))
             .on_connect(move |connection, data| peers.on_connect(connection, data));
         server = server.shutdown_timeout(settings.shutdown_timeout_secs);
         let server = server.listen(listener).map_err(|e| e.to_string())?;
         log::info!("cramp-cds listening on {}:{port}", settings.host);
-        Ok(Self { port, server: server.run(), state: app_state })
+        Ok(Self {
+            port,
+            server: server.run(),
+            state: app_state,
+        })
     }
 
     pub fn port(&self) -> u16 {

@@ -33,7 +33,8 @@ pub enum LogFormat {
 
 /// Installs the logger: RUST_LOG filters (default info).
 pub fn init_logging(format: LogFormat) {
-    let mut builder = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
     match format {
         LogFormat::Text => builder.format(|out, record| {
             let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
@@ -68,7 +69,9 @@ const METRICS_UPKEEP: Duration = Duration::from_secs(5);
 pub fn metrics_handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
-        let seconds = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0];
+        let seconds = [
+            0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0,
+        ];
         let handle = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &seconds)
             .expect("static buckets are valid")
@@ -103,16 +106,25 @@ pub fn note_for_access_log(request: &HttpRequest, note: String) {
 /// scopes the handler's log lines with it, returns it, records the request
 /// count and latency by route and status, and writes the request's one
 /// access-log line (path without its query string, which may carry data).
-pub async fn observe(request: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+pub async fn observe(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let id = request
         .headers()
         .get(REQUEST_ID_HEADER)
         .and_then(|v| v.to_str().ok())
-        .filter(|v| (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+        .filter(|v| {
+            (1..=64).contains(&v.len())
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let method = request.method().to_string();
-    let peer = request.peer_addr().map_or_else(|| "-".to_owned(), |address| address.ip().to_string());
+    let peer = request
+        .peer_addr()
+        .map_or_else(|| "-".to_owned(), |address| address.ip().to_string());
     // The caller's text: escaped and capped like every request-derived string.
     let path = escape_for_log(request.path(), 200);
     let started = Instant::now();
@@ -122,8 +134,13 @@ pub async fn observe(request: ServiceRequest, next: Next<impl MessageBody + 'sta
     // when the route was declared for it (never an id the caller typed).
     let served = response.request();
     let route = served.match_pattern().unwrap_or_else(|| "unmatched".into());
-    let service = served.app_data::<crate::http::DeclaredService>().map_or_else(|| "-".to_owned(), |s| s.0.clone());
-    let note = served.extensions_mut().remove::<AccessNote>().map(|note| note.0);
+    let service = served
+        .app_data::<crate::http::DeclaredService>()
+        .map_or_else(|| "-".to_owned(), |s| s.0.clone());
+    let note = served
+        .extensions_mut()
+        .remove::<AccessNote>()
+        .map(|note| note.0);
     let status = response.status().as_u16();
     let bytes = match response.response().body().size() {
         BodySize::None => "0".to_owned(),
@@ -143,7 +160,9 @@ pub async fn observe(request: ServiceRequest, next: Next<impl MessageBody + 'sta
     metrics::histogram!("http_request_duration_seconds", "route" => route, "service" => service, "method" => method, "status" => status)
         .record(elapsed.as_secs_f64());
     if let Ok(value) = HeaderValue::from_str(&id) {
-        response.headers_mut().insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
     Ok(response)
 }
@@ -162,7 +181,12 @@ pub fn escape_for_log(text: &str, max: usize) -> String {
         match c {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
-            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}') => {
+            c if c.is_control()
+                || matches!(
+                    c,
+                    '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
+                ) =>
+            {
                 out.extend(c.escape_unicode())
             }
             c => out.push(c),
@@ -177,8 +201,13 @@ mod tests {
 
     #[test]
     fn log_strings_stay_on_one_line_and_short() {
-        assert_eq!(escape_for_log("a\nb\r\"c\\", 100), "a\\u{a}b\\u{d}\\\"c\\\\");
+        assert_eq!(
+            escape_for_log("a\nb\r\"c\\", 100),
+            "a\\u{a}b\\u{d}\\\"c\\\\"
+        );
         assert_eq!(escape_for_log("abcdef", 3), "abc…");
-        assert!(!escape_for_log("x\u{2028}y\u{1b}[31m", 100).chars().any(|c| c.is_control() || c == '\u{2028}'));
+        assert!(!escape_for_log("x\u{2028}y\u{1b}[31m", 100)
+            .chars()
+            .any(|c| c.is_control() || c == '\u{2028}'));
     }
 }

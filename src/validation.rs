@@ -25,15 +25,27 @@ impl Schemas {
     /// file system): a broken schema stops start-up, not a request.
     pub fn compile() -> Result<Self, String> {
         let mut documents = Vec::new();
-        for file in SCHEMA_DIR.files().filter(|f| f.path().to_string_lossy().ends_with(".schema.json")) {
+        for file in SCHEMA_DIR
+            .files()
+            .filter(|f| f.path().to_string_lossy().ends_with(".schema.json"))
+        {
             let name = file.path().display().to_string();
-            let text = file.contents_utf8().ok_or_else(|| format!("{name}: not UTF-8"))?;
+            let text = file
+                .contents_utf8()
+                .ok_or_else(|| format!("{name}: not UTF-8"))?;
             let document: Value = serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))?;
-            let id = document["$id"].as_str().ok_or_else(|| format!("{name}: no $id"))?.to_owned();
+            let id = document["$id"]
+                .as_str()
+                .ok_or_else(|| format!("{name}: no $id"))?
+                .to_owned();
             documents.push((name, id, document));
         }
         let registry = Registry::new()
-            .extend(documents.iter().map(|(_, id, doc)| (id.clone(), doc.clone())))
+            .extend(
+                documents
+                    .iter()
+                    .map(|(_, id, doc)| (id.clone(), doc.clone())),
+            )
             .and_then(|builder| builder.prepare())
             .map_err(|e| format!("schema registry: {e}"))?;
         let build = |file: &str| -> Result<Validator, String> {
@@ -91,9 +103,17 @@ fn issues(validator: &Validator, document: &Value) -> Vec<Issue> {
             match error.kind() {
                 ValidationErrorKind::Required { property } => {
                     let name = property.as_str().unwrap_or_default();
-                    Issue::error("required", format!("missing required member '{name}'"), Some(format!("{path}/{name}")))
+                    Issue::error(
+                        "required",
+                        format!("missing required member '{name}'"),
+                        Some(format!("{path}/{name}")),
+                    )
                 }
-                _ => Issue::error("invalid", clip(&error.to_string()), Some(if path.is_empty() { "/".into() } else { path })),
+                _ => Issue::error(
+                    "invalid",
+                    clip(&error.to_string()),
+                    Some(if path.is_empty() { "/".into() } else { path }),
+                ),
             }
         })
         .collect()

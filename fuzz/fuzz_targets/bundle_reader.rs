@@ -20,7 +20,13 @@ mod hook_request;
 
 fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| Engine::new(Arc::new(KnowledgeBase::embedded().unwrap()), RuleSettings::default()).unwrap())
+    ENGINE.get_or_init(|| {
+        Engine::new(
+            Arc::new(KnowledgeBase::embedded().unwrap()),
+            RuleSettings::default(),
+        )
+        .unwrap()
+    })
 }
 
 fn schemas() -> &'static Schemas {
@@ -36,13 +42,21 @@ fn assert_both_readings_agree(text: &str) {
         return;
     }
     let body = hook_request::with_conditions(text);
-    let Ok(request) = parse_hook_request(body.as_bytes(), schemas()) else { return };
+    let Ok(request) = parse_hook_request(body.as_bytes(), schemas()) else {
+        return;
+    };
     let catalog = ServiceCatalog::embedded();
     let service = catalog.get("leg-cramps-patient-view").unwrap();
-    let Ok(mut record) = cramp_cds::prefetch::resolve(service, request.prefetch, &[]) else { return };
+    let Ok(mut record) = cramp_cds::prefetch::resolve(service, request.prefetch, &[]) else {
+        return;
+    };
     // Keys the request did not send are about the request, not the reading.
     record.unread.clear();
-    assert_eq!(format!("{record:?}"), format!("{:?}", record_from([text])), "the two readings differ");
+    assert_eq!(
+        format!("{record:?}"),
+        format!("{:?}", record_from([text])),
+        "the two readings differ"
+    );
 }
 
 fuzz_target!(|text: &str| {
@@ -62,7 +76,12 @@ fuzz_target!(|text: &str| {
         });
         for card in &response.cards {
             assert!(card.summary.chars().count() < 140);
-            assert!(card.extension.cramp_cds.findings.iter().all(|f| !f.evidence.is_empty()));
+            assert!(card
+                .extension
+                .cramp_cds
+                .findings
+                .iter()
+                .all(|f| !f.evidence.is_empty()));
         }
     }
 });

@@ -23,7 +23,11 @@ struct Parts {
 fn parts() -> &'static Parts {
     static PARTS: OnceLock<Parts> = OnceLock::new();
     PARTS.get_or_init(|| Parts {
-        engine: Engine::new(Arc::new(KnowledgeBase::embedded().unwrap()), RuleSettings::default()).unwrap(),
+        engine: Engine::new(
+            Arc::new(KnowledgeBase::embedded().unwrap()),
+            RuleSettings::default(),
+        )
+        .unwrap(),
         schemas: Schemas::compile().unwrap(),
         catalog: ServiceCatalog::embedded(),
     })
@@ -31,12 +35,24 @@ fn parts() -> &'static Parts {
 
 fuzz_target!(|body: &[u8]| {
     let parts = parts();
-    let Ok(request) = parse_hook_request(body, &parts.schemas) else { return };
-    let Ok(hook) = request.hook.parse::<Hook>() else { return };
-    let Some(service) = parts.catalog.for_hook(hook) else { return };
-    let Ok(mut record) = cramp_cds::prefetch::resolve(service, request.prefetch, &[]) else { return };
+    let Ok(request) = parse_hook_request(body, &parts.schemas) else {
+        return;
+    };
+    let Ok(hook) = request.hook.parse::<Hook>() else {
+        return;
+    };
+    let Some(service) = parts.catalog.for_hook(hook) else {
+        return;
+    };
+    let Ok(mut record) = cramp_cds::prefetch::resolve(service, request.prefetch, &[]) else {
+        return;
+    };
     record.keep_patient(request.context.patient_id.as_deref());
-    let drafts = request.context.draft_orders.map(|raw| record_from([raw.get()]).medications).unwrap_or_default();
+    let drafts = request
+        .context
+        .draft_orders
+        .map(|raw| record_from([raw.get()]).medications)
+        .unwrap_or_default();
     let response = parts.engine.run(&Evaluation {
         hook: service.hook,
         record: &record,
@@ -47,5 +63,8 @@ fuzz_target!(|body: &[u8]| {
         now: chrono::Utc::now(),
     });
     let document = serde_json::to_value(&response).unwrap();
-    assert!(parts.schemas.check_response(&document).is_empty(), "an invalid response");
+    assert!(
+        parts.schemas.check_response(&document).is_empty(),
+        "an invalid response"
+    );
 });

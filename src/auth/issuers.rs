@@ -42,7 +42,8 @@ struct IssuersFile {
 }
 
 pub fn load(path: &Path) -> Result<Vec<TrustedIssuer>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("issuers file {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("issuers file {}: {e}", path.display()))?;
     parse(&text).map_err(|e| format!("issuers file {}: {e}", path.display()))
 }
 
@@ -50,11 +51,17 @@ pub fn parse(text: &str) -> Result<Vec<TrustedIssuer>, String> {
     let file: IssuersFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
     for issuer in &file.issuers {
         if issuer.jwks_url.is_none() && issuer.jwks.is_none() && issuer.allowed_jku.is_empty() {
-            return Err(format!("issuer '{}' names no keys (jwksUrl, jwks or allowedJku)", issuer.iss));
+            return Err(format!(
+                "issuer '{}' names no keys (jwksUrl, jwks or allowedJku)",
+                issuer.iss
+            ));
         }
         for url in issuer.jwks_url.iter().chain(&issuer.allowed_jku) {
             if !url.starts_with("https://") && !url.starts_with("http://") {
-                return Err(format!("issuer '{}': '{url}' is not an http(s) URL", issuer.iss));
+                return Err(format!(
+                    "issuer '{}': '{url}' is not an http(s) URL",
+                    issuer.iss
+                ));
             }
         }
     }
@@ -67,9 +74,16 @@ mod tests {
 
     #[test]
     fn an_issuer_must_name_its_keys() {
-        assert!(parse(r#"{"issuers":[{"iss":"x"}]}"#).unwrap_err().contains("names no keys"));
+        assert!(parse(r#"{"issuers":[{"iss":"x"}]}"#)
+            .unwrap_err()
+            .contains("names no keys"));
         assert!(parse(r#"{"issuers":[{"iss":"x","jwksUrl":"file:///etc/passwd"}]}"#).is_err());
-        assert_eq!(parse(r#"{"issuers":[{"iss":"x","jwksUrl":"https://x/jwks"}]}"#).unwrap().len(), 1);
+        assert_eq!(
+            parse(r#"{"issuers":[{"iss":"x","jwksUrl":"https://x/jwks"}]}"#)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]
@@ -87,6 +101,8 @@ mod example_file {
     fn the_documented_example_parses() {
         let text = include_str!("../../cds-hooks/issuers.example.json");
         let issuers = super::parse(text).unwrap();
-        assert!(issuers.iter().any(|i| i.iss == "https://sandbox.cds-hooks.org"));
+        assert!(issuers
+            .iter()
+            .any(|i| i.iss == "https://sandbox.cds-hooks.org"));
     }
 }

@@ -24,7 +24,10 @@ pub struct JwksCache {
 
 impl JwksCache {
     pub fn new(client: reqwest::Client) -> Self {
-        Self { client, entries: Mutex::new(HashMap::new()) }
+        Self {
+            client,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The key `kid` at `url`, refreshing the set when the kid is unknown.
@@ -37,13 +40,21 @@ impl JwksCache {
                     return Ok(jwk.clone());
                 }
                 if cached.fetched_at.elapsed() < REFRESH_AT_MOST_EVERY {
-                    return Err(format!("unknown kid '{kid}' (key set refreshed less than a minute ago)"));
+                    return Err(format!(
+                        "unknown kid '{kid}' (key set refreshed less than a minute ago)"
+                    ));
                 }
             }
         }
         let set = self.fetch(url).await?;
         let jwk = set.find(kid).cloned();
-        self.entries.lock().await.insert(url.to_owned(), Cached { set, fetched_at: Instant::now() });
+        self.entries.lock().await.insert(
+            url.to_owned(),
+            Cached {
+                set,
+                fetched_at: Instant::now(),
+            },
+        );
         jwk.ok_or_else(|| format!("unknown kid '{kid}'"))
     }
 
@@ -58,10 +69,16 @@ impl JwksCache {
         if !response.status().is_success() {
             return Err(format!("key set {url} answered {}", response.status()));
         }
-        if response.content_length().is_some_and(|l| l as usize > MAX_JWKS_BYTES) {
+        if response
+            .content_length()
+            .is_some_and(|l| l as usize > MAX_JWKS_BYTES)
+        {
             return Err(format!("key set {url} is too large"));
         }
-        let body = response.bytes().await.map_err(|e| format!("key set {url}: {}", e.without_url()))?;
+        let body = response
+            .bytes()
+            .await
+            .map_err(|e| format!("key set {url}: {}", e.without_url()))?;
         if body.len() > MAX_JWKS_BYTES {
             return Err(format!("key set {url} is too large"));
         }

@@ -24,8 +24,13 @@ use replay::{token_key, ReplayGuard};
 use crate::telemetry::escape_for_log;
 
 /// The algorithms CDS Hooks names; the token's header only chooses among them.
-const ALLOWED_ALGORITHMS: [Algorithm; 5] =
-    [Algorithm::ES384, Algorithm::RS384, Algorithm::ES256, Algorithm::RS256, Algorithm::PS384];
+const ALLOWED_ALGORITHMS: [Algorithm; 5] = [
+    Algorithm::ES384,
+    Algorithm::RS384,
+    Algorithm::ES256,
+    Algorithm::RS256,
+    Algorithm::PS384,
+];
 const LEEWAY_SECONDS: u64 = 60;
 /// CDS Hooks asks for tokens that live five minutes at most.
 pub const DEFAULT_MAX_LIFETIME_SECONDS: u64 = 300;
@@ -54,7 +59,12 @@ pub struct AuthFailure {
 
 impl fmt::Display for AuthFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown = |v: &Option<String>| v.as_deref().map_or_else(|| "-".to_owned(), |v| format!("\"{}\"", escape_for_log(v, LOG_VALUE_MAX)));
+        let shown = |v: &Option<String>| {
+            v.as_deref().map_or_else(
+                || "-".to_owned(),
+                |v| format!("\"{}\"", escape_for_log(v, LOG_VALUE_MAX)),
+            )
+        };
         write!(
             f,
             "{}; expected aud {:?}; received aud {}, iss {}, kid {}",
@@ -93,13 +103,20 @@ struct Claims {
 }
 
 fn text_of(value: &Option<serde_json::Value>) -> Option<String> {
-    value.as_ref().map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
+    value
+        .as_ref()
+        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_owned))
 }
 
 impl Authenticator {
     /// `max_lifetime`: the longest `exp - iat` accepted, in seconds (plus leeway).
     pub fn new(issuers: Vec<TrustedIssuer>, client: reqwest::Client, max_lifetime: u64) -> Self {
-        Self { issuers, keys: JwksCache::new(client), replay: ReplayGuard::default(), max_lifetime }
+        Self {
+            issuers,
+            keys: JwksCache::new(client),
+            replay: ReplayGuard::default(),
+            max_lifetime,
+        }
     }
 
     /// Verifies `Authorization: Bearer <jwt>` for a call whose audience may
@@ -110,8 +127,13 @@ impl Authenticator {
         audiences: &[String],
         used: &impl UsedTokens,
     ) -> Result<Caller, AuthFailure> {
-        let mut failure = AuthFailure { expected_aud: audiences.to_vec(), ..AuthFailure::default() };
-        let result = self.check(authorization, audiences, used, &mut failure).await;
+        let mut failure = AuthFailure {
+            expected_aud: audiences.to_vec(),
+            ..AuthFailure::default()
+        };
+        let result = self
+            .check(authorization, audiences, used, &mut failure)
+            .await;
         result.map_err(|reason| AuthFailure { reason, ..failure })
     }
 
@@ -122,14 +144,18 @@ impl Authenticator {
         used: &impl UsedTokens,
         seen: &mut AuthFailure,
     ) -> Result<Caller, String> {
-        let Some(header_value) = authorization else { return Err("no Authorization header".into()) };
+        let Some(header_value) = authorization else {
+            return Err("no Authorization header".into());
+        };
         let token = match header_value.split_once(' ') {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
             _ => return Err("Authorization is not a Bearer token".into()),
         };
         let header = decode_header(token).map_err(|e| format!("unreadable JWT header: {e}"))?;
         seen.kid = header.kid.clone();
-        if let Ok(unverified) = jsonwebtoken::dangerous::insecure_decode_claims::<UnverifiedClaims>(token) {
+        if let Ok(unverified) =
+            jsonwebtoken::dangerous::insecure_decode_claims::<UnverifiedClaims>(token)
+        {
             seen.iss = text_of(&unverified.iss);
             seen.aud = text_of(&unverified.aud);
         }
@@ -139,18 +165,31 @@ impl Authenticator {
         // RFC 7515 4.1.11: an extension marked critical that we do not
         // understand (we understand none) makes the token invalid.
         if let Some(crit) = &header.crit {
-            return Err(format!("the JWT header marks extensions critical ({crit:?}); none is understood"));
+            return Err(format!(
+                "the JWT header marks extensions critical ({crit:?}); none is understood"
+            ));
         }
-        let Some(kid) = header.kid.as_deref() else { return Err("the JWT header has no kid".into()) };
-        let Some(issuer) = seen.iss.as_deref().and_then(|iss| self.issuers.iter().find(|i| i.iss == iss)) else {
+        let Some(kid) = header.kid.as_deref() else {
+            return Err("the JWT header has no kid".into());
+        };
+        let Some(issuer) = seen
+            .iss
+            .as_deref()
+            .and_then(|iss| self.issuers.iter().find(|i| i.iss == iss))
+        else {
             return Err("the issuer is not trusted".into());
         };
 
         let jwk = self.key_for(issuer, kid, header.jku.as_deref()).await?;
-        if jwk.common.key_algorithm.is_some_and(|alg| alg != KeyAlgorithm::from(header.alg)) {
+        if jwk
+            .common
+            .key_algorithm
+            .is_some_and(|alg| alg != KeyAlgorithm::from(header.alg))
+        {
             return Err(format!("key '{kid}' is not for {:?}", header.alg));
         }
-        let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("key '{kid}' is unusable: {e}"))?;
+        let key =
+            DecodingKey::from_jwk(&jwk).map_err(|e| format!("key '{kid}' is unusable: {e}"))?;
 
         let mut validation = Validation::new(header.alg);
         validation.algorithms = vec![header.alg];
@@ -159,12 +198,16 @@ impl Authenticator {
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         validation.set_issuer(&[&issuer.iss]);
         validation.set_audience(audiences);
-        let claims = decode::<Claims>(token, &key, &validation).map_err(|e| format!("JWT rejected: {e}"))?.claims;
+        let claims = decode::<Claims>(token, &key, &validation)
+            .map_err(|e| format!("JWT rejected: {e}"))?
+            .claims;
 
         let now = jsonwebtoken::get_current_timestamp();
         let iat = match claims.iat {
             None => return Err("the JWT has no iat".into()),
-            Some(iat) if iat > now + LEEWAY_SECONDS => return Err("the JWT was issued in the future".into()),
+            Some(iat) if iat > now + LEEWAY_SECONDS => {
+                return Err("the JWT was issued in the future".into())
+            }
             Some(iat) => iat,
         };
         if claims.exp.saturating_sub(iat) > self.max_lifetime + LEEWAY_SECONDS {
@@ -179,7 +222,9 @@ impl Authenticator {
                 return Err("the JWT is for another tenant".into());
             }
         }
-        let Some(jti) = claims.jti.as_deref().filter(|j| !j.is_empty()) else { return Err("the JWT has no jti".into()) };
+        let Some(jti) = claims.jti.as_deref().filter(|j| !j.is_empty()) else {
+            return Err("the JWT has no jti".into());
+        };
         // Memory first (this replica's recent tokens, no round trip), then
         // the store every replica shares, which also outlives a restart.
         let key = token_key(&claims.iss, jti);
@@ -189,19 +234,31 @@ impl Authenticator {
         }
         match used.first_use(key, expires_at).await {
             Ok(true) => {}
-            Ok(false) => return Err("the JWT's jti was already used (seen by the shared store)".into()),
+            Ok(false) => {
+                return Err("the JWT's jti was already used (seen by the shared store)".into())
+            }
             Err(error) => {
                 seen.store_outage = true;
-                return Err(format!("the replay store cannot be read, refusing (fail closed): {error}"));
+                return Err(format!(
+                    "the replay store cannot be read, refusing (fail closed): {error}"
+                ));
             }
         }
-        Ok(Caller { issuer: claims.iss, subject: claims.sub })
+        Ok(Caller {
+            issuer: claims.iss,
+            subject: claims.sub,
+        })
     }
 
     /// The key for `kid`: pinned keys first (the inline `jwks`, then the
     /// `jwksUrl` set), whatever the token's `jku`; a `jku` is fetched only
     /// when the issuer allows it and no pinned key has that kid.
-    async fn key_for(&self, issuer: &TrustedIssuer, kid: &str, jku: Option<&str>) -> Result<Jwk, String> {
+    async fn key_for(
+        &self,
+        issuer: &TrustedIssuer,
+        kid: &str,
+        jku: Option<&str>,
+    ) -> Result<Jwk, String> {
         if let Some(jwk) = issuer.jwks.as_ref().and_then(|set| set.find(kid)) {
             return Ok(jwk.clone());
         }
@@ -213,9 +270,15 @@ impl Authenticator {
             }
         }
         match jku {
-            Some(jku) if issuer.allowed_jku.iter().any(|allowed| allowed == jku) => self.keys.key(jku, kid).await,
-            Some(jku) => Err(format!("kid '{kid}' is not pinned and jku {jku} is not allowed for issuer {}", issuer.iss)),
-            None => Err(pinned_error.unwrap_or_else(|| format!("unknown kid '{kid}' for issuer {}", issuer.iss))),
+            Some(jku) if issuer.allowed_jku.iter().any(|allowed| allowed == jku) => {
+                self.keys.key(jku, kid).await
+            }
+            Some(jku) => Err(format!(
+                "kid '{kid}' is not pinned and jku {jku} is not allowed for issuer {}",
+                issuer.iss
+            )),
+            None => Err(pinned_error
+                .unwrap_or_else(|| format!("unknown kid '{kid}' for issuer {}", issuer.iss))),
         }
     }
 }

@@ -13,12 +13,19 @@ const SWEEP_ABOVE: usize = 10_000;
 /// The store's side: records a token key until `expires_at` (Unix seconds);
 /// Ok(false) when it was already recorded, Err when the store cannot say.
 pub trait UsedTokens: Sync {
-    fn first_use(&self, key: String, expires_at: u64) -> impl Future<Output = Result<bool, String>> + Send;
+    fn first_use(
+        &self,
+        key: String,
+        expires_at: u64,
+    ) -> impl Future<Output = Result<bool, String>> + Send;
 }
 
 /// A fixed-length key for (issuer, jti): both are the caller's text.
 pub fn token_key(issuer: &str, jti: &str) -> String {
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{issuer}\u{0}{jti}").as_bytes());
+    let digest = aws_lc_rs::digest::digest(
+        &aws_lc_rs::digest::SHA256,
+        format!("{issuer}\u{0}{jti}").as_bytes(),
+    );
     digest.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
@@ -30,7 +37,10 @@ pub struct ReplayGuard {
 impl ReplayGuard {
     /// Records `key` until `expires_at`; false if already seen.
     pub fn first_use(&self, key: &str, expires_at: u64, now: u64) -> bool {
-        let mut seen = self.seen.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if seen.len() > SWEEP_ABOVE {
             seen.retain(|_, expiry| *expiry >= now);
         }
@@ -55,7 +65,10 @@ mod tests {
         assert!(guard.first_use(&a, 100, 10));
         assert!(!guard.first_use(&a, 100, 50));
         assert!(guard.first_use(&other_a, 100, 50));
-        assert!(guard.first_use(&a, 200, 101), "after expiry the id may come back");
+        assert!(
+            guard.first_use(&a, 200, 101),
+            "after expiry the id may come back"
+        );
     }
 
     #[test]

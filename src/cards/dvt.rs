@@ -9,20 +9,37 @@ impl CardRenderer {
         draft.line(format!("**{opening}**"));
         draft.line("");
         let findings = dvt.findings.as_slice();
-        let with_code = |codes: &'static [&'static str]| findings.iter().filter(move |f| codes.contains(&f.code.as_str()));
+        let with_code = |codes: &'static [&'static str]| {
+            findings
+                .iter()
+                .filter(move |f| codes.contains(&f.code.as_str()))
+        };
         let next_step = dvt.next_step();
         // In pregnancy and after childbirth the card cites Le Gal 2012 and
         // RCOG 37b, not the Wells pathway, which does not cover them.
         let in_pregnancy = next_step == DvtNextStep::UltrasoundInPregnancy;
-        for finding in with_code(&["leg-swelling", "leg-pain", "leg-cramps", "active-dvt", "d-dimer-positive"]) {
+        for finding in with_code(&[
+            "leg-swelling",
+            "leg-pain",
+            "leg-cramps",
+            "active-dvt",
+            "d-dimer-positive",
+        ]) {
             self.dvt_bullet(&mut draft, finding, in_pregnancy);
         }
         draft.line("");
-        let chart_items: Vec<&Finding> = findings.iter().filter(|f| CHART_WELLS_ITEMS.contains(&f.code.as_str())).collect();
+        let chart_items: Vec<&Finding> = findings
+            .iter()
+            .filter(|f| CHART_WELLS_ITEMS.contains(&f.code.as_str()))
+            .collect();
         if next_step == DvtNextStep::UltrasoundInPregnancy {
             // Facts from the record only: no cramp wording, no score.
             for finding in with_code(&["pregnancy", "postpartum"]) {
-                let label = if finding.code == "pregnancy" { "Pregnancy" } else { "Delivery within the last 6 weeks" };
+                let label = if finding.code == "pregnancy" {
+                    "Pregnancy"
+                } else {
+                    "Delivery within the last 6 weeks"
+                };
                 draft.line(format!("- **{label}**: {}", describe_notes(&finding.notes)));
             }
             if !chart_items.is_empty() {
@@ -40,7 +57,10 @@ impl CardRenderer {
                 self.dvt_bullet(&mut draft, finding, in_pregnancy);
             }
             let not_a_score = draft.say(Say::DvtChartIsNotAWellsScore);
-            draft.line(format!("- Points known from the record: **{}**. {not_a_score}", dvt.known_points));
+            draft.line(format!(
+                "- Points known from the record: **{}**. {not_a_score}",
+                dvt.known_points
+            ));
             draft.line("");
             draft.line("**Still to assess at the bedside (Wells)**");
             for item in [
@@ -90,17 +110,31 @@ impl CardRenderer {
         };
         if dvt.patient.is_none() {
             draft.line("");
-            draft.line("_No orders are offered: the record does not say which patient they would be for._");
+            draft.line(
+                "_No orders are offered: the record does not say which patient they would be for._",
+            );
         }
-        let mut card = self.card(Topic::DvtRuleOut, Indicator::Warning, summary.to_owned(), draft, findings);
-        let Some(patient) = dvt.patient.as_deref() else { return card };
+        let mut card = self.card(
+            Topic::DvtRuleOut,
+            Indicator::Warning,
+            summary.to_owned(),
+            draft,
+            findings,
+        );
+        let Some(patient) = dvt.patient.as_deref() else {
+            return card;
+        };
         let ultrasound = self.service_request(dvt, patient, Test::Ultrasound);
         let d_dimer = self.service_request(dvt, patient, Test::DDimer);
         card.suggestions = match next_step {
             DvtNextStep::UltrasoundInPregnancy => vec![suggestion(ultrasound, true)],
-            DvtNextStep::UltrasoundRecommended => vec![suggestion(ultrasound, true), suggestion(d_dimer, false)],
+            DvtNextStep::UltrasoundRecommended => {
+                vec![suggestion(ultrasound, true), suggestion(d_dimer, false)]
+            }
             // The chart cannot tell DVT likely from unlikely: neither is marked.
-            DvtNextStep::BedsideScoreDecides => vec![suggestion(ultrasound, false), suggestion(d_dimer, false)],
+            DvtNextStep::BedsideScoreDecides => {
+                vec![suggestion(ultrasound, false), suggestion(d_dimer, false)]
+            }
         };
         card.selection_behavior = Some(SelectionBehavior::AtMostOne);
         card
@@ -109,11 +143,17 @@ impl CardRenderer {
     /// A finding as a bullet with its rationale and sources; in pregnancy
     /// without what only the Wells pathway says (its rationale, its points).
     fn dvt_bullet(&self, draft: &mut Draft, finding: &Finding, in_pregnancy: bool) {
-        let Some(definition) = self.kb.finding(&finding.code) else { return self.bullet(draft, finding) };
+        let Some(definition) = self.kb.finding(&finding.code) else {
+            return self.bullet(draft, finding);
+        };
         if finding.code == "anticoagulated" {
             // A record fact, shown not scored: what it changes is the next
             // step's service decision, which cites no source.
-            draft.line(format!("- **{}**: {}.", definition.display, describe_notes(&finding.notes)));
+            draft.line(format!(
+                "- **{}**: {}.",
+                definition.display,
+                describe_notes(&finding.notes)
+            ));
             return;
         }
         if !in_pregnancy {
@@ -121,10 +161,20 @@ impl CardRenderer {
         }
         let evidence = describe_notes(&finding.notes);
         let display = definition.display.trim_end_matches(" (Wells +1)");
-        let sources: Vec<String> = definition.sources.iter().filter(|s| *s != WELLS_SOURCE).cloned().collect();
-        if sources.len() == definition.sources.len() || (!sources.is_empty() && finding.code.starts_with("leg-")) {
+        let sources: Vec<String> = definition
+            .sources
+            .iter()
+            .filter(|s| *s != WELLS_SOURCE)
+            .cloned()
+            .collect();
+        if sources.len() == definition.sources.len()
+            || (!sources.is_empty() && finding.code.starts_with("leg-"))
+        {
             let cite = draft.cite(&sources);
-            draft.line(format!("- **{display}**: {evidence}. {} {cite}", definition.rationale));
+            draft.line(format!(
+                "- **{display}**: {evidence}. {} {cite}",
+                definition.rationale
+            ));
         } else {
             draft.line(format!("- **{display}**: {evidence}."));
         }
@@ -151,7 +201,12 @@ impl CardRenderer {
             "subject": {"reference": patient},
             "reasonReference": dvt.reasons.iter().map(|r| json!({"reference": r})).collect::<Vec<_>>(),
         });
-        let action = Action { kind: ActionKind::Create, description: format!("Create a draft order: {text}"), resource: Some(resource), resource_id: None };
+        let action = Action {
+            kind: ActionKind::Create,
+            description: format!("Create a draft order: {text}"),
+            resource: Some(resource),
+            resource_id: None,
+        };
         (label.to_owned(), action)
     }
 }
@@ -165,5 +220,10 @@ enum Test {
 }
 
 fn suggestion((label, action): (String, Action), recommended: bool) -> Suggestion {
-    Suggestion { label, uuid: Uuid::new_v4(), is_recommended: recommended, actions: vec![action] }
+    Suggestion {
+        label,
+        uuid: Uuid::new_v4(),
+        is_recommended: recommended,
+        actions: vec![action],
+    }
 }

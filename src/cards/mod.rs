@@ -10,10 +10,12 @@ use uuid::Uuid;
 
 use crate::knowledge::{KnowledgeBase, Say};
 use crate::protocol::response::{
-    Action, ActionKind, Card, CardExtension, CardFindings, Coding, FindingSummary, Indicator, Link, SelectionBehavior,
-    Source, Suggestion,
+    Action, ActionKind, Card, CardExtension, CardFindings, Coding, FindingSummary, Indicator, Link,
+    SelectionBehavior, Source, Suggestion,
 };
-use crate::rules::{Assessment, DvtAssessment, DvtNextStep, Finding, Part, QuinineAlert, CHART_WELLS_ITEMS};
+use crate::rules::{
+    Assessment, DvtAssessment, DvtNextStep, Finding, Part, QuinineAlert, CHART_WELLS_ITEMS,
+};
 
 mod culprits;
 mod dvt;
@@ -21,11 +23,17 @@ mod quinine;
 mod risk_factors;
 
 pub const TOPIC_SYSTEM: &str = "https://cramp-cds.example.org/fhir/CodeSystem/card-topic";
-pub const OVERRIDE_REASON_SYSTEM: &str = "https://cramp-cds.example.org/fhir/CodeSystem/override-reason";
+pub const OVERRIDE_REASON_SYSTEM: &str =
+    "https://cramp-cds.example.org/fhir/CodeSystem/override-reason";
 const SOURCES_HEADING: &str = "**Sources**";
 const SOURCE_LABEL: &str = "cramp-cds leg cramp guidance";
 const MAX_SUMMARY_CHARS: usize = 139;
-const ELECTROLYTE_FINDINGS: [&str; 4] = ["hypokalemia", "hyponatremia", "hypocalcemia", "hypomagnesemia"];
+const ELECTROLYTE_FINDINGS: [&str; 4] = [
+    "hypokalemia",
+    "hyponatremia",
+    "hypocalcemia",
+    "hypomagnesemia",
+];
 
 /// The four card types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +81,11 @@ struct Draft<'k> {
 
 impl<'k> Draft<'k> {
     fn new(renderer: &'k CardRenderer) -> Self {
-        Self { renderer, detail: String::new(), sources: Vec::new() }
+        Self {
+            renderer,
+            detail: String::new(),
+            sources: Vec::new(),
+        }
     }
 
     fn cite(&mut self, ids: &[String]) -> String {
@@ -116,12 +128,19 @@ impl<'k> Draft<'k> {
         self.line(SOURCES_HEADING);
         let mut links = Vec::new();
         for id in &self.sources {
-            let (Some(source), Some(line)) = (self.renderer.kb.source(id), self.renderer.citation_lines.get(id)) else {
+            let (Some(source), Some(line)) = (
+                self.renderer.kb.source(id),
+                self.renderer.citation_lines.get(id),
+            ) else {
                 continue;
             };
             self.detail.push_str(line);
             if let Some(url) = &source.url {
-                links.push(Link { label: truncate(&source.short, 100), url: url.clone(), kind: "absolute" });
+                links.push(Link {
+                    label: truncate(&source.short, 100),
+                    url: url.clone(),
+                    kind: "absolute",
+                });
             }
         }
         let url = links.first().map(|l| l.url.clone());
@@ -131,8 +150,15 @@ impl<'k> Draft<'k> {
 
 impl CardRenderer {
     pub fn new(kb: Arc<KnowledgeBase>) -> Self {
-        let citation_lines =
-            kb.sources().map(|source| (source.id.clone(), format!("- {}\n", markdown_escape(&source.citation)))).collect();
+        let citation_lines = kb
+            .sources()
+            .map(|source| {
+                (
+                    source.id.clone(),
+                    format!("- {}\n", markdown_escape(&source.citation)),
+                )
+            })
+            .collect();
         Self { kb, citation_lines }
     }
 
@@ -177,11 +203,17 @@ impl CardRenderer {
                     .iter()
                     .map(|code| match *code {
                         "medication-culprits" => "medicines recorded as statements".to_owned(),
-                        crate::rules::WORK_UP => "a duplex ultrasound already done or ordered".to_owned(),
+                        crate::rules::WORK_UP => {
+                            "a duplex ultrasound already done or ordered".to_owned()
+                        }
                         code => self.display(code).to_lowercase(),
                     })
                     .collect();
-                format!("_{} could not be read: {} not checked._", key_label(&u.key), what.join(", "))
+                format!(
+                    "_{} could not be read: {} not checked._",
+                    key_label(&u.key),
+                    what.join(", ")
+                )
             })
             .collect();
         if lines.is_empty() {
@@ -198,7 +230,10 @@ impl CardRenderer {
     }
 
     fn display(&self, code: &str) -> String {
-        self.kb.finding(code).map(|f| f.display.clone()).unwrap_or_else(|| code.to_owned())
+        self.kb
+            .finding(code)
+            .map(|f| f.display.clone())
+            .unwrap_or_else(|| code.to_owned())
     }
 
     fn summaries(&self, findings: &[Finding]) -> Vec<FindingSummary> {
@@ -206,7 +241,12 @@ impl CardRenderer {
             .iter()
             .map(|f| FindingSummary {
                 code: f.code.clone(),
-                category: self.kb.finding(&f.code).map(|d| d.category.as_str()).unwrap_or("risk-factor").to_owned(),
+                category: self
+                    .kb
+                    .finding(&f.code)
+                    .map(|d| d.category.as_str())
+                    .unwrap_or("risk-factor")
+                    .to_owned(),
                 display: self.display(&f.code),
                 evidence: f.evidence.clone(),
                 possibly_outdated: Vec::new(),
@@ -214,7 +254,14 @@ impl CardRenderer {
             .collect()
     }
 
-    fn card(&self, topic: Topic, indicator: Indicator, summary: String, draft: Draft, findings: &[Finding]) -> Card {
+    fn card(
+        &self,
+        topic: Topic,
+        indicator: Indicator,
+        summary: String,
+        draft: Draft,
+        findings: &[Finding],
+    ) -> Card {
         let (detail, links, url) = draft.finish();
         Card {
             // Time-ordered (v7): the store keys cards by uuid, and ordered
@@ -226,13 +273,21 @@ impl CardRenderer {
             source: Source {
                 label: SOURCE_LABEL.to_owned(),
                 url,
-                topic: Coding { system: TOPIC_SYSTEM.into(), code: topic.code().into(), display: topic.display().into() },
+                topic: Coding {
+                    system: TOPIC_SYSTEM.into(),
+                    code: topic.code().into(),
+                    display: topic.display().into(),
+                },
             },
             suggestions: Vec::new(),
             selection_behavior: None,
             override_reasons: Vec::new(),
             links,
-            extension: CardExtension { cramp_cds: CardFindings { findings: self.summaries(findings) } },
+            extension: CardExtension {
+                cramp_cds: CardFindings {
+                    findings: self.summaries(findings),
+                },
+            },
         }
     }
 
@@ -244,9 +299,11 @@ impl CardRenderer {
             Some(d) => (d.rationale.clone(), draft.cite(&d.sources)),
             None => (String::new(), String::new()),
         };
-        draft.line(format!("- **{}**: {evidence}. {rationale} {cite}", self.display(&finding.code)));
+        draft.line(format!(
+            "- **{}**: {evidence}. {rationale} {cite}",
+            self.display(&finding.code)
+        ));
     }
-
 }
 
 /// A prefetch key as a reader says it: "medicationStatements" ->
@@ -291,7 +348,11 @@ fn describe_notes(notes: &[String]) -> String {
             _ => format!("{} ({count} records)", markdown_escape(note)),
         })
         .collect();
-    match distinct[shown..].iter().map(|(_, count)| count).sum::<usize>() {
+    match distinct[shown..]
+        .iter()
+        .map(|(_, count)| count)
+        .sum::<usize>()
+    {
         0 => {}
         1 => parts.push("and 1 more record".into()),
         more => parts.push(format!("and {more} more records")),
@@ -330,7 +391,10 @@ fn markdown_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     let mut plain_from = 0;
     for (at, byte) in text.bytes().enumerate() {
-        let special = matches!(byte, b'\\' | b'`' | b'*' | b'_' | b'[' | b']' | b'<' | b'>' | b'#' | b'|' | b'!');
+        let special = matches!(
+            byte,
+            b'\\' | b'`' | b'*' | b'_' | b'[' | b']' | b'<' | b'>' | b'#' | b'|' | b'!'
+        );
         if !special && byte != b'\n' && byte != b'\r' {
             continue;
         }
@@ -354,10 +418,18 @@ mod tests {
     #[test]
     fn repeated_notes_are_counted_and_a_long_list_is_cut() {
         let notes = |texts: &[&str]| texts.iter().map(|t| t.to_string()).collect::<Vec<_>>();
-        assert_eq!(describe_notes(&notes(&["furosemide", "atenolol", "furosemide"])), "furosemide (2 records); atenolol");
-        let many: Vec<String> = (0..20_000).map(|day| format!("Diabetes (recorded day {})", day % 10_000)).collect();
+        assert_eq!(
+            describe_notes(&notes(&["furosemide", "atenolol", "furosemide"])),
+            "furosemide (2 records); atenolol"
+        );
+        let many: Vec<String> = (0..20_000)
+            .map(|day| format!("Diabetes (recorded day {})", day % 10_000))
+            .collect();
         let text = describe_notes(&many);
-        assert!(text.starts_with("Diabetes (recorded day 0) (2 records); "), "{text}");
+        assert!(
+            text.starts_with("Diabetes (recorded day 0) (2 records); "),
+            "{text}"
+        );
         assert!(text.ends_with("; and 19984 more records"), "{text}");
         assert_eq!(text.matches("; ").count(), NOTES_SHOWN);
         assert!(describe_notes(&many[..NOTES_SHOWN + 1]).ends_with("; and 1 more record"));
@@ -365,7 +437,9 @@ mod tests {
 
     #[test]
     fn summaries_stay_under_140_characters() {
-        let names: Vec<String> = (0..30).map(|i| format!("Some long risk factor name {i}")).collect();
+        let names: Vec<String> = (0..30)
+            .map(|i| format!("Some long risk factor name {i}"))
+            .collect();
         let text = listing("Leg cramp risk factors in the record: ", &names);
         assert!(text.chars().count() <= MAX_SUMMARY_CHARS, "{text}");
         assert!(text.ends_with("more"));
@@ -373,7 +447,10 @@ mod tests {
 
     #[test]
     fn record_text_cannot_inject_markdown() {
-        assert_eq!(markdown_escape("[click](javascript:x) <b>"), "\\[click\\](javascript:x) \\<b\\>");
+        assert_eq!(
+            markdown_escape("[click](javascript:x) <b>"),
+            "\\[click\\](javascript:x) \\<b\\>"
+        );
         assert_eq!(markdown_escape("é_1\r\n#"), "é\\_1  \\#");
     }
 }

@@ -16,7 +16,11 @@ impl CardRenderer {
         draft.point(Say::QuinineFda);
         draft.point(Say::QuinineAan);
         draft.point(Say::QuinineAlternatives);
-        let next = if ordered { Say::QuinineMalariaOverride } else { Say::QuinineDiscussStopping };
+        let next = if ordered {
+            Say::QuinineMalariaOverride
+        } else {
+            Say::QuinineDiscussStopping
+        };
         draft.point(next);
         let summary = if ordered {
             "Quinine must not be used for leg cramps (FDA): risk of life-threatening blood disorders"
@@ -24,8 +28,18 @@ impl CardRenderer {
             "Patient takes quinine: not for leg cramps (FDA), risk of serious blood disorders"
         };
         let findings = std::slice::from_ref(&alert.finding);
-        let indicator = if ordered { Indicator::Critical } else { Indicator::Warning };
-        let mut card = self.card(Topic::QuinineWarning, indicator, summary.to_owned(), draft, findings);
+        let indicator = if ordered {
+            Indicator::Critical
+        } else {
+            Indicator::Warning
+        };
+        let mut card = self.card(
+            Topic::QuinineWarning,
+            indicator,
+            summary.to_owned(),
+            draft,
+            findings,
+        );
         if ordered {
             card.suggestions = vec![Suggestion {
                 label: "Remove the quinine order".into(),
@@ -44,7 +58,11 @@ impl CardRenderer {
             }];
             card.selection_behavior = Some(SelectionBehavior::AtMostOne);
             card.override_reasons = vec![
-                Coding { system: OVERRIDE_REASON_SYSTEM.into(), code: "malaria-treatment".into(), display: "Prescribed to treat malaria".into() },
+                Coding {
+                    system: OVERRIDE_REASON_SYSTEM.into(),
+                    code: "malaria-treatment".into(),
+                    display: "Prescribed to treat malaria".into(),
+                },
                 Coding {
                     system: OVERRIDE_REASON_SYSTEM.into(),
                     code: "patient-informed-of-risk".into(),

@@ -4,7 +4,9 @@ use super::*;
 
 impl CardRenderer {
     pub(super) fn risk_factors(&self, findings: &[Finding]) -> Card {
-        let low_electrolyte = findings.iter().any(|f| ELECTROLYTE_FINDINGS.contains(&f.code.as_str()));
+        let low_electrolyte = findings
+            .iter()
+            .any(|f| ELECTROLYTE_FINDINGS.contains(&f.code.as_str()));
         let names: Vec<String> = findings.iter().map(|f| self.display(&f.code)).collect();
         let summary = listing("Leg cramp risk factors in the record: ", &names);
         let mut draft = Draft::new(self);
@@ -30,7 +32,11 @@ impl CardRenderer {
         draft.line(red_flags);
         let clot = draft.say(Say::RedFlagCalfPainWithSwelling);
         draft.line(clot);
-        let indicator = if low_electrolyte { Indicator::Warning } else { Indicator::Info };
+        let indicator = if low_electrolyte {
+            Indicator::Warning
+        } else {
+            Indicator::Info
+        };
         self.card(Topic::RiskFactors, indicator, summary, draft, findings)
     }
 }

@@ -13,7 +13,11 @@ use serde::Deserialize;
 pub fn resource_type_of(raw: &str) -> Option<&str> {
     let rest = raw.trim_start().strip_prefix('{')?.trim_start();
     if let Some(rest) = rest.strip_prefix("\"resourceType\"") {
-        let rest = rest.trim_start().strip_prefix(':')?.trim_start().strip_prefix('"')?;
+        let rest = rest
+            .trim_start()
+            .strip_prefix(':')?
+            .trim_start()
+            .strip_prefix('"')?;
         let end = rest.find('"')?;
         let name = &rest[..end];
         if !name.contains('\\') {
@@ -34,8 +38,16 @@ mod tests {
 
     #[test]
     fn finds_resource_type_first_or_later() {
-        assert_eq!(resource_type_of(r#" { "resourceType" : "Condition", "id": "x"}"#), Some("Condition"));
-        assert_eq!(resource_type_of(r#"{"id":"x","meta":{"resourceType":"No"},"resourceType":"Observation"}"#), Some("Observation"));
+        assert_eq!(
+            resource_type_of(r#" { "resourceType" : "Condition", "id": "x"}"#),
+            Some("Condition")
+        );
+        assert_eq!(
+            resource_type_of(
+                r#"{"id":"x","meta":{"resourceType":"No"},"resourceType":"Observation"}"#
+            ),
+            Some("Observation")
+        );
         assert_eq!(resource_type_of(r#"{"id":"x"}"#), None);
         assert_eq!(resource_type_of(r#"[1]"#), None);
         assert_eq!(resource_type_of(r#"{"resourceType": 7}"#), None);

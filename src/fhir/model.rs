@@ -537,19 +537,30 @@ impl<'a> Resource<'a> {
     }
 
     /// Reads the rest of a resource whose `resourceType` was its first member.
-    fn read_rest<'de: 'a, A: MapAccess<'de>>(resource_type: &str, rest: A) -> Result<Self, A::Error> {
+    fn read_rest<'de: 'a, A: MapAccess<'de>>(
+        resource_type: &str,
+        rest: A,
+    ) -> Result<Self, A::Error> {
         let rest = MapAccessDeserializer::new(rest);
         Ok(match resource_type {
             "Patient" => Resource::Patient(Patient::deserialize(rest)?),
             "Condition" => Resource::Condition(Box::new(Condition::deserialize(rest)?)),
             "Observation" => Resource::Observation(Box::new(Observation::deserialize(rest)?)),
-            "MedicationRequest" => Resource::MedicationRequest(Box::new(MedicationOrder::deserialize(rest)?)),
-            "MedicationStatement" => Resource::MedicationStatement(Box::new(MedicationOrder::deserialize(rest)?)),
+            "MedicationRequest" => {
+                Resource::MedicationRequest(Box::new(MedicationOrder::deserialize(rest)?))
+            }
+            "MedicationStatement" => {
+                Resource::MedicationStatement(Box::new(MedicationOrder::deserialize(rest)?))
+            }
             "Medication" => Resource::Medication(Box::new(Medication::deserialize(rest)?)),
             "Procedure" => Resource::Procedure(Box::new(Procedure::deserialize(rest)?)),
             "Encounter" => Resource::Encounter(Box::new(Encounter::deserialize(rest)?)),
-            "ServiceRequest" => Resource::ServiceRequest(Box::new(ServiceRequest::deserialize(rest)?)),
-            "DiagnosticReport" => Resource::DiagnosticReport(Box::new(DiagnosticReport::deserialize(rest)?)),
+            "ServiceRequest" => {
+                Resource::ServiceRequest(Box::new(ServiceRequest::deserialize(rest)?))
+            }
+            "DiagnosticReport" => {
+                Resource::DiagnosticReport(Box::new(DiagnosticReport::deserialize(rest)?))
+            }
             "ImagingStudy" => Resource::ImagingStudy(Box::new(ImagingStudy::deserialize(rest)?)),
             _ => {
                 IgnoredAny::deserialize(rest)?;
@@ -578,7 +589,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Resource<'a> {
                         while let Some(member) = map.next_entry::<Text<'de>, &'de RawValue>()? {
                             members.push(member);
                         }
-                        let Some(at) = members.iter().position(|(key, _)| &**key == "resourceType") else {
+                        let Some(at) = members.iter().position(|(key, _)| &**key == "resourceType")
+                        else {
                             return Ok(Resource::Untyped);
                         };
                         let (_, resource_type) = members.swap_remove(at);
@@ -604,23 +616,35 @@ struct RawMembers<'de, E> {
 
 impl<'de, E> RawMembers<'de, E> {
     fn new(members: Vec<(Text<'de>, &'de RawValue)>) -> Self {
-        RawMembers { members: members.into_iter(), value: None, error: std::marker::PhantomData }
+        RawMembers {
+            members: members.into_iter(),
+            value: None,
+            error: std::marker::PhantomData,
+        }
     }
 }
 
 impl<'de, E: de::Error> MapAccess<'de> for RawMembers<'de, E> {
     type Error = E;
     fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, E> {
-        let Some((key, value)) = self.members.next() else { return Ok(None) };
+        let Some((key, value)) = self.members.next() else {
+            return Ok(None);
+        };
         self.value = Some(value);
         match key.0 {
-            Cow::Borrowed(key) => seed.deserialize(BorrowedStrDeserializer::new(key)).map(Some),
+            Cow::Borrowed(key) => seed
+                .deserialize(BorrowedStrDeserializer::new(key))
+                .map(Some),
             Cow::Owned(key) => seed.deserialize(StringDeserializer::new(key)).map(Some),
         }
     }
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, E> {
-        let value = self.value.take().ok_or_else(|| E::custom("a value without its key"))?;
-        seed.deserialize(&mut serde_json::Deserializer::from_str(value.get())).map_err(E::custom)
+        let value = self
+            .value
+            .take()
+            .ok_or_else(|| E::custom("a value without its key"))?;
+        seed.deserialize(&mut serde_json::Deserializer::from_str(value.get()))
+            .map_err(E::custom)
     }
 }
 
@@ -659,7 +683,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for FhirValue<'a> {
                 }
                 let resource_type: Text<'de> = map.next_value()?;
                 Ok(match &*resource_type {
-                    "Bundle" => FhirValue::Bundle(TypedBundle::deserialize(MapAccessDeserializer::new(map))?),
+                    "Bundle" => FhirValue::Bundle(TypedBundle::deserialize(
+                        MapAccessDeserializer::new(map),
+                    )?),
                     "OperationOutcome" => {
                         IgnoredAny::deserialize(MapAccessDeserializer::new(map))?;
                         FhirValue::OperationOutcome
@@ -711,7 +737,9 @@ pub struct RawEntry<'a> {
 /// Bundle entries, each taken from the reading's allowance
 /// ([`crate::limits::with_entry_limit`]): at the limit reading stops with an
 /// error, before millions of `{}` entries become millions of structs.
-fn limited_entries<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+fn limited_entries<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Vec<T>, D::Error> {
     struct EntriesVisitor<T>(std::marker::PhantomData<T>);
     impl<'de, T: Deserialize<'de>> Visitor<'de> for EntriesVisitor<T> {
         type Value = Vec<T>;
@@ -778,7 +806,9 @@ impl<'de, T> Visitor<'de> for DateVisitor<T> {
     }
 }
 
-fn lenient_encounter_class<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Vec<Coding<'a>>, D::Error> {
+fn lenient_encounter_class<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<Coding<'a>>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged, bound(deserialize = "'de: 'a"))]
     enum ClassShape<'a> {
@@ -803,7 +833,11 @@ mod tests {
             r#"{"id":"c1","onsetDateTime":"last week","recordedDate":20240101,"abatementDateTime":{"x":1},"unknown":[1,2]}"#,
         )
         .unwrap();
-        assert!(c.onset_date_time.is_none() && c.recorded_date.is_none() && c.abatement_date_time.is_none());
+        assert!(
+            c.onset_date_time.is_none()
+                && c.recorded_date.is_none()
+                && c.abatement_date_time.is_none()
+        );
         assert_eq!(c.id.as_deref(), Some("c1"));
     }
 

@@ -28,7 +28,10 @@ pub enum Severity {
 
 impl OperationOutcome {
     pub fn new(issue: Vec<Issue>) -> Self {
-        Self { resource_type: "OperationOutcome", issue }
+        Self {
+            resource_type: "OperationOutcome",
+            issue,
+        }
     }
 
     pub fn error(code: &'static str, diagnostics: impl Into<String>) -> Self {
@@ -37,7 +40,16 @@ impl OperationOutcome {
 }
 
 impl Issue {
-    pub fn error(code: &'static str, diagnostics: impl Into<String>, pointer: Option<String>) -> Self {
-        Self { severity: Severity::Error, code, diagnostics: diagnostics.into(), expression: pointer.into_iter().collect() }
+    pub fn error(
+        code: &'static str,
+        diagnostics: impl Into<String>,
+        pointer: Option<String>,
+    ) -> Self {
+        Self {
+            severity: Severity::Error,
+            code,
+            diagnostics: diagnostics.into(),
+            expression: pointer.into_iter().collect(),
+        }
     }
 }

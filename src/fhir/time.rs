@@ -60,7 +60,9 @@ fn year_month_day(text: &str) -> Option<NaiveDate> {
         return None;
     }
     let number = |range: std::ops::Range<usize>| -> Option<u32> {
-        bytes[range].iter().try_fold(0u32, |n, &b| b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0')))
+        bytes[range].iter().try_fold(0u32, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+        })
     };
     NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)
 }
@@ -78,14 +80,35 @@ mod tests {
     fn reads_every_fhir_precision() {
         let full = parse_fhir_datetime("2024-03-05T10:30:00+02:00").unwrap();
         assert_eq!(full.to_rfc3339(), "2024-03-05T08:30:00+00:00");
-        assert_eq!(parse_fhir_datetime("2024-03-05").unwrap().to_rfc3339(), "2024-03-05T00:00:00+00:00");
-        assert_eq!(parse_fhir_datetime("2024-03").unwrap().to_rfc3339(), "2024-03-01T00:00:00+00:00");
-        assert_eq!(parse_fhir_datetime("2024").unwrap().to_rfc3339(), "2024-01-01T00:00:00+00:00");
+        assert_eq!(
+            parse_fhir_datetime("2024-03-05").unwrap().to_rfc3339(),
+            "2024-03-05T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_fhir_datetime("2024-03").unwrap().to_rfc3339(),
+            "2024-03-01T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse_fhir_datetime("2024").unwrap().to_rfc3339(),
+            "2024-01-01T00:00:00+00:00"
+        );
     }
 
     #[test]
     fn rejects_what_is_not_a_date() {
-        for bad in ["", "yesterday", "2024-13-01", "2024-02-30", "20240101", "2024-1", "-2024", "2024-03-05T25:00:00Z", "2024-0a-01", "2024+03-01", "２０２４-1"] {
+        for bad in [
+            "",
+            "yesterday",
+            "2024-13-01",
+            "2024-02-30",
+            "20240101",
+            "2024-1",
+            "-2024",
+            "2024-03-05T25:00:00Z",
+            "2024-0a-01",
+            "2024+03-01",
+            "２０２４-1",
+        ] {
             assert!(parse_fhir_datetime(bad).is_none(), "{bad}");
         }
     }
@@ -106,8 +129,17 @@ mod tests {
     #[test]
     fn counts_age_in_whole_years() {
         let birth = NaiveDate::from_ymd_opt(1976, 6, 15).unwrap();
-        assert_eq!(age_in_years(birth, NaiveDate::from_ymd_opt(2026, 6, 14).unwrap()), Some(49));
-        assert_eq!(age_in_years(birth, NaiveDate::from_ymd_opt(2026, 6, 15).unwrap()), Some(50));
-        assert_eq!(age_in_years(birth, NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()), None);
+        assert_eq!(
+            age_in_years(birth, NaiveDate::from_ymd_opt(2026, 6, 14).unwrap()),
+            Some(49)
+        );
+        assert_eq!(
+            age_in_years(birth, NaiveDate::from_ymd_opt(2026, 6, 15).unwrap()),
+            Some(50)
+        );
+        assert_eq!(
+            age_in_years(birth, NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()),
+            None
+        );
     }
 }

@@ -14,32 +14,70 @@ use super::errors::FHIR_JSON;
 use super::AppState;
 use crate::fhir::outcome::OperationOutcome;
 
-pub async fn require_jwt(request: ServiceRequest, next: Next<impl MessageBody + 'static>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+pub async fn require_jwt(
+    request: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let Some(state) = request.app_data::<web::Data<AppState>>().cloned() else {
-        return next.call(request).await.map(ServiceResponse::map_into_boxed_body);
+        return next
+            .call(request)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
     };
-    let Some(authenticator) = state.authenticator.as_ref().filter(|_| !super::operations::is_probe(request.path()) && !super::console::is_public(request.path())) else {
-        return next.call(request).await.map(ServiceResponse::map_into_boxed_body);
+    let Some(authenticator) = state.authenticator.as_ref().filter(|_| {
+        !super::operations::is_probe(request.path()) && !super::console::is_public(request.path())
+    }) else {
+        return next
+            .call(request)
+            .await
+            .map(ServiceResponse::map_into_boxed_body);
     };
-    let audiences: Vec<String> = state.public_base_urls.iter().map(|base| format!("{base}{}", request.path())).collect();
-    let authorization = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    match authenticator.verify(authorization.as_deref(), &audiences, &state.store).await {
+    let audiences: Vec<String> = state
+        .public_base_urls
+        .iter()
+        .map(|base| format!("{base}{}", request.path()))
+        .collect();
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    match authenticator
+        .verify(authorization.as_deref(), &audiences, &state.store)
+        .await
+    {
         Ok(caller) => {
-            log::debug!("authenticated caller from {}", crate::telemetry::escape_for_log(&caller.issuer, 200));
+            log::debug!(
+                "authenticated caller from {}",
+                crate::telemetry::escape_for_log(&caller.issuer, 200)
+            );
             // The handlers read the calling issuer (its bound FHIR servers).
             request.extensions_mut().insert(caller);
-            next.call(request).await.map(ServiceResponse::map_into_boxed_body)
+            next.call(request)
+                .await
+                .map(ServiceResponse::map_into_boxed_body)
         }
         Err(failure) => {
             metrics::counter!("auth_failures_total").increment(1);
             if failure.store_outage {
                 metrics::counter!("auth_replay_store_outages_total").increment(1);
             }
-            log::warn!("401 for {} {}: {failure}", request.method(), crate::telemetry::escape_for_log(request.path(), 200));
-            let challenge = if authorization.is_some() { "Bearer error=\"invalid_token\"" } else { "Bearer" };
+            log::warn!(
+                "401 for {} {}: {failure}",
+                request.method(),
+                crate::telemetry::escape_for_log(request.path(), 200)
+            );
+            let challenge = if authorization.is_some() {
+                "Bearer error=\"invalid_token\""
+            } else {
+                "Bearer"
+            };
             let response = HttpResponse::build(StatusCode::UNAUTHORIZED)
                 .content_type(FHIR_JSON)
-                .insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static(challenge)))
+                .insert_header((
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                ))
                 .json(OperationOutcome::error("login", "authentication failed"));
             Ok(request.into_response(response))
         }

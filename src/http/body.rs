@@ -36,7 +36,11 @@ pub struct BodyLimits {
     pub in_flight: ByteBudget,
 }
 
-pub async fn read_json_body(request: &HttpRequest, payload: web::Payload, state: &AppState) -> Result<Body, ApiError> {
+pub async fn read_json_body(
+    request: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<Body, ApiError> {
     check_content_type(request)?;
     check_encoding(request)?;
     let body = &state.body_limits;
@@ -62,17 +66,25 @@ pub async fn read_json_body(request: &HttpRequest, payload: web::Payload, state:
     }
 }
 
-async fn read(mut payload: web::Payload, limit: usize, budget: &ByteBudget) -> Result<Body, ApiError> {
+async fn read(
+    mut payload: web::Payload,
+    limit: usize,
+    budget: &ByteBudget,
+) -> Result<Body, ApiError> {
     let mut held = budget.hold_nothing();
     let mut bytes = web::BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| ApiError::invalid("/", format!("the request body could not be read: {e}")))?;
+        let chunk = chunk.map_err(|e| {
+            ApiError::invalid("/", format!("the request body could not be read: {e}"))
+        })?;
         if bytes.len() + chunk.len() > limit {
             limits::exceeded("max-body-bytes");
             return Err(ApiError::too_large(limit));
         }
         // The buffer may double as it grows: hold what it may take.
-        let needed = (bytes.len() + chunk.len()).max(bytes.capacity()).saturating_sub(held.bytes());
+        let needed = (bytes.len() + chunk.len())
+            .max(bytes.capacity())
+            .saturating_sub(held.bytes());
         if !budget.grow(&mut held, needed) {
             limits::exceeded("max-body-bytes-in-flight");
             return Err(ApiError::busy(format!(
@@ -86,11 +98,19 @@ async fn read(mut payload: web::Payload, limit: usize, budget: &ByteBudget) -> R
 }
 
 fn check_content_type(request: &HttpRequest) -> Result<(), ApiError> {
-    let value = request.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("(unreadable)"));
+    let value = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("(unreadable)"));
     let Some(value) = value else {
         return Err(ApiError::unsupported_media_type("(none)"));
     };
-    let essence = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match essence.as_str() {
         "application/json" | "application/fhir+json" => Ok(()),
         _ => Err(ApiError::unsupported_media_type(value)),
@@ -102,7 +122,10 @@ fn check_content_type(request: &HttpRequest) -> Result<(), ApiError> {
 fn check_encoding(request: &HttpRequest) -> Result<(), ApiError> {
     for value in request.headers().get_all(header::CONTENT_ENCODING) {
         let text = value.to_str().unwrap_or("(unreadable)");
-        if !text.split(',').all(|coding| coding.trim().eq_ignore_ascii_case("identity")) {
+        if !text
+            .split(',')
+            .all(|coding| coding.trim().eq_ignore_ascii_case("identity"))
+        {
             return Err(ApiError::unsupported_encoding(text));
         }
     }

@@ -25,7 +25,10 @@ pub fn configure(config: &mut web::ServiceConfig) {
 /// The console and the examples hold no patient data: open even with
 /// authentication on (the API calls the page makes are not).
 pub fn is_public(path: &str) -> bool {
-    path == "/" || path.starts_with("/console/") || path == "/examples" || path.starts_with("/examples/")
+    path == "/"
+        || path.starts_with("/console/")
+        || path == "/examples"
+        || path.starts_with("/examples/")
 }
 
 async fn index() -> Result<HttpResponse, ApiError> {
@@ -34,7 +37,10 @@ async fn index() -> Result<HttpResponse, ApiError> {
 
 async fn asset(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let name = path.into_inner();
-    let file = ASSETS.get_file(&name).filter(|_| !name.contains('/')).ok_or_else(|| ApiError::not_found(format!("no console file '{name}'")))?;
+    let file = ASSETS
+        .get_file(&name)
+        .filter(|_| !name.contains('/'))
+        .ok_or_else(|| ApiError::not_found(format!("no console file '{name}'")))?;
     let content_type = match name.rsplit('.').next() {
         Some("html") => "text/html; charset=utf-8",
         Some("js") => "text/javascript; charset=utf-8",
@@ -54,7 +60,8 @@ fn example_json(path: &str) -> Result<Value, ApiError> {
         .get_file(path)
         .filter(|_| path.ends_with(".json") && !path.contains(".."))
         .ok_or_else(|| ApiError::not_found(format!("no example '{path}'")))?;
-    serde_json::from_slice(file.contents()).map_err(|e| ApiError::internal(format!("example {path}: {e}")))
+    serde_json::from_slice(file.contents())
+        .map_err(|e| ApiError::internal(format!("example {path}: {e}")))
 }
 
 async fn example_index() -> Result<HttpResponse, ApiError> {
@@ -63,12 +70,16 @@ async fn example_index() -> Result<HttpResponse, ApiError> {
 
 async fn example(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let index = example_json("index.json")?;
-    let as_of = index["asOf"].as_str().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
+    let as_of = index["asOf"]
+        .as_str()
+        .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok());
     let mut document = example_json(&path)?;
     if let Some(as_of) = as_of {
         shift_dates(&mut document, Utc::now().date_naive() - as_of);
     }
-    Ok(HttpResponse::Ok().content_type("application/fhir+json").json(document))
+    Ok(HttpResponse::Ok()
+        .content_type("application/fhir+json")
+        .json(document))
 }
 
 /// Moves every FHIR date or dateTime string by `by` (whole days), keeping
@@ -89,7 +100,13 @@ pub fn shift_dates(value: &mut Value, by: Duration) {
 fn shift_date(text: &str, by: Duration) -> Option<String> {
     let bytes = text.as_bytes();
     let is_date = bytes.len() >= 10
-        && bytes[..10].iter().enumerate().all(|(i, b)| if i == 4 || i == 7 { *b == b'-' } else { b.is_ascii_digit() })
+        && bytes[..10].iter().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                *b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        })
         && (bytes.len() == 10 || bytes[10] == b'T');
     if !is_date {
         return None;

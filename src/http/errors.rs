@@ -18,7 +18,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, outcome: OperationOutcome) -> Self {
-        Self { status, outcome, retry_after: None }
+        Self {
+            status,
+            outcome,
+            retry_after: None,
+        }
     }
 
     pub fn bad_request(issues: Vec<Issue>) -> Self {
@@ -26,15 +30,25 @@ impl ApiError {
     }
 
     pub fn invalid(pointer: &str, diagnostics: impl Into<String>) -> Self {
-        Self::bad_request(vec![Issue::error("invalid", diagnostics, Some(pointer.to_owned()))])
+        Self::bad_request(vec![Issue::error(
+            "invalid",
+            diagnostics,
+            Some(pointer.to_owned()),
+        )])
     }
 
     pub fn not_found(diagnostics: impl Into<String>) -> Self {
-        Self::new(StatusCode::NOT_FOUND, OperationOutcome::error("not-found", diagnostics))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            OperationOutcome::error("not-found", diagnostics),
+        )
     }
 
     pub fn method_not_allowed(diagnostics: impl Into<String>) -> Self {
-        Self::new(StatusCode::METHOD_NOT_ALLOWED, OperationOutcome::error("not-supported", diagnostics))
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            OperationOutcome::error("not-supported", diagnostics),
+        )
     }
 
     pub fn too_large(limit: usize) -> Self {
@@ -42,7 +56,9 @@ impl ApiError {
             StatusCode::PAYLOAD_TOO_LARGE,
             OperationOutcome::error(
                 "too-costly",
-                format!("the request body is larger than the limit of {limit} bytes (--max-body-bytes)"),
+                format!(
+                    "the request body is larger than the limit of {limit} bytes (--max-body-bytes)"
+                ),
             ),
         )
     }
@@ -53,12 +69,21 @@ impl ApiError {
     }
 
     pub fn timeout(diagnostics: impl Into<String>) -> Self {
-        Self::new(StatusCode::REQUEST_TIMEOUT, OperationOutcome::error("timeout", diagnostics))
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            OperationOutcome::error("timeout", diagnostics),
+        )
     }
 
     /// The service is at a limit shared by all requests: try again soon.
     pub fn busy(diagnostics: impl Into<String>) -> Self {
-        Self { retry_after: Some(1), ..Self::new(StatusCode::SERVICE_UNAVAILABLE, OperationOutcome::error("throttled", diagnostics)) }
+        Self {
+            retry_after: Some(1),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                OperationOutcome::error("throttled", diagnostics),
+            )
+        }
     }
 
     pub fn unsupported_encoding(found: &str) -> Self {
@@ -76,21 +101,32 @@ impl ApiError {
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             OperationOutcome::error(
                 "not-supported",
-                format!("Content-Type must be application/json or application/fhir+json, not '{found}'"),
+                format!(
+                    "Content-Type must be application/json or application/fhir+json, not '{found}'"
+                ),
             ),
         )
     }
 
     pub fn precondition_failed(issues: Vec<Issue>) -> Self {
-        Self::new(StatusCode::PRECONDITION_FAILED, OperationOutcome::new(issues))
+        Self::new(
+            StatusCode::PRECONDITION_FAILED,
+            OperationOutcome::new(issues),
+        )
     }
 
     pub fn unavailable(diagnostics: impl Into<String>) -> Self {
-        Self::new(StatusCode::SERVICE_UNAVAILABLE, OperationOutcome::error("transient", diagnostics))
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            OperationOutcome::error("transient", diagnostics),
+        )
     }
 
     pub fn internal(diagnostics: impl Into<String>) -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, OperationOutcome::error("exception", diagnostics))
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            OperationOutcome::error("exception", diagnostics),
+        )
     }
 }
 

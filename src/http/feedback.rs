@@ -19,15 +19,26 @@ use crate::store::{FeedbackEntry, Outcome, OverrideReason, StoreError};
 pub fn configure_declared(config: &mut web::ServiceConfig, declared: &DeclaredService) {
     let base = format!("/cds-services/{}/feedback", declared.0);
     config
-        .service(web::resource(base.as_str()).app_data(declared.clone()).route(web::post().to(post_feedback)))
-        .service(web::resource(format!("{base}/summary")).app_data(declared.clone()).route(web::get().to(summary)));
+        .service(
+            web::resource(base.as_str())
+                .app_data(declared.clone())
+                .route(web::post().to(post_feedback)),
+        )
+        .service(
+            web::resource(format!("{base}/summary"))
+                .app_data(declared.clone())
+                .route(web::get().to(summary)),
+        );
 }
 
 /// Any other id: answered 404 by the handlers.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
         .route("/cds-services/{id}/feedback", web::post().to(post_feedback))
-        .route("/cds-services/{id}/feedback/summary", web::get().to(summary));
+        .route(
+            "/cds-services/{id}/feedback/summary",
+            web::get().to(summary),
+        );
 }
 
 #[derive(Deserialize)]
@@ -72,9 +83,13 @@ async fn post_feedback(
 ) -> Result<HttpResponse, ApiError> {
     let service_id = &requested_service(&state, &request)?.id;
     let body = read_json_body(&request, payload, &state).await?;
-    let document: Value = serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(vec![json_syntax_issue(&e)]))?;
+    let document: Value = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(vec![json_syntax_issue(&e)]))?;
     let limit = state.request_limits.max_feedback_entries;
-    if document["feedback"].as_array().is_some_and(|entries| entries.len() > limit) {
+    if document["feedback"]
+        .as_array()
+        .is_some_and(|entries| entries.len() > limit)
+    {
         crate::limits::exceeded("max-feedback-entries");
         return Err(ApiError::over_limit(
             actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
@@ -85,9 +100,14 @@ async fn post_feedback(
     if !issues.is_empty() {
         return Err(ApiError::bad_request(issues));
     }
-    let wire: FeedbackDocument =
-        serde_json::from_value(document).map_err(|e| ApiError::invalid("/feedback", format!("unreadable feedback: {e}")))?;
-    let entries = wire.feedback.into_iter().enumerate().map(|(i, entry)| to_entry(i, entry)).collect::<Result<Vec<_>, _>>()?;
+    let wire: FeedbackDocument = serde_json::from_value(document)
+        .map_err(|e| ApiError::invalid("/feedback", format!("unreadable feedback: {e}")))?;
+    let entries = wire
+        .feedback
+        .into_iter()
+        .enumerate()
+        .map(|(i, entry)| to_entry(i, entry))
+        .collect::<Result<Vec<_>, _>>()?;
     let outcomes: Vec<Outcome> = entries.iter().map(|e| e.outcome).collect();
     match state.store.save_feedback(service_id, entries).await {
         Ok(()) => {
@@ -96,16 +116,18 @@ async fn post_feedback(
             }
             Ok(HttpResponse::Ok().finish())
         }
-        Err(StoreError::UnknownCard(card)) => {
-            Err(ApiError::not_found(format!("service '{service_id}' issued no card {card}")))
-        }
+        Err(StoreError::UnknownCard(card)) => Err(ApiError::not_found(format!(
+            "service '{service_id}' issued no card {card}"
+        ))),
         Err(StoreError::UnknownSuggestion(card, suggestion)) => Err(ApiError::invalid(
             "/feedback",
             format!("card {card} carried no suggestion {suggestion}"),
         )),
         Err(StoreError::Unavailable(reason)) => {
             log::error!("feedback for {service_id} not stored: {reason}");
-            Err(ApiError::unavailable("feedback cannot be stored right now; send it again later"))
+            Err(ApiError::unavailable(
+                "feedback cannot be stored right now; send it again later",
+            ))
         }
     }
 }
@@ -118,11 +140,17 @@ const MAX_REASON_DISPLAY_CHARS: usize = 512;
 
 fn to_entry(index: usize, entry: WireEntry) -> Result<FeedbackEntry, ApiError> {
     let at = |member: &str| format!("/feedback/{index}/{member}");
-    let card = Uuid::parse_str(&entry.card).map_err(|_| ApiError::invalid(&at("card"), "card must be a card uuid"))?;
+    let card = Uuid::parse_str(&entry.card)
+        .map_err(|_| ApiError::invalid(&at("card"), "card must be a card uuid"))?;
     let outcome = match entry.outcome.as_str() {
         "accepted" => Outcome::Accepted,
         "overridden" => Outcome::Overridden,
-        other => return Err(ApiError::invalid(&at("outcome"), format!("unknown outcome '{other}'"))),
+        other => {
+            return Err(ApiError::invalid(
+                &at("outcome"),
+                format!("unknown outcome '{other}'"),
+            ))
+        }
     };
     let outcome_at = DateTime::parse_from_rfc3339(&entry.outcome_timestamp)
         .map_err(|e| ApiError::invalid(&at("outcomeTimestamp"), format!("not an instant: {e}")))?
@@ -141,14 +169,25 @@ fn to_entry(index: usize, entry: WireEntry) -> Result<FeedbackEntry, ApiError> {
             })
         })
         .collect::<Result<_, _>>()?;
-    let has_comment = entry.override_reason.as_ref().and_then(|r| r.user_comment.as_deref()).is_some_and(|c| !c.trim().is_empty());
-    if let Some(coding) = entry.override_reason.as_ref().and_then(|r| r.reason.as_ref()) {
+    let has_comment = entry
+        .override_reason
+        .as_ref()
+        .and_then(|r| r.user_comment.as_deref())
+        .is_some_and(|c| !c.trim().is_empty());
+    if let Some(coding) = entry
+        .override_reason
+        .as_ref()
+        .and_then(|r| r.reason.as_ref())
+    {
         for (member, value, limit) in [
             ("system", &coding.system, MAX_REASON_SYSTEM_CHARS),
             ("code", &coding.code, MAX_REASON_CODE_CHARS),
             ("display", &coding.display, MAX_REASON_DISPLAY_CHARS),
         ] {
-            if value.as_ref().is_some_and(|text| text.chars().count() > limit) {
+            if value
+                .as_ref()
+                .is_some_and(|text| text.chars().count() > limit)
+            {
                 crate::limits::exceeded("override-reason-length");
                 return Err(ApiError::invalid(
                     &at(&format!("overrideReason/reason/{member}")),
@@ -157,12 +196,22 @@ fn to_entry(index: usize, entry: WireEntry) -> Result<FeedbackEntry, ApiError> {
             }
         }
     }
-    let override_reason = entry.override_reason.and_then(|r| r.reason).map(|c| OverrideReason {
-        system: c.system,
-        code: c.code,
-        display: c.display,
-    });
-    Ok(FeedbackEntry { card, outcome, accepted_suggestions, override_reason, has_comment, outcome_at })
+    let override_reason = entry
+        .override_reason
+        .and_then(|r| r.reason)
+        .map(|c| OverrideReason {
+            system: c.system,
+            code: c.code,
+            display: c.display,
+        });
+    Ok(FeedbackEntry {
+        card,
+        outcome,
+        accepted_suggestions,
+        override_reason,
+        has_comment,
+        outcome_at,
+    })
 }
 
 #[derive(Deserialize)]
@@ -173,7 +222,10 @@ struct Window {
 
 /// GET /cds-services/{id}/feedback/summary?from=…&to=… (RFC 3339; the
 /// last 30 days by default), for cards issued in that window.
-async fn summary(state: web::Data<AppState>, request: HttpRequest) -> Result<HttpResponse, ApiError> {
+async fn summary(
+    state: web::Data<AppState>,
+    request: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
     let service_id = &requested_service(&state, &request)?.id;
     let window = web::Query::<Window>::from_query(request.query_string())
         .map_err(|e| ApiError::invalid("from", format!("unreadable query string: {e}")))?;
@@ -182,7 +234,9 @@ async fn summary(state: web::Data<AppState>, request: HttpRequest) -> Result<Htt
             .map(|t| {
                 DateTime::parse_from_rfc3339(t)
                     .map(|t| t.with_timezone(&Utc))
-                    .map_err(|e| ApiError::invalid(name, format!("'{t}' is not an RFC 3339 instant: {e}")))
+                    .map_err(|e| {
+                        ApiError::invalid(name, format!("'{t}' is not an RFC 3339 instant: {e}"))
+                    })
             })
             .transpose()
     };
@@ -195,7 +249,9 @@ async fn summary(state: web::Data<AppState>, request: HttpRequest) -> Result<Htt
         Ok(summary) => Ok(HttpResponse::Ok().json(summary)),
         Err(error) => {
             log::error!("feedback summary for {service_id} failed: {error:?}");
-            Err(ApiError::unavailable("the feedback store is not reachable right now"))
+            Err(ApiError::unavailable(
+                "the feedback store is not reachable right now",
+            ))
         }
     }
 }

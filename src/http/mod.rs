@@ -17,16 +17,16 @@ use actix_web::web;
 use crate::auth::Authenticator;
 use crate::engine::Engine;
 use crate::prefetch::fetch::FhirFetcher;
-use crate::store::Store;
 use crate::protocol::discovery::ServiceCatalog;
+use crate::store::Store;
 use crate::validation::Schemas;
 
+use crate::protocol::request::Conformance;
 pub use authentication::require_jwt;
 pub use body::BodyLimits;
 pub use connections::{guard as connection_guard, PeerTable};
-use crate::protocol::request::Conformance;
-pub use routes::DeclaredService;
 pub use errors::ApiError;
+pub use routes::DeclaredService;
 
 /// What every handler shares, built once at start-up.
 pub struct AppState {
@@ -74,13 +74,22 @@ const REQUEST_ID: header::HeaderName = header::HeaderName::from_static("x-reques
 pub fn cors(origins: &[String]) -> Cors {
     let cors = Cors::default()
         .allowed_methods(["GET", "POST", "OPTIONS"])
-        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT, REQUEST_ID])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            REQUEST_ID,
+        ])
         .expose_headers([REQUEST_ID])
         .max_age(3600);
     if origins.iter().any(|o| o.trim() == "*") {
         cors.allow_any_origin().send_wildcard()
     } else {
-        origins.iter().map(|o| o.trim()).filter(|o| !o.is_empty()).fold(cors, |cors, origin| cors.allowed_origin(origin))
+        origins
+            .iter()
+            .map(|o| o.trim())
+            .filter(|o| !o.is_empty())
+            .fold(cors, |cors, origin| cors.allowed_origin(origin))
     }
 }
 
@@ -88,8 +97,16 @@ pub fn cors(origins: &[String]) -> Cors {
 /// authentication (every call needs a token anyway), and without it only
 /// the service's own origins, so a web page the user happens to open
 /// cannot call an open service on loopback.
-pub fn cors_origins(configured: &[String], authentication: bool, public_base_urls: &[String]) -> Vec<String> {
-    let configured: Vec<String> = configured.iter().map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect();
+pub fn cors_origins(
+    configured: &[String],
+    authentication: bool,
+    public_base_urls: &[String],
+) -> Vec<String> {
+    let configured: Vec<String> = configured
+        .iter()
+        .map(|o| o.trim().to_owned())
+        .filter(|o| !o.is_empty())
+        .collect();
     if !configured.is_empty() {
         return configured;
     }
@@ -122,14 +139,24 @@ pub async fn cors_refusals(
 ) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
     let foreign = request.method() != actix_web::http::Method::OPTIONS
         && request.headers().get(header::ORIGIN).is_some_and(|origin| {
-            let allowed = request.app_data::<AllowedOrigins>().map(|a| a.0.as_slice()).unwrap_or_default();
-            !origin_allowed(origin.to_str().unwrap_or(""), allowed, request.headers().get(header::HOST))
+            let allowed = request
+                .app_data::<AllowedOrigins>()
+                .map(|a| a.0.as_slice())
+                .unwrap_or_default();
+            !origin_allowed(
+                origin.to_str().unwrap_or(""),
+                allowed,
+                request.headers().get(header::HOST),
+            )
         });
     if foreign {
         metrics::counter!("cors_refusals_total").increment(1);
         let answer = actix_web::HttpResponse::Forbidden()
             .content_type(errors::FHIR_JSON)
-            .json(crate::fhir::outcome::OperationOutcome::error("forbidden", "CORS: requests from this origin are not allowed"));
+            .json(crate::fhir::outcome::OperationOutcome::error(
+                "forbidden",
+                "CORS: requests from this origin are not allowed",
+            ));
         return Ok(request.into_response(answer));
     }
     let response = next.call(request).await?;
@@ -146,19 +173,27 @@ pub async fn cors_refusals(
     let (request, _) = response.into_parts();
     let answer = actix_web::HttpResponse::build(status)
         .content_type(errors::FHIR_JSON)
-        .json(crate::fhir::outcome::OperationOutcome::error("forbidden", format!("CORS: {message}")));
+        .json(crate::fhir::outcome::OperationOutcome::error(
+            "forbidden",
+            format!("CORS: {message}"),
+        ));
     Ok(actix_web::dev::ServiceResponse::new(request, answer))
 }
 
 /// On the list, any origin allowed, or the request's own origin (its host
 /// and port are the Host the browser called).
 fn origin_allowed(origin: &str, allowed: &[String], host: Option<&header::HeaderValue>) -> bool {
-    if allowed.iter().any(|a| a == "*" || a.eq_ignore_ascii_case(origin)) {
+    if allowed
+        .iter()
+        .any(|a| a == "*" || a.eq_ignore_ascii_case(origin))
+    {
         return true;
     }
     let host = host.and_then(|h| h.to_str().ok()).unwrap_or("");
     url::Url::parse(origin).is_ok_and(|url| {
-        let Some(name) = url.host_str() else { return false };
+        let Some(name) = url.host_str() else {
+            return false;
+        };
         let own = match url.port() {
             Some(port) => format!("{name}:{port}"),
             None => name.to_owned(),
@@ -176,8 +211,16 @@ mod tests {
         let host = header::HeaderValue::from_static("127.0.0.1:8080");
         assert!(origin_allowed("http://127.0.0.1:8080", &[], Some(&host)));
         assert!(!origin_allowed("http://127.0.0.1:8081", &[], Some(&host)));
-        assert!(!origin_allowed("https://evil.example", &["https://sandbox.cds-hooks.org".into()], Some(&host)));
-        assert!(origin_allowed("https://sandbox.cds-hooks.org", &["https://sandbox.cds-hooks.org".into()], None));
+        assert!(!origin_allowed(
+            "https://evil.example",
+            &["https://sandbox.cds-hooks.org".into()],
+            Some(&host)
+        ));
+        assert!(origin_allowed(
+            "https://sandbox.cds-hooks.org",
+            &["https://sandbox.cds-hooks.org".into()],
+            None
+        ));
         assert!(origin_allowed("https://any.example", &["*".into()], None));
         assert!(!origin_allowed("null", &[], Some(&host)));
     }

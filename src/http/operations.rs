@@ -32,9 +32,12 @@ async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let store = state.store.description().to_owned();
     let knowledge = state.engine.knowledge().origin.clone();
     if state.store.is_ready().await {
-        Ok(HttpResponse::Ok().json(json!({"status": "ready", "store": store, "knowledge": knowledge})))
+        Ok(HttpResponse::Ok()
+            .json(json!({"status": "ready", "store": store, "knowledge": knowledge})))
     } else {
-        Err(ApiError::unavailable(format!("the store ({store}) is not reachable")))
+        Err(ApiError::unavailable(format!(
+            "the store ({store}) is not reachable"
+        )))
     }
 }
 

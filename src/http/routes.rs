@@ -9,16 +9,18 @@ use serde::Deserialize;
 use super::body::{read_json_body, Body};
 use super::errors::ApiError;
 use super::AppState;
+use crate::auth::Caller;
 use crate::engine::{split_drafts, Evaluation};
 use crate::fhir::outcome::Issue;
 use crate::prefetch::fetch::{FetchError, Fetched};
 use crate::prefetch::{self, template};
 use crate::protocol::discovery::{ServiceCatalog, ServiceDefinition};
-use crate::protocol::request::{json_syntax_issue, parse_hook_request_in, Conformance, Deviation, HookRequest};
+use crate::protocol::request::{
+    json_syntax_issue, parse_hook_request_in, Conformance, Deviation, HookRequest,
+};
 use crate::protocol::response::CdsResponse;
 use crate::protocol::Hook;
 use crate::record::{record_from, PatientRecord, Payload, RecordBuilder};
-use crate::auth::Caller;
 use crate::store::IssuedCard;
 use crate::telemetry::{escape_for_log, note_for_access_log};
 use crate::validation::Schemas;
@@ -35,7 +37,9 @@ pub fn configure_services(config: &mut web::ServiceConfig, catalog: &ServiceCata
         let declared = DeclaredService(service.id.clone());
         config.service(
             web::resource(format!("/cds-services/{}", service.id))
-                .wrap(actix_web::middleware::from_fn(tolerate_missing_content_type))
+                .wrap(actix_web::middleware::from_fn(
+                    tolerate_missing_content_type,
+                ))
                 .app_data(declared.clone())
                 .route(web::post().to(call_hook))
                 .default_service(web::to(not_allowed)),
@@ -46,25 +50,49 @@ pub fn configure_services(config: &mut web::ServiceConfig, catalog: &ServiceCata
 
 /// The service a request is for: its declared route's. On a `{id}` route
 /// the caller typed an id we do not have: 404.
-pub fn requested_service<'s>(state: &'s AppState, request: &HttpRequest) -> Result<&'s ServiceDefinition, ApiError> {
+pub fn requested_service<'s>(
+    state: &'s AppState,
+    request: &HttpRequest,
+) -> Result<&'s ServiceDefinition, ApiError> {
     let requested = match request.app_data::<DeclaredService>() {
         Some(declared) => &declared.0,
         None => request.match_info().get("id").unwrap_or_default(),
     };
-    state
-        .catalog
-        .get(requested)
-        .ok_or_else(|| ApiError::not_found(format!("no CDS service '{requested}' here; GET /cds-services lists them")))
+    state.catalog.get(requested).ok_or_else(|| {
+        ApiError::not_found(format!(
+            "no CDS service '{requested}' here; GET /cds-services lists them"
+        ))
+    })
 }
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .service(web::resource("/cds-services").route(web::get().to(discovery)).default_service(web::to(not_allowed)))
+        .service(
+            web::resource("/cds-services")
+                .route(web::get().to(discovery))
+                .default_service(web::to(not_allowed)),
+        )
         // Any other id: answered 404 by call_hook with a helpful message.
-        .service(web::resource("/cds-services/{id}").route(web::post().to(call_hook)).default_service(web::to(not_allowed)))
-        .service(web::resource("/analyze").route(web::post().to(analyze)).default_service(web::to(not_allowed)))
-        .service(web::resource("/openapi.json").route(web::get().to(openapi)).default_service(web::to(not_allowed)))
-        .service(web::resource("/schemas/{file}").route(web::get().to(schema)).default_service(web::to(not_allowed)))
+        .service(
+            web::resource("/cds-services/{id}")
+                .route(web::post().to(call_hook))
+                .default_service(web::to(not_allowed)),
+        )
+        .service(
+            web::resource("/analyze")
+                .route(web::post().to(analyze))
+                .default_service(web::to(not_allowed)),
+        )
+        .service(
+            web::resource("/openapi.json")
+                .route(web::get().to(openapi))
+                .default_service(web::to(not_allowed)),
+        )
+        .service(
+            web::resource("/schemas/{file}")
+                .route(web::get().to(schema))
+                .default_service(web::to(not_allowed)),
+        )
         .default_service(web::to(not_found));
 }
 
@@ -84,7 +112,15 @@ async fn call_hook(
     let (body, step) = {
         let service_id = service_id.clone();
         off_the_answering_threads(&state, body, move |state, body| {
-            evaluate_hook(state, &service_id, body, Pass::First { missing_content_type }, arrived)
+            evaluate_hook(
+                state,
+                &service_id,
+                body,
+                Pass::First {
+                    missing_content_type,
+                },
+                arrived,
+            )
         })
         .await?
     };
@@ -104,12 +140,25 @@ async fn call_hook(
                 }
                 let medications_fetched = !plan.medications.is_empty() || rounds == 2;
                 let service = requested_service(&state, &request)?;
-                let issuer = request.extensions().get::<Caller>().map(|caller| caller.issuer.clone());
-                let (fetched, pages_held) = fetch_missing(&state, service, plan, issuer.as_deref()).await;
+                let issuer = request
+                    .extensions()
+                    .get::<Caller>()
+                    .map(|caller| caller.issuer.clone());
+                let (fetched, pages_held) =
+                    fetch_missing(&state, service, plan, issuer.as_deref()).await;
                 held.push(pages_held);
                 let service_id = service_id.clone();
                 (body, step) = off_the_answering_threads(&state, body, move |state, body| {
-                    evaluate_hook(state, &service_id, body, Pass::Fetched { fetched, medications_fetched }, arrived)
+                    evaluate_hook(
+                        state,
+                        &service_id,
+                        body,
+                        Pass::Fetched {
+                            fetched,
+                            medications_fetched,
+                        },
+                        arrived,
+                    )
                 })
                 .await?;
             }
@@ -118,7 +167,15 @@ async fn call_hook(
     note_for_access_log(&request, answer.note);
     let response = respond(&answer.response)?;
     let service = requested_service(&state, &request)?;
-    record_cards(&state, &service.id, &answer.hook_instance, answer.patient_id.as_deref(), &answer.response, arrived).await;
+    record_cards(
+        &state,
+        &service.id,
+        &answer.hook_instance,
+        answer.patient_id.as_deref(),
+        &answer.response,
+        arrived,
+    )
+    .await;
     Ok(response)
 }
 
@@ -181,7 +238,10 @@ async fn off_the_answering_threads<T: Send + 'static>(
 
 /// Reads Bundle entries within the request's allowance: over it, a 413
 /// naming the limit, whatever the reading made of the cut-off JSON.
-fn within_entry_limit<T>(state: &AppState, read: impl FnOnce() -> Result<T, ApiError>) -> Result<T, ApiError> {
+fn within_entry_limit<T>(
+    state: &AppState,
+    read: impl FnOnce() -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
     let limit = state.request_limits.max_entries;
     let (result, hit) = crate::limits::with_entry_limit(limit, read);
     if hit {
@@ -200,7 +260,10 @@ enum Pass {
     First { missing_content_type: bool },
     /// After fetching what the EHR did not send; `medications_fetched`: the
     /// referenced Medications were looked for too (no further round).
-    Fetched { fetched: Vec<(String, Fetched)>, medications_fetched: bool },
+    Fetched {
+        fetched: Vec<(String, Fetched)>,
+        medications_fetched: bool,
+    },
 }
 
 /// The synchronous part of a hook call: parse, check, (with what was
@@ -212,10 +275,17 @@ fn evaluate_hook(
     pass: Pass,
     arrived: chrono::DateTime<Utc>,
 ) -> Result<Step, ApiError> {
-    let service = state.catalog.get(service_id).ok_or_else(|| ApiError::internal("the service disappeared"))?;
+    let service = state
+        .catalog
+        .get(service_id)
+        .ok_or_else(|| ApiError::internal("the service disappeared"))?;
     within_entry_limit(state, || {
-        let mut hook_request = parse_hook_request_in(body, &state.schemas, state.conformance).map_err(ApiError::bad_request)?;
-        if let Pass::First { missing_content_type } = pass {
+        let mut hook_request = parse_hook_request_in(body, &state.schemas, state.conformance)
+            .map_err(ApiError::bad_request)?;
+        if let Pass::First {
+            missing_content_type,
+        } = pass
+        {
             if missing_content_type {
                 hook_request.deviations.push(Deviation {
                     member: "Content-Type",
@@ -228,15 +298,24 @@ fn evaluate_hook(
         if hook_request.hook != service.hook.as_str() {
             return Err(ApiError::invalid(
                 "/hook",
-                format!("service '{}' answers the {} hook, not '{}'", service.id, service.hook, hook_request.hook),
+                format!(
+                    "service '{}' answers the {} hook, not '{}'",
+                    service.id, service.hook, hook_request.hook
+                ),
             ));
         }
         if service.hook.is_order_hook() {
-            crate::protocol::drafts::check(hook_request.context.draft_orders, &hook_request.context.selections)
-                .map_err(ApiError::bad_request)?;
+            crate::protocol::drafts::check(
+                hook_request.context.draft_orders,
+                &hook_request.context.selections,
+            )
+            .map_err(ApiError::bad_request)?;
         }
         let (fetched, medications_fetched) = match pass {
-            Pass::Fetched { fetched, medications_fetched } => (fetched, medications_fetched),
+            Pass::Fetched {
+                fetched,
+                medications_fetched,
+            } => (fetched, medications_fetched),
             Pass::First { .. } => {
                 let keys = prefetch::keys_to_fetch(service, &hook_request.prefetch);
                 // Taken only when there is something to fetch: the server
@@ -248,7 +327,10 @@ fn evaluate_hook(
                             medications: Vec::new(),
                             already: Vec::new(),
                             server,
-                            token: hook_request.fhir_authorization.take().map(|a| a.access_token),
+                            token: hook_request
+                                .fhir_authorization
+                                .take()
+                                .map(|a| a.access_token),
                             context_values: std::mem::take(&mut hook_request.context_values),
                             hook_instance: std::mem::take(&mut hook_request.hook_instance),
                         }))
@@ -257,28 +339,38 @@ fn evaluate_hook(
                 }
             }
         };
-        let mut record =
-            prefetch::resolve(service, std::mem::take(&mut hook_request.prefetch), &fetched).map_err(|unsatisfied| {
-                ApiError::precondition_failed(
-                    unsatisfied
-                        .keys
-                        .into_iter()
-                        .map(|(key, reason)| {
-                            Issue::error(
-                                "incomplete",
-                                format!("required prefetch '{key}' is missing: {reason}"),
-                                Some(format!("/prefetch/{key}")),
-                            )
-                        })
-                        .collect(),
-                )
-            })?;
+        let mut record = prefetch::resolve(
+            service,
+            std::mem::take(&mut hook_request.prefetch),
+            &fetched,
+        )
+        .map_err(|unsatisfied| {
+            ApiError::precondition_failed(
+                unsatisfied
+                    .keys
+                    .into_iter()
+                    .map(|(key, reason)| {
+                        Issue::error(
+                            "incomplete",
+                            format!("required prefetch '{key}' is missing: {reason}"),
+                            Some(format!("/prefetch/{key}")),
+                        )
+                    })
+                    .collect(),
+            )
+        })?;
         record.keep_patient(hook_request.context.patient_id.as_deref());
         warn_of_other_patients(&record, &escape_for_log(&hook_request.hook_instance, 100));
         // A draft may reference a Medication fetched in an earlier round.
-        let medication_pages = fetched.iter().filter(|(key, _)| key.starts_with("Medication/")).filter_map(|(_, r)| r.as_ref().ok());
+        let medication_pages = fetched
+            .iter()
+            .filter(|(key, _)| key.starts_with("Medication/"))
+            .filter_map(|(_, r)| r.as_ref().ok());
         let drafts = match hook_request.context.draft_orders {
-            Some(raw) => record_from(std::iter::once(raw.get()).chain(medication_pages.flat_map(|p| p.documents.iter().map(String::as_str)))),
+            Some(raw) => record_from(
+                std::iter::once(raw.get())
+                    .chain(medication_pages.flat_map(|p| p.documents.iter().map(String::as_str))),
+            ),
             None => record_from([]),
         };
         // Prefetch templates carry no `_include` (outside the query subset
@@ -298,7 +390,10 @@ fn evaluate_hook(
                     medications: wanted,
                     already: fetched,
                     server: hook_request.fhir_server.take().unwrap_or_default(),
-                    token: hook_request.fhir_authorization.take().map(|a| a.access_token),
+                    token: hook_request
+                        .fhir_authorization
+                        .take()
+                        .map(|a| a.access_token),
                     context_values: std::mem::take(&mut hook_request.context_values),
                     hook_instance: std::mem::take(&mut hook_request.hook_instance),
                 }));
@@ -344,9 +439,14 @@ async fn tolerate_missing_content_type(
     mut request: actix_web::dev::ServiceRequest,
     next: actix_web::middleware::Next<impl actix_web::body::MessageBody>,
 ) -> Result<actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>, actix_web::Error> {
-    let tolerant = request.app_data::<web::Data<AppState>>().is_some_and(|state| state.conformance == Conformance::Tolerant);
+    let tolerant = request
+        .app_data::<web::Data<AppState>>()
+        .is_some_and(|state| state.conformance == Conformance::Tolerant);
     if tolerant && !request.headers().contains_key(header::CONTENT_TYPE) {
-        request.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("application/json"));
+        request.headers_mut().insert(
+            header::CONTENT_TYPE,
+            header::HeaderValue::from_static("application/json"),
+        );
         request.extensions_mut().insert(MissingContentType);
     }
     next.call(request).await
@@ -374,7 +474,15 @@ async fn fetch_missing(
     plan: FetchPlan,
     issuer: Option<&str>,
 ) -> (Vec<(String, Fetched)>, crate::limits::Held) {
-    let FetchPlan { keys, medications, already, server, token, context_values, hook_instance } = plan;
+    let FetchPlan {
+        keys,
+        medications,
+        already,
+        server,
+        token,
+        context_values,
+        hook_instance,
+    } = plan;
     let hook_instance = escape_for_log(&hook_instance, 100);
     let mut results = already;
     let server = match state.fetcher.check_server(&server, issuer).await {
@@ -388,7 +496,10 @@ async fn fetch_missing(
         }
     };
     // A referenced Medication is read by id: its key is its reference.
-    let mut queries: Vec<(String, String)> = medications.into_iter().map(|reference| (reference.clone(), reference)).collect();
+    let mut queries: Vec<(String, String)> = medications
+        .into_iter()
+        .map(|reference| (reference.clone(), reference))
+        .collect();
     let mut failed = Vec::new();
     for key in keys {
         match template::fill(&service.prefetch[&key], &context_values) {
@@ -397,17 +508,26 @@ async fn fetch_missing(
         }
     }
     let started = std::time::Instant::now();
-    let (fetched, held) = state.fetcher.fetch_all(&server, token.as_deref(), queries).await;
+    let (fetched, held) = state
+        .fetcher
+        .fetch_all(&server, token.as_deref(), queries)
+        .await;
     for (key, result) in &fetched {
         match result {
-            Ok(pages) => log::info!("hook {hook_instance}: fetched '{key}' ({} page(s))", pages.documents.len()),
+            Ok(pages) => log::info!(
+                "hook {hook_instance}: fetched '{key}' ({} page(s))",
+                pages.documents.len()
+            ),
             Err(error) => {
                 metrics::counter!("fhir_fetch_errors_total", "reason" => error.kind()).increment(1);
                 log::warn!("hook {hook_instance}: fetching '{key}' failed: {error}");
             }
         }
     }
-    log::debug!("hook {hook_instance}: FHIR fetches took {:?}", started.elapsed());
+    log::debug!(
+        "hook {hook_instance}: FHIR fetches took {:?}",
+        started.elapsed()
+    );
     results.extend(fetched);
     results.extend(failed);
     (results, held)
@@ -426,35 +546,63 @@ async fn analyze(
     let query = web::Query::<AnalyzeQuery>::from_query(request.query_string())
         .map_err(|e| ApiError::invalid("hook", format!("unreadable query string: {e}")))?;
     let hook: Hook = match query.hook.as_deref() {
-        Some(name) => name.parse().map_err(|e: String| ApiError::invalid("hook", e))?,
+        Some(name) => name
+            .parse()
+            .map_err(|e: String| ApiError::invalid("hook", e))?,
         None => Hook::PatientView,
     };
     let body = read_json_body(&request, payload, &state).await?;
     let now = Utc::now();
-    let (_, answer) = off_the_answering_threads(&state, body, move |state, body| analyze_bundle(state, hook, body, now)).await?;
+    let (_, answer) = off_the_answering_threads(&state, body, move |state, body| {
+        analyze_bundle(state, hook, body, now)
+    })
+    .await?;
     let answer = answer?;
     note_for_access_log(&request, answer.note);
     let response = respond(&answer.response)?;
     // Cards from /analyze can receive feedback too, under the hook's service.
     if let Some(service) = state.catalog.for_hook(hook) {
-        let patient = answer.patient_id.as_deref().and_then(|r| r.strip_prefix("Patient/"));
-        record_cards(&state, &service.id, &answer.hook_instance, patient, &answer.response, now).await;
+        let patient = answer
+            .patient_id
+            .as_deref()
+            .and_then(|r| r.strip_prefix("Patient/"));
+        record_cards(
+            &state,
+            &service.id,
+            &answer.hook_instance,
+            patient,
+            &answer.response,
+            now,
+        )
+        .await;
     }
     Ok(response)
 }
 
-fn analyze_bundle(state: &AppState, hook: Hook, body: &[u8], now: chrono::DateTime<Utc>) -> Result<Answer, ApiError> {
-    let text = std::str::from_utf8(body).map_err(|e| ApiError::invalid("/", format!("the body is not UTF-8: {e}")))?;
+fn analyze_bundle(
+    state: &AppState,
+    hook: Hook,
+    body: &[u8],
+    now: chrono::DateTime<Utc>,
+) -> Result<Answer, ApiError> {
+    let text = std::str::from_utf8(body)
+        .map_err(|e| ApiError::invalid("/", format!("the body is not UTF-8: {e}")))?;
     if let Err(error) = serde_json::from_str::<serde::de::IgnoredAny>(text) {
         return Err(ApiError::bad_request(vec![json_syntax_issue(&error)]));
     }
     if crate::fhir::resource_type_of(text) != Some("Bundle") {
-        return Err(ApiError::invalid("/resourceType", "the body must be a FHIR Bundle (resourceType \"Bundle\")"));
+        return Err(ApiError::invalid(
+            "/resourceType",
+            "the body must be a FHIR Bundle (resourceType \"Bundle\")",
+        ));
     }
     within_entry_limit(state, || {
         let mut builder = RecordBuilder::new();
         if builder.add_json(text) != Payload::Data {
-            return Err(ApiError::invalid("/", "the body is not a readable FHIR Bundle"));
+            return Err(ApiError::invalid(
+                "/",
+                "the body is not a readable FHIR Bundle",
+            ));
         }
         let mut record = builder.finish();
         record.keep_patient(None);
@@ -478,7 +626,12 @@ fn analyze_bundle(state: &AppState, hook: Hook, body: &[u8], now: chrono::DateTi
             patient_id: None,
             now,
         });
-        Ok(Answer { response, note, hook_instance: analysis, patient_id })
+        Ok(Answer {
+            response,
+            note,
+            hook_instance: analysis,
+            patient_id,
+        })
     })
 }
 
@@ -528,12 +681,16 @@ async fn record_cards(
 /// checked by the tests (every answer of the HTTP suites, every clinical
 /// scenario, and cards from generated records), not by each request.
 fn respond(response: &CdsResponse) -> Result<HttpResponse, ApiError> {
-    let body = serde_json::to_vec(response).map_err(|e| ApiError::internal(format!("response encoding: {e}")))?;
-    Ok(HttpResponse::Ok().content_type(header::ContentType::json()).body(body))
+    let body = serde_json::to_vec(response)
+        .map_err(|e| ApiError::internal(format!("response encoding: {e}")))?;
+    Ok(HttpResponse::Ok()
+        .content_type(header::ContentType::json())
+        .body(body))
 }
 
 async fn openapi(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let text = Schemas::published("openapi.json").ok_or_else(|| ApiError::internal("openapi.json is not built in"))?;
+    let text = Schemas::published("openapi.json")
+        .ok_or_else(|| ApiError::internal("openapi.json is not built in"))?;
     let mut document: serde_json::Value =
         serde_json::from_str(text).map_err(|e| ApiError::internal(format!("openapi.json: {e}")))?;
     document["servers"] = serde_json::json!([{ "url": state.public_base_urls[0] }]);
@@ -545,14 +702,27 @@ async fn schema(path: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let text = Schemas::published(&file)
         .filter(|_| file.ends_with(".json") && !file.contains('/'))
         .ok_or_else(|| ApiError::not_found(format!("no schema '{file}'")))?;
-    let content_type = if file.ends_with(".schema.json") { "application/schema+json" } else { "application/json" };
-    Ok(HttpResponse::Ok().insert_header((header::CONTENT_TYPE, content_type)).body(text))
+    let content_type = if file.ends_with(".schema.json") {
+        "application/schema+json"
+    } else {
+        "application/json"
+    };
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, content_type))
+        .body(text))
 }
 
 async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found(format!("no endpoint at {}", request.path())))
+    Err(ApiError::not_found(format!(
+        "no endpoint at {}",
+        request.path()
+    )))
 }
 
 async fn not_allowed(request: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::method_not_allowed(format!("{} is not allowed on {}", request.method(), request.path())))
+    Err(ApiError::method_not_allowed(format!(
+        "{} is not allowed on {}",
+        request.method(),
+        request.path()
+    )))
 }

@@ -28,20 +28,29 @@ impl CodeSystem {
         } else {
             uri
         };
-        let bare = uri.strip_prefix("https://").or_else(|| uri.strip_prefix("http://")).unwrap_or(uri);
+        let bare = uri
+            .strip_prefix("https://")
+            .or_else(|| uri.strip_prefix("http://"))
+            .unwrap_or(uri);
         let bare = bare.strip_prefix("www.").unwrap_or(bare);
         Some(match bare {
             "snomed.info/sct" | "urn:oid:2.16.840.1.113883.6.96" => CodeSystem::Snomed,
-            "hl7.org/fhir/sid/icd-10-cm" | "hl7.org/fhir/sid/icd-10" | "urn:oid:2.16.840.1.113883.6.90"
+            "hl7.org/fhir/sid/icd-10-cm"
+            | "hl7.org/fhir/sid/icd-10"
+            | "urn:oid:2.16.840.1.113883.6.90"
             | "urn:oid:2.16.840.1.113883.6.3" => CodeSystem::Icd10Cm,
-            "cms.gov/medicare/coding/icd10" | "hl7.org/fhir/sid/icd-10-pcs" | "urn:oid:2.16.840.1.113883.6.4" => {
-                CodeSystem::Icd10Pcs
-            }
+            "cms.gov/medicare/coding/icd10"
+            | "hl7.org/fhir/sid/icd-10-pcs"
+            | "urn:oid:2.16.840.1.113883.6.4" => CodeSystem::Icd10Pcs,
             "loinc.org" | "urn:oid:2.16.840.1.113883.6.1" => CodeSystem::Loinc,
-            "nlm.nih.gov/research/umls/rxnorm" | "urn:oid:2.16.840.1.113883.6.88" => CodeSystem::RxNorm,
+            "nlm.nih.gov/research/umls/rxnorm" | "urn:oid:2.16.840.1.113883.6.88" => {
+                CodeSystem::RxNorm
+            }
             "whocc.no/atc" | "urn:oid:2.16.840.1.113883.6.73" => CodeSystem::Atc,
             "ama-assn.org/go/cpt" | "urn:oid:2.16.840.1.113883.6.12" => CodeSystem::Cpt,
-            "cms.gov/medicare/coding/hcpcsreleasecodesets" | "urn:oid:2.16.840.1.113883.6.285" => CodeSystem::Hcpcs,
+            "cms.gov/medicare/coding/hcpcsreleasecodesets" | "urn:oid:2.16.840.1.113883.6.285" => {
+                CodeSystem::Hcpcs
+            }
             _ => return None,
         })
     }
@@ -57,9 +66,16 @@ impl CodeSystem {
         let code = code.trim();
         match self {
             CodeSystem::Icd10Cm if code.bytes().any(|b| b == b'.' || b.is_ascii_lowercase()) => {
-                Cow::Owned(code.chars().filter(|c| *c != '.').map(|c| c.to_ascii_uppercase()).collect())
+                Cow::Owned(
+                    code.chars()
+                        .filter(|c| *c != '.')
+                        .map(|c| c.to_ascii_uppercase())
+                        .collect(),
+                )
             }
-            CodeSystem::Atc | CodeSystem::Icd10Pcs | CodeSystem::Hcpcs if code.bytes().any(|b| b.is_ascii_lowercase()) => {
+            CodeSystem::Atc | CodeSystem::Icd10Pcs | CodeSystem::Hcpcs
+                if code.bytes().any(|b| b.is_ascii_lowercase()) =>
+            {
                 Cow::Owned(code.to_ascii_uppercase())
             }
             _ => Cow::Borrowed(code),
@@ -70,20 +86,36 @@ impl CodeSystem {
     pub fn is_well_formed(self, code: &str) -> bool {
         let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
         match self {
-            CodeSystem::Snomed => (6..=18).contains(&code.len()) && digits(code) && verhoeff_valid(code),
+            CodeSystem::Snomed => {
+                (6..=18).contains(&code.len()) && digits(code) && verhoeff_valid(code)
+            }
             CodeSystem::Icd10Cm => is_icd10cm(code),
-            CodeSystem::Icd10Pcs => code.len() == 7 && code.bytes().all(|b| b.is_ascii_digit() || (b.is_ascii_uppercase() && b != b'I' && b != b'O')),
+            CodeSystem::Icd10Pcs => {
+                code.len() == 7
+                    && code.bytes().all(|b| {
+                        b.is_ascii_digit() || (b.is_ascii_uppercase() && b != b'I' && b != b'O')
+                    })
+            }
             CodeSystem::Loinc => match code.split_once('-') {
                 Some((body, check)) if body.starts_with("LA") || body.starts_with("LP") => {
                     digits(&body[2..]) && check.len() == 1 && digits(check)
                 }
-                Some((body, check)) => digits(body) && body.len() <= 7 && check.len() == 1 && loinc_check_digit(body) == check,
+                Some((body, check)) => {
+                    digits(body)
+                        && body.len() <= 7
+                        && check.len() == 1
+                        && loinc_check_digit(body) == check
+                }
                 None => false,
             },
             CodeSystem::RxNorm => digits(code) && code.len() <= 9,
             CodeSystem::Atc => is_atc(code),
-            CodeSystem::Cpt => code.len() == 5 && digits(&code[..4]) && code.as_bytes()[4].is_ascii_alphanumeric(),
-            CodeSystem::Hcpcs => code.len() == 5 && code.as_bytes()[0].is_ascii_uppercase() && digits(&code[1..]),
+            CodeSystem::Cpt => {
+                code.len() == 5 && digits(&code[..4]) && code.as_bytes()[4].is_ascii_alphanumeric()
+            }
+            CodeSystem::Hcpcs => {
+                code.len() == 5 && code.as_bytes()[0].is_ascii_uppercase() && digits(&code[1..])
+            }
         }
     }
 }
@@ -101,7 +133,9 @@ fn is_icd10cm(code: &str) -> bool {
         && (c[2].is_ascii_digit() || c[2] == b'A' || c[2] == b'B');
     category_ok
         && subcategory.is_none_or(|s| {
-            (1..=4).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
+            (1..=4).contains(&s.len())
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase())
         })
 }
 
@@ -170,12 +204,25 @@ mod tests {
 
     #[test]
     fn system_spellings_seen_in_the_wild() {
-        for uri in ["http://snomed.info/sct", "https://snomed.info/sct/", "urn:oid:2.16.840.1.113883.6.96"] {
+        for uri in [
+            "http://snomed.info/sct",
+            "https://snomed.info/sct/",
+            "urn:oid:2.16.840.1.113883.6.96",
+        ] {
             assert_eq!(CodeSystem::from_uri(uri), Some(CodeSystem::Snomed), "{uri}");
         }
-        assert_eq!(CodeSystem::from_uri("http://hl7.org/fhir/sid/icd-10-cm"), Some(CodeSystem::Icd10Cm));
-        assert_eq!(CodeSystem::from_uri("http://www.nlm.nih.gov/research/umls/rxnorm"), Some(CodeSystem::RxNorm));
-        assert_eq!(CodeSystem::from_uri("http://www.whocc.no/atc"), Some(CodeSystem::Atc));
+        assert_eq!(
+            CodeSystem::from_uri("http://hl7.org/fhir/sid/icd-10-cm"),
+            Some(CodeSystem::Icd10Cm)
+        );
+        assert_eq!(
+            CodeSystem::from_uri("http://www.nlm.nih.gov/research/umls/rxnorm"),
+            Some(CodeSystem::RxNorm)
+        );
+        assert_eq!(
+            CodeSystem::from_uri("http://www.whocc.no/atc"),
+            Some(CodeSystem::Atc)
+        );
         assert_eq!(CodeSystem::from_uri("http://example.org/local"), None);
     }
 
@@ -192,9 +239,14 @@ mod tests {
         assert!(CodeSystem::Loinc.is_well_formed("2823-3"));
         assert!(!CodeSystem::Loinc.is_well_formed("2823-4"));
         assert!(CodeSystem::Loinc.is_well_formed("LA15173-0"));
-        assert!(CodeSystem::Icd10Cm.is_well_formed("O9A.111") && CodeSystem::Icd10Cm.is_well_formed("Z3A"));
+        assert!(
+            CodeSystem::Icd10Cm.is_well_formed("O9A.111")
+                && CodeSystem::Icd10Cm.is_well_formed("Z3A")
+        );
         assert!(!CodeSystem::Icd10Cm.is_well_formed("M62831"));
-        assert!(CodeSystem::Atc.is_well_formed("C03C") && CodeSystem::Atc.is_well_formed("C08CA05"));
+        assert!(
+            CodeSystem::Atc.is_well_formed("C03C") && CodeSystem::Atc.is_well_formed("C08CA05")
+        );
         assert!(!CodeSystem::Atc.is_well_formed("C03CA0"));
         assert!(CodeSystem::Cpt.is_well_formed("93971"));
     }

@@ -104,9 +104,35 @@ impl ClassSet {
 /// inhalers): a systemic-only class is not matched on them by ingredient
 /// code or name. Product codes and ATC codes are curated and trusted.
 const NON_SYSTEMIC_WORDS: &[&str] = &[
-    "ophthalmic", "otic", "nasal", "topical", "cream", "ointment", "lotion", "gel", "eye", "ear", "drops",
-    "rectal", "enema", "suppository", "foam", "spray", "shampoo", "cutaneous", "dermal", "vaginal", "mouthwash",
-    "dental", "paste", "inhaler", "inhalation", "inhaled", "inhalant", "nebulizer", "nebuliser",
+    "ophthalmic",
+    "otic",
+    "nasal",
+    "topical",
+    "cream",
+    "ointment",
+    "lotion",
+    "gel",
+    "eye",
+    "ear",
+    "drops",
+    "rectal",
+    "enema",
+    "suppository",
+    "foam",
+    "spray",
+    "shampoo",
+    "cutaneous",
+    "dermal",
+    "vaginal",
+    "mouthwash",
+    "dental",
+    "paste",
+    "inhaler",
+    "inhalation",
+    "inhaled",
+    "inhalant",
+    "nebulizer",
+    "nebuliser",
 ];
 
 pub struct DrugIndex {
@@ -121,7 +147,8 @@ pub struct DrugIndex {
 
 impl DrugIndex {
     pub fn from_json(json: &str) -> Result<Self, String> {
-        let file: DrugClassesFile = serde_json::from_str(json).map_err(|e| format!("drug-classes.json: {e}"))?;
+        let file: DrugClassesFile =
+            serde_json::from_str(json).map_err(|e| format!("drug-classes.json: {e}"))?;
         if file.classes.len() > 64 {
             return Err("drug-classes.json: more than 64 classes".into());
         }
@@ -136,7 +163,10 @@ impl DrugIndex {
         };
         for (position, class) in file.classes.iter().enumerate() {
             if class.sources.is_empty() {
-                return Err(format!("drug-classes.json: class '{}' cites no source", class.code));
+                return Err(format!(
+                    "drug-classes.json: class '{}' cites no source",
+                    class.code
+                ));
             }
             let bit = ClassSet(1 << position);
             let add = |map: &mut HashMap<String, ClassSet>, key: String| {
@@ -157,10 +187,18 @@ impl DrugIndex {
             }
             for prefix in &class.atc {
                 index.longest_atc = index.longest_atc.max(prefix.len());
-                add(&mut index.atc, CodeSystem::Atc.normalize(prefix).into_owned());
+                add(
+                    &mut index.atc,
+                    CodeSystem::Atc.normalize(prefix).into_owned(),
+                );
             }
         }
-        index.longest_name = index.names.keys().map(|n| n.split(' ').count()).max().unwrap_or(1);
+        index.longest_name = index
+            .names
+            .keys()
+            .map(|n| n.split(' ').count())
+            .max()
+            .unwrap_or(1);
         index.classes = file.classes;
         Ok(index)
     }
@@ -185,16 +223,27 @@ impl DrugIndex {
         let mut trusted = ClassSet::default();
         let mut by_ingredient = ClassSet::default();
         for coding in concepts.iter().flat_map(|c| c.coding.iter()) {
-            let (Some(system), Some(code)) =
-                (coding.system.as_deref().and_then(CodeSystem::from_uri), coding.code.as_deref())
-            else {
+            let (Some(system), Some(code)) = (
+                coding.system.as_deref().and_then(CodeSystem::from_uri),
+                coding.code.as_deref(),
+            ) else {
                 continue;
             };
             let code = system.normalize(code);
             match system {
                 CodeSystem::RxNorm => {
-                    trusted = trusted.union(self.products.get(code.as_ref()).copied().unwrap_or_default());
-                    by_ingredient = by_ingredient.union(self.ingredients.get(code.as_ref()).copied().unwrap_or_default());
+                    trusted = trusted.union(
+                        self.products
+                            .get(code.as_ref())
+                            .copied()
+                            .unwrap_or_default(),
+                    );
+                    by_ingredient = by_ingredient.union(
+                        self.ingredients
+                            .get(code.as_ref())
+                            .copied()
+                            .unwrap_or_default(),
+                    );
                 }
                 CodeSystem::Atc => {
                     // The most specific group listed decides: R03AC12
@@ -219,8 +268,19 @@ impl DrugIndex {
                 untrusted = untrusted.union(self.classify_text(text));
             }
         }
-        let systemic = |set: ClassSet| ClassSet(set.iter().filter(|i| !self.classes[*i].systemic_only).fold(0, |s, i| s | (1 << i)));
-        if !untrusted.is_empty() && concepts.iter().flat_map(|c| c.texts()).any(mentions_non_systemic_route) {
+        let systemic = |set: ClassSet| {
+            ClassSet(
+                set.iter()
+                    .filter(|i| !self.classes[*i].systemic_only)
+                    .fold(0, |s, i| s | (1 << i)),
+            )
+        };
+        if !untrusted.is_empty()
+            && concepts
+                .iter()
+                .flat_map(|c| c.texts())
+                .any(mentions_non_systemic_route)
+        {
             untrusted = systemic(untrusted);
         }
         let found = trusted.union(untrusted);
@@ -257,22 +317,56 @@ fn normalize_name(name: &str) -> String {
 }
 
 fn mentions_non_systemic_route(text: &str) -> bool {
-    words(text).iter().any(|w| NON_SYSTEMIC_WORDS.contains(&w.as_str()))
+    words(text)
+        .iter()
+        .any(|w| NON_SYSTEMIC_WORDS.contains(&w.as_str()))
 }
 
 /// SNOMED CT routes of administration that act where applied (ophthalmic,
 /// nasal, topical, cutaneous, respiratory tract / inhalation, otic,
 /// rectal, vaginal, dental, oromucosal, intravitreal, conjunctival).
 const LOCAL_ROUTE_CODES: &[&str] = &[
-    "54485002", "46713006", "6064005", "448598008", "447694001", "18679011000001101", "10547007", "37161004",
-    "16857009", "372449004", "372473007",
+    "54485002",
+    "46713006",
+    "6064005",
+    "448598008",
+    "447694001",
+    "18679011000001101",
+    "10547007",
+    "37161004",
+    "16857009",
+    "372449004",
+    "372473007",
 ];
 
 /// Route words that say the same in text or display.
 const LOCAL_ROUTE_WORDS: &[&str] = &[
-    "ophthalmic", "eye", "ocular", "intraocular", "intravitreal", "conjunctival", "nasal", "intranasal", "topical",
-    "cutaneous", "skin", "dermal", "inhalation", "inhaled", "inhaler", "respiratory", "nebulized",
-    "nebulised", "otic", "ear", "auricular", "rectal", "vaginal", "dental", "oromucosal", "mouthwash",
+    "ophthalmic",
+    "eye",
+    "ocular",
+    "intraocular",
+    "intravitreal",
+    "conjunctival",
+    "nasal",
+    "intranasal",
+    "topical",
+    "cutaneous",
+    "skin",
+    "dermal",
+    "inhalation",
+    "inhaled",
+    "inhaler",
+    "respiratory",
+    "nebulized",
+    "nebulised",
+    "otic",
+    "ear",
+    "auricular",
+    "rectal",
+    "vaginal",
+    "dental",
+    "oromucosal",
+    "mouthwash",
 ];
 
 /// Is a dosage route one whose medicine acts where applied? Routes say
@@ -281,9 +375,16 @@ const LOCAL_ROUTE_WORDS: &[&str] = &[
 pub fn is_local_route(route: &CodeableConcept) -> bool {
     let coded = route.coding.iter().any(|c| {
         c.system.as_deref().and_then(CodeSystem::from_uri) == Some(CodeSystem::Snomed)
-            && c.code.as_deref().is_some_and(|code| LOCAL_ROUTE_CODES.contains(&code))
+            && c.code
+                .as_deref()
+                .is_some_and(|code| LOCAL_ROUTE_CODES.contains(&code))
     });
-    coded || route.texts().any(|text| words(text).iter().any(|w| LOCAL_ROUTE_WORDS.contains(&w.as_str())))
+    coded
+        || route.texts().any(|text| {
+            words(text)
+                .iter()
+                .any(|w| LOCAL_ROUTE_WORDS.contains(&w.as_str()))
+        })
 }
 
 #[cfg(test)]
@@ -298,26 +399,59 @@ mod tests {
       {"code":"beta-blocker","display":"Beta-blocker","category":"medication","strength":"conflicting","strengthNote":"control",
        "sources":["garrison-2012"],"systemicOnly":true,"ingredients":[{"name":"timolol","rxnorm":"10600"}],"atc":["C07"]}]}"#;
 
-    fn concept<'a>(system: Option<&'a str>, code: Option<&'a str>, text: Option<&'a str>) -> CodeableConcept<'a> {
+    fn concept<'a>(
+        system: Option<&'a str>,
+        code: Option<&'a str>,
+        text: Option<&'a str>,
+    ) -> CodeableConcept<'a> {
         CodeableConcept {
-            coding: system.map(|s| Coding { system: Some(s.into()), code: code.map(Into::into), display: None }).into_iter().collect(),
+            coding: system
+                .map(|s| Coding {
+                    system: Some(s.into()),
+                    code: code.map(Into::into),
+                    display: None,
+                })
+                .into_iter()
+                .collect(),
             text: text.map(Into::into),
         }
     }
 
     fn codes<'k>(index: &'k DrugIndex, concept: CodeableConcept) -> Vec<&'k str> {
-        index.classify(&[concept], &[]).iter().map(|i| index.class(i).code.as_str()).collect()
+        index
+            .classify(&[concept], &[])
+            .iter()
+            .map(|i| index.class(i).code.as_str())
+            .collect()
     }
 
     #[test]
     fn matches_by_product_ingredient_atc_and_text() {
         let index = DrugIndex::from_json(FILE).unwrap();
         let rx = "http://www.nlm.nih.gov/research/umls/rxnorm";
-        assert_eq!(codes(&index, concept(Some(rx), Some("313988"), None)), ["loop-diuretic"]);
-        assert_eq!(codes(&index, concept(Some(rx), Some("4603"), None)), ["loop-diuretic"]);
-        assert_eq!(codes(&index, concept(Some("http://www.whocc.no/atc"), Some("C03CA01"), None)), ["loop-diuretic"]);
-        assert_eq!(codes(&index, concept(None, None, Some("LASIX 40mg tablet"))), ["loop-diuretic"]);
-        assert_eq!(codes(&index, concept(None, None, Some("Ethacrynic  Acid 25 mg"))), ["loop-diuretic"]);
+        assert_eq!(
+            codes(&index, concept(Some(rx), Some("313988"), None)),
+            ["loop-diuretic"]
+        );
+        assert_eq!(
+            codes(&index, concept(Some(rx), Some("4603"), None)),
+            ["loop-diuretic"]
+        );
+        assert_eq!(
+            codes(
+                &index,
+                concept(Some("http://www.whocc.no/atc"), Some("C03CA01"), None)
+            ),
+            ["loop-diuretic"]
+        );
+        assert_eq!(
+            codes(&index, concept(None, None, Some("LASIX 40mg tablet"))),
+            ["loop-diuretic"]
+        );
+        assert_eq!(
+            codes(&index, concept(None, None, Some("Ethacrynic  Acid 25 mg"))),
+            ["loop-diuretic"]
+        );
         assert!(codes(&index, concept(None, None, Some("furosemidex"))).is_empty());
         assert!(codes(&index, concept(Some(rx), Some("999999"), Some("vitamin D"))).is_empty());
     }
@@ -327,8 +461,18 @@ mod tests {
     #[test]
     fn atc_codes_with_non_ascii_characters_are_read_not_fatal() {
         let index = DrugIndex::from_json(FILE).unwrap();
-        assert!(codes(&index, concept(Some("http://www.whocc.no/atc"), Some("C0źA01"), None)).is_empty());
-        assert_eq!(codes(&index, concept(Some("http://www.whocc.no/atc"), Some("C03CAź"), None)), ["loop-diuretic"]);
+        assert!(codes(
+            &index,
+            concept(Some("http://www.whocc.no/atc"), Some("C0źA01"), None)
+        )
+        .is_empty());
+        assert_eq!(
+            codes(
+                &index,
+                concept(Some("http://www.whocc.no/atc"), Some("C03CAź"), None)
+            ),
+            ["loop-diuretic"]
+        );
     }
 
     #[test]
@@ -343,7 +487,12 @@ mod tests {
           {"code":"bb","display":"B","category":"medication","strength":"conflicting","strengthNote":"","sources":["s"],
            "ingredients":[],"atc":["C07","C07B"]}]}"#;
         let index = DrugIndex::from_json(file).unwrap();
-        let atc = |code| codes(&index, concept(Some("http://www.whocc.no/atc"), Some(code), None));
+        let atc = |code| {
+            codes(
+                &index,
+                concept(Some("http://www.whocc.no/atc"), Some(code), None),
+            )
+        };
         assert_eq!(atc("R03AC12"), ["laba"]);
         assert_eq!(atc("R03AC02"), ["saba"]);
         assert_eq!(atc("R03AL01"), ["saba"]);
@@ -358,23 +507,44 @@ mod tests {
         let rx = "http://www.nlm.nih.gov/research/umls/rxnorm";
         let timolol = || concept(Some(rx), Some("10600"), None);
         let route = |code: &'static str, text: &'static str| CodeableConcept {
-            coding: vec![Coding { system: Some("http://snomed.info/sct".into()), code: Some(code.into()), display: None }],
+            coding: vec![Coding {
+                system: Some("http://snomed.info/sct".into()),
+                code: Some(code.into()),
+                display: None,
+            }],
             text: Some(text.into()),
         };
-        let classes = |routes: &[CodeableConcept]| index.classify(&[timolol()], routes).iter().count();
+        let classes =
+            |routes: &[CodeableConcept]| index.classify(&[timolol()], routes).iter().count();
         assert_eq!(classes(&[]), 1);
         assert_eq!(classes(&[route("26643006", "Oral")]), 1);
         assert_eq!(classes(&[route("54485002", "")]), 0);
         assert_eq!(classes(&[route("999999", "Ophthalmic route")]), 0);
         // Not systemic-only: an inhaled loop diuretic would still count.
         let lasix = concept(Some(rx), Some("4603"), None);
-        assert_eq!(index.classify(&[lasix], &[route("447694001", "inhalation")]).iter().count(), 1);
+        assert_eq!(
+            index
+                .classify(&[lasix], &[route("447694001", "inhalation")])
+                .iter()
+                .count(),
+            1
+        );
     }
 
     #[test]
     fn systemic_only_classes_ignore_eye_drops() {
         let index = DrugIndex::from_json(FILE).unwrap();
-        assert!(codes(&index, concept(None, None, Some("timolol 0.5% ophthalmic solution"))).is_empty());
-        assert_eq!(codes(&index, concept(None, None, Some("timolol 10 mg oral tablet"))), ["beta-blocker"]);
+        assert!(codes(
+            &index,
+            concept(None, None, Some("timolol 0.5% ophthalmic solution"))
+        )
+        .is_empty());
+        assert_eq!(
+            codes(
+                &index,
+                concept(None, None, Some("timolol 10 mg oral tablet"))
+            ),
+            ["beta-blocker"]
+        );
     }
 }

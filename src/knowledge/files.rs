@@ -17,13 +17,19 @@ impl KnowledgeFiles {
     pub fn embedded() -> Self {
         let mut files = Vec::new();
         collect_embedded(&EMBEDDED, &mut files);
-        Self { origin: "embedded".into(), files }
+        Self {
+            origin: "embedded".into(),
+            files,
+        }
     }
 
     pub fn read_dir(root: &Path) -> Result<Self, String> {
         let mut files = Vec::new();
         read_tree(root, root, &mut files)?;
-        Ok(Self { origin: root.display().to_string(), files })
+        Ok(Self {
+            origin: root.display().to_string(),
+            files,
+        })
     }
 
     pub fn text(&self, name: &str) -> Result<&str, String> {
@@ -35,7 +41,8 @@ impl KnowledgeFiles {
     }
 
     pub fn parse<T: DeserializeOwned>(&self, name: &str) -> Result<T, String> {
-        serde_json::from_str(self.text(name)?).map_err(|e| format!("knowledge ({}): {name}: {e}", self.origin))
+        serde_json::from_str(self.text(name)?)
+            .map_err(|e| format!("knowledge ({}): {name}: {e}", self.origin))
     }
 
     /// The same files with one replaced (tests of the start-up checks).
@@ -59,7 +66,10 @@ impl KnowledgeFiles {
 fn collect_embedded(dir: &Dir<'_>, out: &mut Vec<(String, String)>) {
     for file in dir.files() {
         if let Some(text) = file.contents_utf8() {
-            out.push((file.path().to_string_lossy().replace('\\', "/"), text.to_owned()));
+            out.push((
+                file.path().to_string_lossy().replace('\\', "/"),
+                text.to_owned(),
+            ));
         }
     }
     for sub in dir.dirs() {
@@ -68,14 +78,20 @@ fn collect_embedded(dir: &Dir<'_>, out: &mut Vec<(String, String)>) {
 }
 
 fn read_tree(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> Result<(), String> {
-    let entries = std::fs::read_dir(dir).map_err(|e| format!("knowledge directory {}: {e}", dir.display()))?;
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| format!("knowledge directory {}: {e}", dir.display()))?;
     for entry in entries {
         let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
         if path.is_dir() {
             read_tree(root, &path, out)?;
         } else if path.extension().is_some_and(|e| e == "json") {
-            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-            let relative = path.strip_prefix(root).unwrap_or(&path).to_string_lossy().replace('\\', "/");
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let relative = path
+                .strip_prefix(root)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .replace('\\', "/");
             out.push((relative, text));
         }
     }

@@ -107,12 +107,17 @@ pub struct LabLimit {
 
 impl LabLimit {
     pub fn number(&self) -> Option<f64> {
-        self.value.parse().ok().filter(|v: &f64| v.is_finite() && *v > 0.0)
+        self.value
+            .parse()
+            .ok()
+            .filter(|v: &f64| v.is_finite() && *v > 0.0)
     }
 
     /// Digits after the decimal point: "0.70" has 2.
     pub fn decimals(&self) -> u32 {
-        self.value.split_once('.').map_or(0, |(_, fraction)| fraction.len() as u32)
+        self.value
+            .split_once('.')
+            .map_or(0, |(_, fraction)| fraction.len() as u32)
     }
 }
 
@@ -158,7 +163,11 @@ impl KnowledgeBase {
 
     pub fn from_files(files: KnowledgeFiles) -> Result<Self, String> {
         let sources: SourcesFile = files.parse("sources.json")?;
-        let sources: HashMap<String, Source> = sources.sources.into_iter().map(|s| (s.id.clone(), s)).collect();
+        let sources: HashMap<String, Source> = sources
+            .sources
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect();
         let findings: FindingsFile = files.parse("findings.json")?;
         let labs: LabsFile = files.parse("labs.json")?;
         let statements: statements::StatementsFile = files.parse("statements.json")?;
@@ -169,9 +178,17 @@ impl KnowledgeBase {
             value_sets,
             drugs,
             labs: labs.labs,
-            findings: findings.findings.into_iter().map(|f| (f.code.clone(), f)).collect(),
+            findings: findings
+                .findings
+                .into_iter()
+                .map(|f| (f.code.clone(), f))
+                .collect(),
             sources,
-            statements: statements.statements.into_iter().map(|s| (s.id.clone(), s)).collect(),
+            statements: statements
+                .statements
+                .into_iter()
+                .map(|s| (s.id.clone(), s))
+                .collect(),
             origin: files.origin.clone(),
         };
         kb.check_references()?;
@@ -185,22 +202,37 @@ impl KnowledgeBase {
             .findings
             .values()
             .flat_map(|f| f.sources.iter().map(move |s| (f.code.as_str(), s)))
-            .chain(self.drugs.classes().iter().flat_map(|c| c.sources.iter().map(move |s| (c.code.as_str(), s))));
+            .chain(
+                self.drugs
+                    .classes()
+                    .iter()
+                    .flat_map(|c| c.sources.iter().map(move |s| (c.code.as_str(), s))),
+            );
         for (owner, source) in cited {
             if !self.sources.contains_key(source) {
-                return Err(format!("knowledge: '{owner}' cites unknown source '{source}'"));
+                return Err(format!(
+                    "knowledge: '{owner}' cites unknown source '{source}'"
+                ));
             }
         }
         for lab in &self.labs {
-            if lab.low_limits.is_empty() || lab.low_limits.iter().any(|l| l.number().is_none() || !labs_unit_known(&l.unit)) {
+            if lab.low_limits.is_empty()
+                || lab
+                    .low_limits
+                    .iter()
+                    .any(|l| l.number().is_none() || !labs_unit_known(&l.unit))
+            {
                 return Err(format!("labs.json: '{}' needs low limits with a positive decimal value and a known unit", lab.analyte));
             }
             self.value_sets.id(&lab.value_set)?;
             self.value_sets.id(&lab.condition_value_set)?;
-            self.finding(&lab.finding).ok_or_else(|| format!("labs.json: unknown finding '{}'", lab.finding))?;
+            self.finding(&lab.finding)
+                .ok_or_else(|| format!("labs.json: unknown finding '{}'", lab.finding))?;
         }
         for class in self.drugs.classes() {
-            self.finding(&class.code).ok_or_else(|| format!("drug-classes.json: class '{}' has no finding", class.code))?;
+            self.finding(&class.code).ok_or_else(|| {
+                format!("drug-classes.json: class '{}' has no finding", class.code)
+            })?;
         }
         Ok(())
     }
@@ -222,7 +254,12 @@ impl KnowledgeBase {
             .findings
             .values()
             .flat_map(|f| f.sources.iter().map(move |s| (f.code.as_str(), s.as_str())))
-            .chain(self.drugs.classes().iter().flat_map(|c| c.sources.iter().map(move |s| (c.code.as_str(), s.as_str()))));
+            .chain(
+                self.drugs
+                    .classes()
+                    .iter()
+                    .flat_map(|c| c.sources.iter().map(move |s| (c.code.as_str(), s.as_str()))),
+            );
         for (finding, source) in finding_citations {
             if !supported(source, Some(finding), None) {
                 return Err(format!("knowledge: '{finding}' cites '{source}', which does not support it (sources.json supports)"));
@@ -231,10 +268,16 @@ impl KnowledgeBase {
         for statement in self.statements.values() {
             match (statement.sources.is_empty(), statement.decision) {
                 (true, false) => {
-                    return Err(format!("statements.json: '{}' has no source and is not marked a service decision", statement.id))
+                    return Err(format!(
+                        "statements.json: '{}' has no source and is not marked a service decision",
+                        statement.id
+                    ))
                 }
                 (false, true) => {
-                    return Err(format!("statements.json: '{}' is a service decision but cites sources", statement.id))
+                    return Err(format!(
+                        "statements.json: '{}' is a service decision but cites sources",
+                        statement.id
+                    ))
                 }
                 _ => {}
             }
@@ -249,11 +292,20 @@ impl KnowledgeBase {
         }
         for say in Say::ALL {
             if !self.statements.contains_key(say.id()) {
-                return Err(format!("statements.json: no text for statement '{}'", say.id()));
+                return Err(format!(
+                    "statements.json: no text for statement '{}'",
+                    say.id()
+                ));
             }
         }
-        if let Some(unused) = self.statements.keys().find(|id| !Say::ALL.iter().any(|s| s.id() == id.as_str())) {
-            return Err(format!("statements.json: statement '{unused}' is not used by any card"));
+        if let Some(unused) = self
+            .statements
+            .keys()
+            .find(|id| !Say::ALL.iter().any(|s| s.id() == id.as_str()))
+        {
+            return Err(format!(
+                "statements.json: statement '{unused}' is not used by any card"
+            ));
         }
         for source in self.sources.values() {
             for support in &source.supports {
@@ -317,15 +369,22 @@ mod tests {
     #[test]
     fn every_finding_has_a_value_set_or_a_drug_class() {
         let kb = kb();
-        let focused: std::collections::HashSet<&str> =
-            kb.value_sets.meta().iter().flat_map(|m| m.focus.iter().map(String::as_str)).collect();
+        let focused: std::collections::HashSet<&str> = kb
+            .value_sets
+            .meta()
+            .iter()
+            .flat_map(|m| m.focus.iter().map(String::as_str))
+            .collect();
         let missing: Vec<&str> = kb
             .findings()
             .map(|f| f.code.as_str())
             .filter(|code| !NOT_CODED.contains(code))
             .filter(|code| !focused.contains(code) && kb.drugs.position(code).is_none())
             .collect();
-        assert!(missing.is_empty(), "findings with no value set or drug class: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "findings with no value set or drug class: {missing:?}"
+        );
     }
 
     #[test]
@@ -359,19 +418,34 @@ mod tests {
     #[test]
     fn every_entry_cites_a_source() {
         let kb = kb();
-        assert!(kb.value_sets.entries().iter().all(|e| !e.source.trim().is_empty()));
+        assert!(kb
+            .value_sets
+            .entries()
+            .iter()
+            .all(|e| !e.source.trim().is_empty()));
         for class in kb.drugs.classes() {
             assert!(!class.sources.is_empty(), "{}", class.code);
-            assert!(class.products.iter().all(|p| !p.source.trim().is_empty()), "{}", class.code);
+            assert!(
+                class.products.iter().all(|p| !p.source.trim().is_empty()),
+                "{}",
+                class.code
+            );
         }
         for finding in kb.findings() {
             assert!(!finding.sources.is_empty(), "{}", finding.code);
-            assert!(finding.sources.iter().all(|s| kb.source(s).is_some()), "{}", finding.code);
+            assert!(
+                finding.sources.iter().all(|s| kb.source(s).is_some()),
+                "{}",
+                finding.code
+            );
         }
     }
 
     /// Knowledge whose `file` is edited as JSON by `edit`.
-    fn edited(file: &str, edit: impl FnOnce(&mut serde_json::Value)) -> Result<KnowledgeBase, String> {
+    fn edited(
+        file: &str,
+        edit: impl FnOnce(&mut serde_json::Value),
+    ) -> Result<KnowledgeBase, String> {
         let files = KnowledgeFiles::embedded();
         let mut json: serde_json::Value = serde_json::from_str(files.text(file).unwrap()).unwrap();
         edit(&mut json);
@@ -382,16 +456,35 @@ mod tests {
     fn a_source_cited_for_a_finding_it_does_not_support_is_refused() {
         // Garrison 2012 measured drugs; it does not say age is a risk factor.
         let error = edited("findings.json", |json| {
-            let older = json["findings"].as_array_mut().unwrap().iter_mut().find(|f| f["code"] == "older-age").unwrap();
-            older["sources"].as_array_mut().unwrap().push("garrison-2012".into());
+            let older = json["findings"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|f| f["code"] == "older-age")
+                .unwrap();
+            older["sources"]
+                .as_array_mut()
+                .unwrap()
+                .push("garrison-2012".into());
         })
         .err()
         .expect("refused");
-        assert!(error.contains("'older-age' cites 'garrison-2012'"), "{error}");
+        assert!(
+            error.contains("'older-age' cites 'garrison-2012'"),
+            "{error}"
+        );
 
         let error = edited("sources.json", |json| {
-            let bmj = json["sources"].as_array_mut().unwrap().iter_mut().find(|s| s["id"] == "bmj-bp-2012").unwrap();
-            bmj["supports"].as_array_mut().unwrap().retain(|s| s["finding"] != "dialysis");
+            let bmj = json["sources"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|s| s["id"] == "bmj-bp-2012")
+                .unwrap();
+            bmj["supports"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|s| s["finding"] != "dialysis");
         })
         .err()
         .expect("refused");
@@ -402,33 +495,63 @@ mod tests {
     fn statements_cite_what_supports_them_or_are_decisions() {
         let statements = |edit: fn(&mut serde_json::Value)| {
             edited("statements.json", |json| {
-                let first = json["statements"].as_array_mut().unwrap().iter_mut().find(|s| s["id"] == "stretching").unwrap();
+                let first = json["statements"]
+                    .as_array_mut()
+                    .unwrap()
+                    .iter_mut()
+                    .find(|s| s["id"] == "stretching")
+                    .unwrap();
                 edit(first);
             })
         };
-        let wrong_source = statements(|s| s["sources"] = serde_json::json!(["garrison-2012"])).err().expect("refused");
-        assert!(wrong_source.contains("'stretching' cites 'garrison-2012'"), "{wrong_source}");
-        let unsourced = statements(|s| s["sources"] = serde_json::json!([])).err().expect("refused");
-        assert!(unsourced.contains("not marked a service decision"), "{unsourced}");
+        let wrong_source = statements(|s| s["sources"] = serde_json::json!(["garrison-2012"]))
+            .err()
+            .expect("refused");
+        assert!(
+            wrong_source.contains("'stretching' cites 'garrison-2012'"),
+            "{wrong_source}"
+        );
+        let unsourced = statements(|s| s["sources"] = serde_json::json!([]))
+            .err()
+            .expect("refused");
+        assert!(
+            unsourced.contains("not marked a service decision"),
+            "{unsourced}"
+        );
         let missing = edited("statements.json", |json| {
-            json["statements"].as_array_mut().unwrap().retain(|s| s["id"] != "fluids");
+            json["statements"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|s| s["id"] != "fluids");
         })
         .err()
         .expect("refused");
-        assert!(missing.contains("no text for statement 'fluids'"), "{missing}");
+        assert!(
+            missing.contains("no text for statement 'fluids'"),
+            "{missing}"
+        );
         let unknown_support = edited("sources.json", |json| {
-            json["sources"][0]["supports"].as_array_mut().unwrap().push(serde_json::json!({"finding": "no-such", "where": "x"}));
+            json["sources"][0]["supports"]
+                .as_array_mut()
+                .unwrap()
+                .push(serde_json::json!({"finding": "no-such", "where": "x"}));
         })
         .err()
         .expect("refused");
-        assert!(unknown_support.contains("unknown finding or statement"), "{unknown_support}");
+        assert!(
+            unknown_support.contains("unknown finding or statement"),
+            "{unknown_support}"
+        );
     }
 
     #[test]
     fn a_knowledge_directory_loads_like_the_embedded_copy() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cds-hooks/knowledge");
         let from_dir = KnowledgeBase::from_dir(&dir).unwrap();
-        assert_eq!(from_dir.value_sets.entries().len(), kb().value_sets.entries().len());
+        assert_eq!(
+            from_dir.value_sets.entries().len(),
+            kb().value_sets.entries().len()
+        );
         assert!(KnowledgeBase::from_dir(std::path::Path::new("/nonexistent")).is_err());
     }
 }

@@ -11,7 +11,11 @@ pub enum Unit {
 impl Unit {
     /// UCUM codes and the usual human spellings, case and spaces ignored.
     pub fn parse(text: &str) -> Option<Self> {
-        let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+        let compact: String = text
+            .chars()
+            .filter(|c| !c.is_whitespace())
+            .collect::<String>()
+            .to_ascii_lowercase();
         match compact.as_str() {
             "mmol/l" => Some(Unit::MmolPerL),
             "meq/l" | "meq/l{}" => Some(Unit::MeqPerL),

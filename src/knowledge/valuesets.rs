@@ -121,7 +121,9 @@ struct Filter {
 }
 
 impl ValueSets {
-    pub fn from_documents<'a>(documents: impl Iterator<Item = (&'a str, &'a str)>) -> Result<Self, String> {
+    pub fn from_documents<'a>(
+        documents: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, String> {
         let mut sets = Self {
             meta: Vec::new(),
             by_name: HashMap::default(),
@@ -133,7 +135,8 @@ impl ValueSets {
         let mut documents: Vec<_> = documents.collect();
         documents.sort_by_key(|(path, _)| *path);
         for (path, text) in documents {
-            let document: ValueSetDocument = serde_json::from_str(text).map_err(|e| format!("{path}: {e}"))?;
+            let document: ValueSetDocument =
+                serde_json::from_str(text).map_err(|e| format!("{path}: {e}"))?;
             sets.add(path, document)?;
         }
         Ok(sets)
@@ -160,9 +163,16 @@ impl ValueSets {
                 .find(|e| e.url == SOURCE_EXTENSION)
                 .and_then(|e| e.value_string.clone())
                 .filter(|s| !s.trim().is_empty())
-                .ok_or_else(|| format!("{path}: an include of {} cites no source", include.system))?;
+                .ok_or_else(|| {
+                    format!("{path}: an include of {} cites no source", include.system)
+                })?;
             for concept in &include.concept {
-                *self.exact.entry(system).or_default().entry(system.normalize(&concept.code).into_owned()).or_default() |= bit;
+                *self
+                    .exact
+                    .entry(system)
+                    .or_default()
+                    .entry(system.normalize(&concept.code).into_owned())
+                    .or_default() |= bit;
                 self.entries.push(ValueSetEntry {
                     value_set: document.id.clone(),
                     system,
@@ -196,16 +206,27 @@ impl ValueSets {
             .use_context
             .iter()
             .filter(|c| c.code.code.as_deref() == Some(FOCUS_CONTEXT))
-            .flat_map(|c| c.value_codeable_concept.iter().flat_map(|v| v.coding.iter()))
+            .flat_map(|c| {
+                c.value_codeable_concept
+                    .iter()
+                    .flat_map(|v| v.coding.iter())
+            })
             .filter_map(|c| c.code.as_deref().map(str::to_owned))
             .collect();
         self.by_name.insert(document.id.clone(), id);
-        self.meta.push(ValueSetMeta { id: document.id, title: document.title, focus });
+        self.meta.push(ValueSetMeta {
+            id: document.id,
+            title: document.title,
+            focus,
+        });
         Ok(())
     }
 
     pub fn id(&self, name: &str) -> Result<ValueSetId, String> {
-        self.by_name.get(name).copied().ok_or_else(|| format!("knowledge: value set '{name}' is missing"))
+        self.by_name
+            .get(name)
+            .copied()
+            .ok_or_else(|| format!("knowledge: value set '{name}' is missing"))
     }
 
     pub fn meta(&self) -> &[ValueSetMeta] {
@@ -218,17 +239,25 @@ impl ValueSets {
 
     /// The value sets a coding belongs to: its exact code, then every prefix.
     pub fn classify_coding(&self, coding: &Coding) -> Memberships {
-        let (Some(system), Some(code)) = (coding.system.as_deref().and_then(CodeSystem::from_uri), coding.code.as_deref())
-        else {
+        let (Some(system), Some(code)) = (
+            coding.system.as_deref().and_then(CodeSystem::from_uri),
+            coding.code.as_deref(),
+        ) else {
             return Memberships::default();
         };
         let code = system.normalize(code);
         let mut found = Memberships::default();
-        if let Some(m) = self.exact.get(&system).and_then(|codes| codes.get(code.as_ref())) {
+        if let Some(m) = self
+            .exact
+            .get(&system)
+            .and_then(|codes| codes.get(code.as_ref()))
+        {
             found |= *m;
         }
         if let Some(prefixes) = self.prefixes.get(&system) {
-            for end in (1..=code.len().min(self.longest_prefix)).filter(|end| code.is_char_boundary(*end)) {
+            for end in
+                (1..=code.len().min(self.longest_prefix)).filter(|end| code.is_char_boundary(*end))
+            {
                 if let Some(m) = prefixes.get(&code[..end]) {
                     found |= *m;
                 }
@@ -251,7 +280,11 @@ mod tests {
     use super::*;
 
     fn coding<'a>(system: &'a str, code: &'a str) -> Coding<'a> {
-        Coding { system: Some(system.into()), code: Some(code.into()), display: None }
+        Coding {
+            system: Some(system.into()),
+            code: Some(code.into()),
+            display: None,
+        }
     }
 
     #[test]
@@ -263,17 +296,32 @@ mod tests {
              "concept":[{"code":"46177005"}]}]}}"#;
         let sets = ValueSets::from_documents([("valuesets/ckd.json", doc)].into_iter()).unwrap();
         let ckd = sets.id("ckd").unwrap();
-        assert!(sets.classify_coding(&coding("http://hl7.org/fhir/sid/icd-10-cm", "N18.4")).contains(ckd));
-        assert!(sets.classify_coding(&coding("http://hl7.org/fhir/sid/icd-10-cm", "n184")).contains(ckd));
-        assert!(sets.classify_coding(&coding("https://snomed.info/sct", "46177005")).contains(ckd));
-        assert!(sets.classify_coding(&coding("http://hl7.org/fhir/sid/icd-10-cm", "N19")).is_empty());
-        assert!(sets.classify_coding(&coding("http://loinc.org", "46177005")).is_empty());
+        assert!(sets
+            .classify_coding(&coding("http://hl7.org/fhir/sid/icd-10-cm", "N18.4"))
+            .contains(ckd));
+        assert!(sets
+            .classify_coding(&coding("http://hl7.org/fhir/sid/icd-10-cm", "n184"))
+            .contains(ckd));
+        assert!(sets
+            .classify_coding(&coding("https://snomed.info/sct", "46177005"))
+            .contains(ckd));
+        assert!(sets
+            .classify_coding(&coding("http://hl7.org/fhir/sid/icd-10-cm", "N19"))
+            .is_empty());
+        assert!(sets
+            .classify_coding(&coding("http://loinc.org", "46177005"))
+            .is_empty());
     }
 
     #[test]
     fn an_include_without_a_source_is_refused() {
         let doc = r#"{"resourceType":"ValueSet","id":"x","title":"X","compose":{"include":[
             {"system":"http://snomed.info/sct","concept":[{"code":"46177005"}]}]}}"#;
-        assert!(ValueSets::from_documents([("valuesets/x.json", doc)].into_iter()).err().unwrap().contains("cites no source"));
+        assert!(
+            ValueSets::from_documents([("valuesets/x.json", doc)].into_iter())
+                .err()
+                .unwrap()
+                .contains("cites no source")
+        );
     }
 }

@@ -133,7 +133,11 @@ impl FhirFetcher {
             .user_agent(concat!("cramp-cds/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| format!("HTTP client: {e}"))?;
-        Ok(Self { client, settings, trust })
+        Ok(Self {
+            client,
+            settings,
+            trust,
+        })
     }
 
     pub fn client(&self) -> &reqwest::Client {
@@ -142,14 +146,26 @@ impl FhirFetcher {
 
     /// Whether fhirServer may receive the token of a call from `issuer`
     /// (None: authentication is off); see `trust`.
-    pub async fn check_server(&self, server: &str, issuer: Option<&str>) -> Result<String, FetchError> {
-        self.trust.check(server, issuer).await.map_err(FetchError::NotTrusted)
+    pub async fn check_server(
+        &self,
+        server: &str,
+        issuer: Option<&str>,
+    ) -> Result<String, FetchError> {
+        self.trust
+            .check(server, issuer)
+            .await
+            .map_err(FetchError::NotTrusted)
     }
 
     /// Fetches every (key, relative query) in parallel within the deadline.
     /// The pages hold their share of the process-wide budget until the
     /// returned [`Held`] is dropped: keep it until they are read.
-    pub async fn fetch_all(&self, server: &str, token: Option<&str>, queries: Vec<(String, String)>) -> (Vec<(String, Fetched)>, Held) {
+    pub async fn fetch_all(
+        &self,
+        server: &str,
+        token: Option<&str>,
+        queries: Vec<(String, String)>,
+    ) -> (Vec<(String, Fetched)>, Held) {
         let deadline = Instant::now() + self.settings.deadline;
         let call = CallAllowance::new(&self.settings);
         let fetches = queries.into_iter().map(|(key, query)| {
@@ -158,7 +174,12 @@ impl FhirFetcher {
                 let url = format!("{server}/{}", query.trim_start_matches('/'));
                 // A margin over the deadline: the reading below stops at the
                 // deadline itself and keeps what it read.
-                let result = match tokio::time::timeout_at(deadline + Duration::from_millis(200), self.fetch_pages(server, &url, token, call, deadline)).await {
+                let result = match tokio::time::timeout_at(
+                    deadline + Duration::from_millis(200),
+                    self.fetch_pages(server, &url, token, call, deadline),
+                )
+                .await
+                {
                     Ok(result) => result,
                     Err(_) => Err(FetchError::Timeout),
                 };
@@ -169,7 +190,14 @@ impl FhirFetcher {
         (results, call.into_held())
     }
 
-    async fn fetch_pages(&self, server: &str, first: &str, token: Option<&str>, call: &CallAllowance<'_>, deadline: Instant) -> Fetched {
+    async fn fetch_pages(
+        &self,
+        server: &str,
+        first: &str,
+        token: Option<&str>,
+        call: &CallAllowance<'_>,
+        deadline: Instant,
+    ) -> Fetched {
         let mut pages = Vec::new();
         let mut next = Some(first.to_owned());
         // A limit that trips keeps what was read before it.
@@ -184,17 +212,25 @@ impl FhirFetcher {
             if pages.is_empty() {
                 Err(why)
             } else {
-                Ok(Pages { documents: pages, cut: Some(why) })
+                Ok(Pages {
+                    documents: pages,
+                    cut: Some(why),
+                })
             }
         };
         while let Some(url) = next.take() {
             if pages.len() == self.settings.max_pages {
-                log::warn!("FHIR fetch stopped at the page limit ({}); later pages are not read", self.settings.max_pages);
+                log::warn!(
+                    "FHIR fetch stopped at the page limit ({}); later pages are not read",
+                    self.settings.max_pages
+                );
                 return cut(pages, FetchError::PageLimit);
             }
             let body = match tokio::time::timeout_at(deadline, self.get(&url, token, call)).await {
                 Ok(Ok(body)) => body,
-                Ok(Err(why @ (FetchError::TooLarge | FetchError::MemoryBudget | FetchError::Timeout))) => return cut(pages, why),
+                Ok(Err(
+                    why @ (FetchError::TooLarge | FetchError::MemoryBudget | FetchError::Timeout),
+                )) => return cut(pages, why),
                 Ok(Err(error)) => return Err(error),
                 Err(_) => return cut(pages, FetchError::Timeout),
             };
@@ -222,11 +258,23 @@ impl FhirFetcher {
             }
             pages.push(body);
         }
-        Ok(Pages { documents: pages, cut: None })
+        Ok(Pages {
+            documents: pages,
+            cut: None,
+        })
     }
 
-    async fn get(&self, url: &str, token: Option<&str>, call: &CallAllowance<'_>) -> Result<String, FetchError> {
-        let mut request = self.client.get(url).timeout(self.settings.call_timeout).header(ACCEPT, "application/fhir+json");
+    async fn get(
+        &self,
+        url: &str,
+        token: Option<&str>,
+        call: &CallAllowance<'_>,
+    ) -> Result<String, FetchError> {
+        let mut request = self
+            .client
+            .get(url)
+            .timeout(self.settings.call_timeout)
+            .header(ACCEPT, "application/fhir+json");
         if let Some(token) = token {
             request = request.header(AUTHORIZATION, format!("Bearer {token}"));
         }
@@ -237,12 +285,27 @@ impl FhirFetcher {
             401 | 403 => return Err(FetchError::Unauthorized(status)),
             _ => return Err(FetchError::Status(status)),
         }
-        let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        if !matches!(essence.as_str(), "application/fhir+json" | "application/json" | "application/json+fhir") {
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let essence = content_type
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if !matches!(
+            essence.as_str(),
+            "application/fhir+json" | "application/json" | "application/json+fhir"
+        ) {
             return Err(FetchError::NotFhir);
         }
-        if response.content_length().is_some_and(|length| length as usize > call.bytes_left()) {
+        if response
+            .content_length()
+            .is_some_and(|length| length as usize > call.bytes_left())
+        {
             return Err(FetchError::TooLarge);
         }
         // Read as it arrives, every byte of capacity taken from the call's
@@ -272,12 +335,18 @@ impl<'b> CallAllowance<'b> {
     fn new(settings: &'b FetchSettings) -> Self {
         Self {
             budget: &settings.memory,
-            state: std::sync::Mutex::new((settings.max_bytes, settings.max_entries, settings.memory.hold_nothing())),
+            state: std::sync::Mutex::new((
+                settings.max_bytes,
+                settings.max_entries,
+                settings.memory.hold_nothing(),
+            )),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (usize, usize, Held)> {
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn bytes_left(&self) -> usize {
@@ -308,7 +377,10 @@ impl<'b> CallAllowance<'b> {
     }
 
     fn into_held(self) -> Held {
-        self.state.into_inner().unwrap_or_else(|poisoned| poisoned.into_inner()).2
+        self.state
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .2
     }
 }
 
@@ -340,7 +412,10 @@ fn next_link(bundle: &str) -> Result<(Option<String>, usize), FetchError> {
                 fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                     f.write_str("an array of entries")
                 }
-                fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<EntryCount, A::Error> {
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> Result<EntryCount, A::Error> {
                     let mut count = 0;
                     while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {
                         count += 1;
@@ -357,14 +432,22 @@ fn next_link(bundle: &str) -> Result<(Option<String>, usize), FetchError> {
         url: Option<String>,
     }
     let links: Links = serde_json::from_str(bundle).map_err(|_| FetchError::Malformed)?;
-    let next = links.link.into_iter().find(|l| l.relation.as_deref() == Some("next")).and_then(|l| l.url);
+    let next = links
+        .link
+        .into_iter()
+        .find(|l| l.relation.as_deref() == Some("next"))
+        .and_then(|l| l.url);
     Ok((next, links.entry.0))
 }
 
 /// Same scheme, host and port as fhirServer: a server cannot send us elsewhere.
 fn same_server(server: &str, link: &str) -> bool {
     match (reqwest::Url::parse(server), reqwest::Url::parse(link)) {
-        (Ok(a), Ok(b)) => a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default(),
+        (Ok(a), Ok(b)) => {
+            a.scheme() == b.scheme()
+                && a.host_str() == b.host_str()
+                && a.port_or_known_default() == b.port_or_known_default()
+        }
         _ => false,
     }
 }
@@ -375,10 +458,22 @@ mod tests {
 
     #[test]
     fn next_pages_stay_on_the_server() {
-        assert!(same_server("https://ehr.example.org/fhir", "https://ehr.example.org/fhir?page=2"));
-        assert!(same_server("https://ehr.example.org/fhir", "https://ehr.example.org:443/other"));
-        assert!(!same_server("https://ehr.example.org/fhir", "http://ehr.example.org/fhir"));
-        assert!(!same_server("https://ehr.example.org/fhir", "https://169.254.169.254/latest"));
+        assert!(same_server(
+            "https://ehr.example.org/fhir",
+            "https://ehr.example.org/fhir?page=2"
+        ));
+        assert!(same_server(
+            "https://ehr.example.org/fhir",
+            "https://ehr.example.org:443/other"
+        ));
+        assert!(!same_server(
+            "https://ehr.example.org/fhir",
+            "http://ehr.example.org/fhir"
+        ));
+        assert!(!same_server(
+            "https://ehr.example.org/fhir",
+            "https://169.254.169.254/latest"
+        ));
         assert!(!same_server("https://ehr.example.org/fhir", "/relative"));
     }
 
@@ -386,7 +481,13 @@ mod tests {
     fn reads_the_next_link() {
         let bundle = r#"{"resourceType":"Bundle","link":[{"relation":"self","url":"a"},{"relation":"next","url":"b"}]}"#;
         assert_eq!(next_link(bundle).unwrap().0.as_deref(), Some("b"));
-        assert_eq!(next_link(r#"{"resourceType":"Bundle"}"#).unwrap(), (None, 0));
-        assert_eq!(next_link(r#"{"resourceType":"Bundle","entry":[{},{},{}]}"#).unwrap(), (None, 3));
+        assert_eq!(
+            next_link(r#"{"resourceType":"Bundle"}"#).unwrap(),
+            (None, 0)
+        );
+        assert_eq!(
+            next_link(r#"{"resourceType":"Bundle","entry":[{},{},{}]}"#).unwrap(),
+            (None, 3)
+        );
     }
 }

@@ -22,7 +22,10 @@ pub struct Unsatisfied {
 
 /// The service's prefetch keys the EHR left for us to fetch: absent, or
 /// answered with an OperationOutcome (`null` means "no data": nothing to fetch).
-pub fn keys_to_fetch(service: &ServiceDefinition, sent: &BTreeMap<String, Option<Prefetched>>) -> Vec<String> {
+pub fn keys_to_fetch(
+    service: &ServiceDefinition,
+    sent: &BTreeMap<String, Option<Prefetched>>,
+) -> Vec<String> {
     service
         .prefetch
         .keys()
@@ -53,7 +56,10 @@ pub fn resolve<'a>(
         match payload {
             None | Some(Payload::Data) => {}
             Some(Payload::OperationOutcome) => {
-                problems.insert(key.clone(), "the EHR answered it with an OperationOutcome".into());
+                problems.insert(
+                    key.clone(),
+                    "the EHR answered it with an OperationOutcome".into(),
+                );
             }
             Some(Payload::NotAResource) => {
                 problems.insert(key.clone(), "it is not a FHIR resource".into());
@@ -70,7 +76,10 @@ pub fn resolve<'a>(
                     builder.add_json(page);
                 }
                 if let Some(why) = &pages.cut {
-                    cut_short.push(Unread { key: key.clone(), reason: why.to_string() });
+                    cut_short.push(Unread {
+                        key: key.clone(),
+                        reason: why.to_string(),
+                    });
                 }
             }
             Err(error) => {
@@ -84,7 +93,10 @@ pub fn resolve<'a>(
         if let Some(reason) = problems.get(key.as_str()) {
             unsatisfied.push((key.clone(), reason.clone()));
         } else if !sent_keys.contains(key) && !fetched_ok {
-            unsatisfied.push((key.clone(), "it was not sent and there is no fhirServer to fetch it from".into()));
+            unsatisfied.push((
+                key.clone(),
+                "it was not sent and there is no fhirServer to fetch it from".into(),
+            ));
         }
     }
     if unsatisfied.is_empty() {
@@ -93,10 +105,15 @@ pub fn resolve<'a>(
         // with no usable data (unreadable, not fetched, or neither sent nor
         // fetchable), and any key whose pages were cut short.
         let absent = service.prefetch.keys().filter(|key| {
-            !sent_keys.contains(key) && !problems.contains_key(key.as_str()) && !fetched.iter().any(|(k, _)| k == *key)
+            !sent_keys.contains(key)
+                && !problems.contains_key(key.as_str())
+                && !fetched.iter().any(|(k, _)| k == *key)
         });
         let absent: Vec<Unread> = absent
-            .map(|key| Unread { key: key.clone(), reason: "it was not sent and there is no fhirServer to fetch it from".into() })
+            .map(|key| Unread {
+                key: key.clone(),
+                reason: "it was not sent and there is no fhirServer to fetch it from".into(),
+            })
             .collect();
         record.unread = problems
             .into_iter()
@@ -113,5 +130,7 @@ pub fn resolve<'a>(
 
 /// Every key fails the same way (no usable server, say).
 pub fn all_failed(keys: &[String], error: FetchError) -> Vec<(String, Fetched)> {
-    keys.iter().map(|key| (key.clone(), Err(error.clone()))).collect()
+    keys.iter()
+        .map(|key| (key.clone(), Err(error.clone())))
+        .collect()
 }

@@ -7,7 +7,11 @@ use std::collections::BTreeMap;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// Everything but the unreserved characters of RFC 3986.
-const VALUE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const VALUE: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Fills a template. Fails with the token that has no value.
 pub fn fill(template: &str, context: &BTreeMap<String, String>) -> Result<String, String> {
@@ -16,9 +20,12 @@ pub fn fill(template: &str, context: &BTreeMap<String, String>) -> Result<String
     while let Some(start) = rest.find("{{") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
-        let end = after.find("}}").ok_or_else(|| format!("unclosed token in '{template}'"))?;
+        let end = after
+            .find("}}")
+            .ok_or_else(|| format!("unclosed token in '{template}'"))?;
         let token = after[..end].trim();
-        let value = lookup(token, context).ok_or_else(|| format!("no value for {{{{{token}}}}}"))?;
+        let value =
+            lookup(token, context).ok_or_else(|| format!("no value for {{{{{token}}}}}"))?;
         out.extend(utf8_percent_encode(&value, VALUE));
         rest = &after[end + 2..];
     }
@@ -47,19 +54,32 @@ mod tests {
     use super::*;
 
     fn context() -> BTreeMap<String, String> {
-        [("patientId", "p 1&x=2"), ("userId", "Practitioner/dr-7")].map(|(k, v)| (k.to_owned(), v.to_owned())).into()
+        [("patientId", "p 1&x=2"), ("userId", "Practitioner/dr-7")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .into()
     }
 
     #[test]
     fn fills_and_encodes_tokens() {
-        assert_eq!(fill("Condition?patient={{context.patientId}}", &context()).unwrap(), "Condition?patient=p%201%26x%3D2");
-        assert_eq!(fill("Practitioner/{{userPractitionerId}}", &context()).unwrap(), "Practitioner/dr-7");
-        assert_eq!(fill("Patient/{{ context.patientId }}", &context()).unwrap(), "Patient/p%201%26x%3D2");
+        assert_eq!(
+            fill("Condition?patient={{context.patientId}}", &context()).unwrap(),
+            "Condition?patient=p%201%26x%3D2"
+        );
+        assert_eq!(
+            fill("Practitioner/{{userPractitionerId}}", &context()).unwrap(),
+            "Practitioner/dr-7"
+        );
+        assert_eq!(
+            fill("Patient/{{ context.patientId }}", &context()).unwrap(),
+            "Patient/p%201%26x%3D2"
+        );
     }
 
     #[test]
     fn a_token_without_a_value_fails() {
-        assert!(fill("Encounter/{{context.encounterId}}", &context()).unwrap_err().contains("context.encounterId"));
+        assert!(fill("Encounter/{{context.encounterId}}", &context())
+            .unwrap_err()
+            .contains("context.encounterId"));
         assert!(fill("Patient/{{userPatientId}}", &context()).is_err());
         assert!(fill("Patient/{{context.patientId", &context()).is_err());
     }

@@ -59,7 +59,14 @@ impl TryFrom<String> for ServerPattern {
 
 impl fmt::Display for ServerPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}://{}:{}/{}", self.scheme, self.host, self.port, self.segments.join("/"))
+        write!(
+            f,
+            "{}://{}:{}/{}",
+            self.scheme,
+            self.host,
+            self.port,
+            self.segments.join("/")
+        )
     }
 }
 
@@ -79,7 +86,9 @@ impl AllowList {
             if entry.eq_ignore_ascii_case("any") {
                 list.any = true;
             } else {
-                list.servers.push(ServerPattern::parse(entry).map_err(|e| format!("--fhir-server-allow {e}"))?);
+                list.servers.push(
+                    ServerPattern::parse(entry).map_err(|e| format!("--fhir-server-allow {e}"))?,
+                );
             }
         }
         Ok(list)
@@ -123,7 +132,8 @@ pub struct ExplicitHosts(HashSet<String>);
 
 impl ExplicitHosts {
     fn contains(&self, host: &str) -> bool {
-        self.0.contains(&host.trim_end_matches('.').to_ascii_lowercase())
+        self.0
+            .contains(&host.trim_end_matches('.').to_ascii_lowercase())
     }
 }
 
@@ -139,19 +149,30 @@ impl ServerTrust {
         if authentication && allow.is_empty() && bindings.values().all(Vec::is_empty) {
             return Err("authentication is on but no FHIR server is trusted: bind servers to issuers (\"fhirServers\" in the issuers file), list them with --fhir-server-allow, or pass --fhir-server-allow any to let any public server receive the EHRs' access tokens".into());
         }
-        let mut explicit: HashSet<String> =
-            allow.servers.iter().chain(bindings.values().flatten()).map(|p| p.host.clone()).collect();
+        let mut explicit: HashSet<String> = allow
+            .servers
+            .iter()
+            .chain(bindings.values().flatten())
+            .map(|p| p.host.clone())
+            .collect();
         for url in extra_hosts {
             if let Ok(url) = Url::parse(url) {
                 explicit.insert(host_key(&url));
             }
         }
-        Ok(Self { allow, bindings, authentication, explicit: Arc::new(ExplicitHosts(explicit)) })
+        Ok(Self {
+            allow,
+            bindings,
+            authentication,
+            explicit: Arc::new(ExplicitHosts(explicit)),
+        })
     }
 
     /// The DNS resolver the FHIR client must use.
     pub fn resolver(&self) -> Arc<CheckedResolver> {
-        Arc::new(CheckedResolver { explicit: self.explicit.clone() })
+        Arc::new(CheckedResolver {
+            explicit: self.explicit.clone(),
+        })
     }
 
     /// Whether `server` may receive the token of a call from `issuer`
@@ -162,16 +183,27 @@ impl ServerTrust {
             Ok(url) => url,
             Err(why) => return untrusted(why),
         };
-        let bound = issuer.and_then(|iss| self.bindings.get(iss)).filter(|b| !b.is_empty());
+        let bound = issuer
+            .and_then(|iss| self.bindings.get(iss))
+            .filter(|b| !b.is_empty());
         let explicit = match (bound, issuer) {
             (Some(bound), Some(iss)) => match bound.iter().any(|p| p.matches(&url)) {
                 true => true,
-                false => return untrusted(format!("it is not one of the servers bound to issuer {}", escape(iss, 200))),
+                false => {
+                    return untrusted(format!(
+                        "it is not one of the servers bound to issuer {}",
+                        escape(iss, 200)
+                    ))
+                }
             },
             _ if self.allow.servers.iter().any(|p| p.matches(&url)) => true,
-            _ if !self.allow.servers.is_empty() && !self.allow.any => return untrusted("it is not on the allow-list"),
+            _ if !self.allow.servers.is_empty() && !self.allow.any => {
+                return untrusted("it is not on the allow-list")
+            }
             _ if self.authentication && !self.allow.any => {
-                return untrusted("the calling issuer has no bound servers and there is no allow-list")
+                return untrusted(
+                    "the calling issuer has no bound servers and there is no allow-list",
+                )
             }
             _ => false,
         };
@@ -203,7 +235,9 @@ fn refuse_private(ip: IpAddr) -> Result<(), Untrusted> {
     if is_public(ip) {
         Ok(())
     } else {
-        untrusted(format!("it is at a non-public address ({ip}) that is not allow-listed"))
+        untrusted(format!(
+            "it is at a non-public address ({ip}) that is not allow-listed"
+        ))
     }
 }
 
@@ -236,7 +270,9 @@ fn host_key(url: &Url) -> String {
 }
 
 fn segments(url: &Url) -> Vec<String> {
-    url.path_segments().map(|s| s.filter(|s| !s.is_empty()).map(str::to_owned).collect()).unwrap_or_default()
+    url.path_segments()
+        .map(|s| s.filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default()
 }
 
 /// Globally routable: not loopback, private, link-local, shared, reserved,
@@ -296,10 +332,15 @@ impl Resolve for CheckedResolver {
         let host = name.as_str().to_owned();
         let explicit = self.explicit.contains(&host);
         Box::pin(async move {
-            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let addresses: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             if !explicit {
                 if let Some(private) = addresses.iter().find(|a| !is_public(a.ip())) {
-                    log::warn!("refusing to connect to {}: it resolves to non-public {}", escape(&host, 200), private.ip());
+                    log::warn!(
+                        "refusing to connect to {}: it resolves to non-public {}",
+                        escape(&host, 200),
+                        private.ip()
+                    );
                     return Err(format!("{host} resolves to a non-public address").into());
                 }
             }
@@ -319,7 +360,8 @@ mod tests {
     use super::*;
 
     fn trust(allow: &[&str]) -> ServerTrust {
-        let allow = AllowList::parse(&allow.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+        let allow =
+            AllowList::parse(&allow.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
         ServerTrust::new(allow, HashMap::new(), false, &[]).unwrap()
     }
 
@@ -341,7 +383,11 @@ mod tests {
         ] {
             assert!(refused(&t, hostile).await, "{hostile}");
         }
-        for fine in ["https://ehr.example.org/fhir", "https://EHR.example.org./fhir/R4/", "https://ehr.example.org:443/fhir"] {
+        for fine in [
+            "https://ehr.example.org/fhir",
+            "https://EHR.example.org./fhir/R4/",
+            "https://ehr.example.org:443/fhir",
+        ] {
             assert_eq!(t.check(fine, None).await.map(|_| ()), Ok(()), "{fine}");
         }
     }
@@ -379,18 +425,37 @@ mod tests {
 
     #[tokio::test]
     async fn issuers_use_only_their_bound_servers() {
-        let bindings = HashMap::from([("https://a".to_owned(), vec![ServerPattern::parse("https://ehr-a.example/fhir").unwrap()])]);
+        let bindings = HashMap::from([(
+            "https://a".to_owned(),
+            vec![ServerPattern::parse("https://ehr-a.example/fhir").unwrap()],
+        )]);
         let t = ServerTrust::new(AllowList::default(), bindings, true, &[]).unwrap();
-        assert!(t.check("https://ehr-a.example/fhir", Some("https://a")).await.is_ok());
-        assert!(t.check("https://ehr-a.example/fhir", Some("https://b")).await.is_err());
-        assert!(t.check("https://ehr-b.example/fhir", Some("https://a")).await.is_err());
+        assert!(t
+            .check("https://ehr-a.example/fhir", Some("https://a"))
+            .await
+            .is_ok());
+        assert!(t
+            .check("https://ehr-a.example/fhir", Some("https://b"))
+            .await
+            .is_err());
+        assert!(t
+            .check("https://ehr-b.example/fhir", Some("https://a"))
+            .await
+            .is_err());
     }
 
     #[tokio::test]
     async fn the_client_resolver_refuses_names_of_private_addresses() {
-        let resolver = CheckedResolver { explicit: Arc::new(ExplicitHosts::default()) };
-        assert!(resolver.resolve("localhost".parse().unwrap()).await.is_err());
-        let listed = CheckedResolver { explicit: Arc::new(ExplicitHosts(HashSet::from(["localhost".to_owned()]))) };
+        let resolver = CheckedResolver {
+            explicit: Arc::new(ExplicitHosts::default()),
+        };
+        assert!(resolver
+            .resolve("localhost".parse().unwrap())
+            .await
+            .is_err());
+        let listed = CheckedResolver {
+            explicit: Arc::new(ExplicitHosts(HashSet::from(["localhost".to_owned()]))),
+        };
         assert!(listed.resolve("localhost".parse().unwrap()).await.is_ok());
     }
 

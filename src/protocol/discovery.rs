@@ -48,24 +48,38 @@ pub struct DiscoveredService<'a> {
 impl ServiceCatalog {
     /// Parses and checks a catalogue: unique ids, required keys declared.
     pub fn from_json(json: &str) -> Result<Self, String> {
-        let file: CatalogFile = serde_json::from_str(json).map_err(|e| format!("services.json: {e}"))?;
+        let file: CatalogFile =
+            serde_json::from_str(json).map_err(|e| format!("services.json: {e}"))?;
         let mut ids = std::collections::HashSet::new();
         for service in &file.services {
             if !ids.insert(&service.id) {
-                return Err(format!("services.json: duplicate service id '{}'", service.id));
+                return Err(format!(
+                    "services.json: duplicate service id '{}'",
+                    service.id
+                ));
             }
-            if let Some(key) = service.required_prefetch.iter().find(|k| !service.prefetch.contains_key(*k)) {
-                return Err(format!("services.json: service '{}' requires undeclared prefetch key '{key}'", service.id));
+            if let Some(key) = service
+                .required_prefetch
+                .iter()
+                .find(|k| !service.prefetch.contains_key(*k))
+            {
+                return Err(format!(
+                    "services.json: service '{}' requires undeclared prefetch key '{key}'",
+                    service.id
+                ));
             }
         }
         if file.services.is_empty() {
             return Err("services.json: no services".into());
         }
-        Ok(Self { services: file.services })
+        Ok(Self {
+            services: file.services,
+        })
     }
 
     pub fn embedded() -> Self {
-        Self::from_json(include_str!("../../cds-hooks/services.json")).expect("the embedded services.json is valid")
+        Self::from_json(include_str!("../../cds-hooks/services.json"))
+            .expect("the embedded services.json is valid")
     }
 
     /// The first service answering this hook.
@@ -113,13 +127,23 @@ mod tests {
             let service = catalog.get(id).unwrap();
             assert_eq!(service.hook, hook);
             assert_eq!(service.prefetch["patient"], "Patient/{{context.patientId}}");
-            assert_eq!(service.required_prefetch, ["patient", "conditions", "medicationRequests", "observations"]);
+            assert_eq!(
+                service.required_prefetch,
+                [
+                    "patient",
+                    "conditions",
+                    "medicationRequests",
+                    "observations"
+                ]
+            );
         }
     }
 
     #[test]
     fn rejects_a_required_key_without_a_template() {
         let json = r#"{"services":[{"id":"a","hook":"patient-view","title":"t","description":"d","prefetch":{},"requiredPrefetch":["patient"]}]}"#;
-        assert!(ServiceCatalog::from_json(json).unwrap_err().contains("undeclared prefetch key"));
+        assert!(ServiceCatalog::from_json(json)
+            .unwrap_err()
+            .contains("undeclared prefetch key"));
     }
 }

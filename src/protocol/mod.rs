@@ -49,6 +49,8 @@ impl FromStr for Hook {
         Hook::ALL
             .into_iter()
             .find(|h| h.as_str() == s)
-            .ok_or_else(|| format!("unknown hook '{s}': expected patient-view, order-select or order-sign"))
+            .ok_or_else(|| {
+                format!("unknown hook '{s}': expected patient-view, order-select or order-sign")
+            })
     }
 }

@@ -77,7 +77,9 @@ pub struct FhirAuthorization {
     pub access_token: String,
 }
 
-fn lenient_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+fn lenient_string<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
     Ok(match Value::deserialize(deserializer)? {
         Value::String(text) => Some(text),
         _ => None,
@@ -119,7 +121,11 @@ fn tolerable(issue: &Issue, shallow: &Value) -> Option<&'static str> {
             .map(|_| "hookInstance"),
         "/context/userId" => Some("context.userId"),
         _ => match pointer.strip_prefix("/fhirAuthorization/") {
-            Some(member) if !member.is_empty() && member.split('/').next() != Some("access_token") => Some("fhirAuthorization"),
+            Some(member)
+                if !member.is_empty() && member.split('/').next() != Some("access_token") =>
+            {
+                Some("fhirAuthorization")
+            }
             _ => None,
         },
     }
@@ -127,13 +133,18 @@ fn tolerable(issue: &Issue, shallow: &Value) -> Option<&'static str> {
 
 impl fmt::Debug for FhirAuthorization {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FhirAuthorization").field("access_token", &"<redacted>").finish_non_exhaustive()
+        f.debug_struct("FhirAuthorization")
+            .field("access_token", &"<redacted>")
+            .finish_non_exhaustive()
     }
 }
 
 /// The top level, every member but `prefetch` kept raw.
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase", bound(deserialize = "'de: 'a, P: Deserialize<'de>"))]
+#[serde(
+    rename_all = "camelCase",
+    bound(deserialize = "'de: 'a, P: Deserialize<'de>")
+)]
 struct Envelope<'a, P> {
     #[serde(borrow)]
     hook: Option<&'a RawValue>,
@@ -167,14 +178,20 @@ impl<'de: 'a, 'a> Deserialize<'de> for PrefetchMember<'a> {
             fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
                 f.write_str("an object of prefetch values")
             }
-            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
                 let mut values = BTreeMap::new();
                 while let Some((key, value)) = map.next_entry::<String, &'de RawValue>()? {
                     values.insert(key, value);
                 }
                 Ok(PrefetchMember::Values(values))
             }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
                 while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
                 Ok(PrefetchMember::Other(Value::Array(Vec::new())))
             }
@@ -203,7 +220,10 @@ impl<'de: 'a, 'a> Deserialize<'de> for PrefetchMember<'a> {
 
 /// Parses and validates a hook request body, tolerating defects in members
 /// the rules do not read (see `parse_hook_request_in`).
-pub fn parse_hook_request<'a>(body: &'a [u8], schemas: &Schemas) -> Result<HookRequest<'a>, Vec<Issue>> {
+pub fn parse_hook_request<'a>(
+    body: &'a [u8],
+    schemas: &Schemas,
+) -> Result<HookRequest<'a>, Vec<Issue>> {
     parse_hook_request_in(body, schemas, Conformance::Tolerant)
 }
 
@@ -211,46 +231,69 @@ pub fn parse_hook_request<'a>(body: &'a [u8], schemas: &Schemas) -> Result<HookR
 /// the issues name the JSON pointer and the problem. `Tolerant`: a schema
 /// issue in a member the rules do not read (hookInstance's format, userId,
 /// fhirAuthorization but its access_token) becomes a deviation instead.
-pub fn parse_hook_request_in<'a>(body: &'a [u8], schemas: &Schemas, conformance: Conformance) -> Result<HookRequest<'a>, Vec<Issue>> {
-    let text = std::str::from_utf8(body)
-        .map_err(|e| vec![Issue::error("structure", format!("the body is not UTF-8: {e}"), None)])?;
-    let (members, prefetch_summary, prefetch) = match serde_json::from_str::<Envelope<TypedPrefetch>>(text) {
-        Ok(envelope) => {
-            let summary = envelope.prefetch.as_ref().map(|values| {
-                let summaries = values.iter().map(|(key, value)| {
-                    let summary = match value {
-                        Some(value) => summarise(Value::String(value.resource_type().to_owned())),
-                        None => Value::Null,
-                    };
-                    (key.clone(), summary)
+pub fn parse_hook_request_in<'a>(
+    body: &'a [u8],
+    schemas: &Schemas,
+    conformance: Conformance,
+) -> Result<HookRequest<'a>, Vec<Issue>> {
+    let text = std::str::from_utf8(body).map_err(|e| {
+        vec![Issue::error(
+            "structure",
+            format!("the body is not UTF-8: {e}"),
+            None,
+        )]
+    })?;
+    let (members, prefetch_summary, prefetch) =
+        match serde_json::from_str::<Envelope<TypedPrefetch>>(text) {
+            Ok(envelope) => {
+                let summary = envelope.prefetch.as_ref().map(|values| {
+                    let summaries = values.iter().map(|(key, value)| {
+                        let summary = match value {
+                            Some(value) => {
+                                summarise(Value::String(value.resource_type().to_owned()))
+                            }
+                            None => Value::Null,
+                        };
+                        (key.clone(), summary)
+                    });
+                    Value::Object(summaries.collect())
                 });
-                Value::Object(summaries.collect())
-            });
-            let members = envelope_members(&envelope);
-            let prefetch = envelope.prefetch.unwrap_or_default();
-            let prefetch = prefetch.into_iter().map(|(key, value)| (key, value.map(Prefetched::Read))).collect();
-            (members, summary, prefetch)
-        }
-        Err(_) => {
-            let envelope: Envelope<PrefetchMember> =
-                serde_json::from_str(text).map_err(|e| vec![json_syntax_issue(&e)])?;
-            let summary = envelope.prefetch.as_ref().map(|prefetch| match prefetch {
-                PrefetchMember::Values(values) => {
-                    Value::Object(values.iter().map(|(key, value)| (key.clone(), resource_summary(value))).collect())
-                }
-                PrefetchMember::Other(value) => value.clone(),
-            });
-            let members = envelope_members(&envelope);
-            let prefetch = match envelope.prefetch {
-                Some(PrefetchMember::Values(values)) => values
+                let members = envelope_members(&envelope);
+                let prefetch = envelope.prefetch.unwrap_or_default();
+                let prefetch = prefetch
                     .into_iter()
-                    .map(|(key, value)| (key, (value.get() != "null").then_some(Prefetched::Raw(value))))
-                    .collect(),
-                _ => BTreeMap::new(),
-            };
-            (members, summary, prefetch)
-        }
-    };
+                    .map(|(key, value)| (key, value.map(Prefetched::Read)))
+                    .collect();
+                (members, summary, prefetch)
+            }
+            Err(_) => {
+                let envelope: Envelope<PrefetchMember> =
+                    serde_json::from_str(text).map_err(|e| vec![json_syntax_issue(&e)])?;
+                let summary = envelope.prefetch.as_ref().map(|prefetch| match prefetch {
+                    PrefetchMember::Values(values) => Value::Object(
+                        values
+                            .iter()
+                            .map(|(key, value)| (key.clone(), resource_summary(value)))
+                            .collect(),
+                    ),
+                    PrefetchMember::Other(value) => value.clone(),
+                });
+                let members = envelope_members(&envelope);
+                let prefetch = match envelope.prefetch {
+                    Some(PrefetchMember::Values(values)) => values
+                        .into_iter()
+                        .map(|(key, value)| {
+                            (
+                                key,
+                                (value.get() != "null").then_some(Prefetched::Raw(value)),
+                            )
+                        })
+                        .collect(),
+                    _ => BTreeMap::new(),
+                };
+                (members, summary, prefetch)
+            }
+        };
 
     let shallow = shallow_document(members, prefetch_summary)?;
     let mut deviations = Vec::new();
@@ -272,9 +315,15 @@ pub fn parse_hook_request_in<'a>(body: &'a [u8], schemas: &Schemas, conformance:
         return Err(issues);
     }
     let [_, _, _, (_, fhir_authorization), (_, context)] = members;
-    let string = |member: &str| shallow.get(member).and_then(Value::as_str).map(str::to_owned);
+    let string = |member: &str| {
+        shallow
+            .get(member)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     let context = match context {
-        Some(raw) => serde_json::from_str::<HookContext>(raw.get()).map_err(|e| vec![member_issue("/context", &e)])?,
+        Some(raw) => serde_json::from_str::<HookContext>(raw.get())
+            .map_err(|e| vec![member_issue("/context", &e)])?,
         None => HookContext::default(),
     };
     let fhir_authorization = fhir_authorization
@@ -332,7 +381,8 @@ fn shallow_document(members: Members, prefetch: Option<Value>) -> Result<Value, 
             let value = if name == "context" {
                 context_document(raw)?
             } else {
-                serde_json::from_str(raw.get()).map_err(|e| vec![member_issue(&format!("/{name}"), &e)])?
+                serde_json::from_str(raw.get())
+                    .map_err(|e| vec![member_issue(&format!("/{name}"), &e)])?
             };
             document.insert(name.to_owned(), value);
         }
@@ -345,7 +395,13 @@ fn shallow_document(members: Members, prefetch: Option<Value>) -> Result<Value, 
 
 /// Context members the service reads; any other is ignored, and so is a
 /// value serde_json cannot hold (`1e999999`) in one of them.
-const CONTEXT_MEMBERS_READ: [&str; 5] = ["userId", "patientId", "encounterId", "selections", "draftOrders"];
+const CONTEXT_MEMBERS_READ: [&str; 5] = [
+    "userId",
+    "patientId",
+    "encounterId",
+    "selections",
+    "draftOrders",
+];
 
 fn context_document(raw: &RawValue) -> Result<Value, Vec<Issue>> {
     let Ok(members) = serde_json::from_str::<BTreeMap<String, &RawValue>>(raw.get()) else {
@@ -388,7 +444,9 @@ fn resource_summary(raw: &RawValue) -> Value {
             // Usually a few bytes at the start; otherwise one skipping pass.
             let resource_type = match resource_type_of(text) {
                 Some(name) => Some(Value::String(name.to_owned())),
-                None => serde_json::from_str::<Sniff>(text).ok().and_then(|s| s.resource_type),
+                None => serde_json::from_str::<Sniff>(text)
+                    .ok()
+                    .and_then(|s| s.resource_type),
             };
             resource_type.map_or_else(|| Value::Object(Map::new()), summarise)
         }
@@ -406,11 +464,19 @@ pub(crate) fn json_syntax_issue(error: &serde_json::Error) -> Issue {
     };
     Issue::error(
         "structure",
-        format!("{problem}: {error} (line {}, column {})", error.line(), error.column()),
+        format!(
+            "{problem}: {error} (line {}, column {})",
+            error.line(),
+            error.column()
+        ),
         Some("/".into()),
     )
 }
 
 fn member_issue(pointer: &str, error: &serde_json::Error) -> Issue {
-    Issue::error("invalid", format!("{pointer}: {error}"), Some(pointer.to_owned()))
+    Issue::error(
+        "invalid",
+        format!("{pointer}: {error}"),
+        Some(pointer.to_owned()),
+    )
 }

@@ -7,14 +7,20 @@ use crate::fhir::model::{Condition, Encounter, Observation, Procedure};
 
 /// Not refuted and not entered in error.
 pub fn condition_is_credible(condition: &Condition) -> bool {
-    !condition.verification_status.as_ref().is_some_and(|v| v.has_code(&["refuted", "entered-in-error"]))
+    !condition
+        .verification_status
+        .as_ref()
+        .is_some_and(|v| v.has_code(&["refuted", "entered-in-error"]))
 }
 
 /// An abatement is on record and (where it has a date) not in the future.
 pub fn has_abated(condition: &Condition, now: DateTime<Utc>) -> bool {
-    let dated = condition
-        .abatement_date_time
-        .or_else(|| condition.abatement_period.as_ref().and_then(|p| p.end.or(p.start)));
+    let dated = condition.abatement_date_time.or_else(|| {
+        condition
+            .abatement_period
+            .as_ref()
+            .and_then(|p| p.end.or(p.start))
+    });
     match dated {
         Some(at) => at <= now,
         None => condition.abated_undated,
@@ -23,7 +29,12 @@ pub fn has_abated(condition: &Condition, now: DateTime<Utc>) -> bool {
 
 /// When the condition abated, where the record dates it.
 pub fn abatement_date(condition: &Condition) -> Option<DateTime<Utc>> {
-    condition.abatement_date_time.or_else(|| condition.abatement_period.as_ref().and_then(|p| p.end.or(p.start)))
+    condition.abatement_date_time.or_else(|| {
+        condition
+            .abatement_period
+            .as_ref()
+            .and_then(|p| p.end.or(p.start))
+    })
 }
 
 /// §5: clinicalStatus active, recurrence or relapse (or absent with no
@@ -41,12 +52,18 @@ pub fn condition_is_active(condition: &Condition, now: DateTime<Utc>) -> bool {
 /// Resolved: clinicalStatus resolved, or abated. (Inactive is not resolved:
 /// §1 counts an inactive cramp recorded within 12 months.)
 pub fn condition_is_resolved(condition: &Condition, now: DateTime<Utc>) -> bool {
-    has_abated(condition, now) || condition.clinical_status.as_ref().is_some_and(|s| s.has_code(&["resolved"]))
+    has_abated(condition, now)
+        || condition
+            .clinical_status
+            .as_ref()
+            .is_some_and(|s| s.has_code(&["resolved"]))
 }
 
 /// When the condition was documented: the later of onset and recordedDate.
 pub fn condition_date(condition: &Condition) -> Option<DateTime<Utc>> {
-    let onset = condition.onset_date_time.or_else(|| condition.onset_period.as_ref().and_then(|p| p.start));
+    let onset = condition
+        .onset_date_time
+        .or_else(|| condition.onset_period.as_ref().and_then(|p| p.start));
     onset.max(condition.recorded_date)
 }
 
@@ -63,7 +80,10 @@ pub fn condition_date_latest(condition: &Condition) -> Option<DateTime<Utc>> {
 
 /// Final, amended, corrected or preliminary.
 pub fn observation_counts(observation: &Observation) -> bool {
-    matches!(observation.status.as_deref(), Some("final" | "amended" | "corrected" | "preliminary"))
+    matches!(
+        observation.status.as_deref(),
+        Some("final" | "amended" | "corrected" | "preliminary")
+    )
 }
 
 /// effective[x], else issued.
@@ -71,30 +91,56 @@ pub fn observation_date(observation: &Observation) -> Option<DateTime<Utc>> {
     observation
         .effective_date_time
         .or(observation.effective_instant)
-        .or_else(|| observation.effective_period.as_ref().and_then(|p| p.end.or(p.start)))
+        .or_else(|| {
+            observation
+                .effective_period
+                .as_ref()
+                .and_then(|p| p.end.or(p.start))
+        })
         .or(observation.issued)
 }
 
 /// A procedure that happened (not planned, not entered in error).
 pub fn procedure_happened(procedure: &Procedure) -> bool {
-    !matches!(procedure.status.as_deref(), Some("entered-in-error" | "not-done" | "preparation"))
+    !matches!(
+        procedure.status.as_deref(),
+        Some("entered-in-error" | "not-done" | "preparation")
+    )
 }
 
 pub fn procedure_date(procedure: &Procedure) -> Option<DateTime<Utc>> {
-    procedure
-        .performed_date_time
-        .or_else(|| procedure.performed_period.as_ref().and_then(|p| p.end.or(p.start)))
+    procedure.performed_date_time.or_else(|| {
+        procedure
+            .performed_period
+            .as_ref()
+            .and_then(|p| p.end.or(p.start))
+    })
 }
 
 /// An inpatient stay of at least `days` that ended (or, still running,
 /// started) inside the window.
-pub fn inpatient_stay(encounter: &Encounter, days: i64, since: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-    let inpatient = encounter.class.iter().any(|c| matches!(c.code.as_deref(), Some("IMP" | "ACUTE" | "NONAC")));
-    let Some(period) = &encounter.period else { return false };
-    let Some(start) = period.start else { return false };
+pub fn inpatient_stay(
+    encounter: &Encounter,
+    days: i64,
+    since: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> bool {
+    let inpatient = encounter
+        .class
+        .iter()
+        .any(|c| matches!(c.code.as_deref(), Some("IMP" | "ACUTE" | "NONAC")));
+    let Some(period) = &encounter.period else {
+        return false;
+    };
+    let Some(start) = period.start else {
+        return false;
+    };
     let end = period.end.unwrap_or(now).min(now);
     inpatient
-        && !matches!(encounter.status.as_deref(), Some("cancelled" | "entered-in-error" | "planned"))
+        && !matches!(
+            encounter.status.as_deref(),
+            Some("cancelled" | "entered-in-error" | "planned")
+        )
         && end - start >= Duration::days(days)
         && end >= since
 }

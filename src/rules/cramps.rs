@@ -18,16 +18,29 @@ impl Rules {
             }
             let recent = condition_is_credible(c)
                 && !condition_is_resolved(c, input.now)
-                && within(clinical::condition_date_latest(c), CRAMP_RECORDED_WINDOW, input.now);
+                && within(
+                    clinical::condition_date_latest(c),
+                    CRAMP_RECORDED_WINDOW,
+                    input.now,
+                );
             if condition_is_active(c, input.now) || recent {
-                found.add_dated("leg-cramps", &condition.reference, condition_note(code, c), condition_date(c));
+                found.add_dated(
+                    "leg-cramps",
+                    &condition.reference,
+                    condition_note(code, c),
+                    condition_date(c),
+                );
             }
         }
         if let Some(encounter) = input.encounter_id.and_then(|id| input.record.encounter(id)) {
             for reason in &encounter.resource.reason_code {
                 if is_cramp(reason, self.kb.value_sets.classify(reason)) {
                     let label = reason.label().unwrap_or("leg cramps");
-                    found.add("leg-cramps", &encounter.reference, format!("{label} (reason for this visit)"));
+                    found.add(
+                        "leg-cramps",
+                        &encounter.reference,
+                        format!("{label} (reason for this visit)"),
+                    );
                 }
             }
         }
@@ -51,13 +64,43 @@ enum CrampText {
 }
 
 const LEG_WORDS: &[&str] = &[
-    "leg", "legs", "calf", "calves", "thigh", "thighs", "foot", "feet", "night", "nights", "nighttime", "nocturnal",
+    "leg",
+    "legs",
+    "calf",
+    "calves",
+    "thigh",
+    "thighs",
+    "foot",
+    "feet",
+    "night",
+    "nights",
+    "nighttime",
+    "nocturnal",
 ];
 const OTHER_SITE_WORDS: &[&str] = &[
-    "abdominal", "abdomen", "stomach", "menstrual", "uterine", "pelvic", "pelvis", "back", "arm",
-    "arms", "hand", "hands", "finger", "fingers", "writer", "writers", "writer's", "jaw", "heat",
+    "abdominal",
+    "abdomen",
+    "stomach",
+    "menstrual",
+    "uterine",
+    "pelvic",
+    "pelvis",
+    "back",
+    "arm",
+    "arms",
+    "hand",
+    "hands",
+    "finger",
+    "fingers",
+    "writer",
+    "writers",
+    "writer's",
+    "jaw",
+    "heat",
 ];
-const NEGATION_WORDS: &[&str] = &["no", "not", "denies", "denied", "deny", "without", "negative", "absent", "none"];
+const NEGATION_WORDS: &[&str] = &[
+    "no", "not", "denies", "denied", "deny", "without", "negative", "absent", "none",
+];
 
 /// Does a coded or written concept document a leg cramp? A code of the
 /// leg-cramps value set counts unless its own text names only a non-leg
@@ -85,8 +128,13 @@ fn cramp_text(text: &str) -> CrampText {
     let mut verdict = CrampText::Silent;
     // A clause at a time: "no fever; leg cramps at night" is not negated.
     for clause in lower.split(['.', ';', ',', ':', '\n']) {
-        let words: Vec<&str> = clause.split(|c: char| !(c.is_alphanumeric() || c == '\'')).filter(|w| !w.is_empty()).collect();
-        let Some(at) = words.iter().position(|w| w.starts_with("cramp")) else { continue };
+        let words: Vec<&str> = clause
+            .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+            .filter(|w| !w.is_empty())
+            .collect();
+        let Some(at) = words.iter().position(|w| w.starts_with("cramp")) else {
+            continue;
+        };
         if words[..at].iter().any(|w| NEGATION_WORDS.contains(w)) {
             return CrampText::Negated;
         }
@@ -110,7 +158,9 @@ fn cramp_text(text: &str) -> CrampText {
 }
 
 fn contains_ignoring_case(text: &str, needle: &str) -> bool {
-    text.as_bytes().windows(needle.len()).any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
+    text.as_bytes()
+        .windows(needle.len())
+        .any(|w| w.eq_ignore_ascii_case(needle.as_bytes()))
 }
 
 #[cfg(test)]
@@ -118,7 +168,10 @@ mod tests {
     use super::*;
 
     fn text(t: &str) -> CodeableConcept<'_> {
-        CodeableConcept { coding: Vec::new(), text: Some(t.into()) }
+        CodeableConcept {
+            coding: Vec::new(),
+            text: Some(t.into()),
+        }
     }
 
     #[test]

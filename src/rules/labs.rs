@@ -11,11 +11,18 @@ use crate::knowledge::LabDefinition;
 /// Why a result counts as low, for the card text.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LowBecause {
-    BelowReferenceRange { low: f64, unit: String },
+    BelowReferenceRange {
+        low: f64,
+        unit: String,
+    },
     FlaggedLow,
     /// Below the service's default limit, quoted in the result's unit when
     /// the limits are written in it; otherwise the converted value is given.
-    BelowLimit { limit: String, unit: &'static str, converted: Option<f64> },
+    BelowLimit {
+        limit: String,
+        unit: &'static str,
+        converted: Option<f64>,
+    },
 }
 
 /// What one result says about its electrolyte.
@@ -44,21 +51,38 @@ pub fn judge(observation: &Observation, lab: &LabDefinition) -> Judgement {
 /// Judges a value standing for the result (the result itself, or total
 /// calcium adjusted for albumin, which passes `use_flag: false`: the lab's
 /// flag was about the unadjusted value).
-pub fn judge_value(observation: &Observation, lab: &LabDefinition, value: Option<(f64, &str)>, use_flag: bool) -> Judgement {
+pub fn judge_value(
+    observation: &Observation,
+    lab: &LabDefinition,
+    value: Option<(f64, &str)>,
+    use_flag: bool,
+) -> Judgement {
     if let Some((value, unit)) = value {
-        let range_low = observation.reference_range.iter().filter_map(|r| r.low.as_ref()).find(|low| {
-            low.value.is_some_and(|v| v.is_finite() && v > 0.0) && low.unit_text().is_some_and(|u| same_unit(u, unit))
-        });
+        let range_low = observation
+            .reference_range
+            .iter()
+            .filter_map(|r| r.low.as_ref())
+            .find(|low| {
+                low.value.is_some_and(|v| v.is_finite() && v > 0.0)
+                    && low.unit_text().is_some_and(|u| same_unit(u, unit))
+            });
         if let Some(low) = range_low.and_then(|l| l.value) {
             return if value < low {
-                Judgement::Low(LowBecause::BelowReferenceRange { low, unit: unit.to_owned() })
+                Judgement::Low(LowBecause::BelowReferenceRange {
+                    low,
+                    unit: unit.to_owned(),
+                })
             } else {
                 Judgement::NotLow
             };
         }
     }
     if use_flag {
-        let flags = observation.interpretation.iter().flat_map(|i| i.coding.iter()).filter_map(|c| c.code.as_deref());
+        let flags = observation
+            .interpretation
+            .iter()
+            .flat_map(|i| i.coding.iter())
+            .filter_map(|c| c.code.as_deref());
         let mut normal_or_high = false;
         for flag in flags {
             match flag {
@@ -78,11 +102,23 @@ pub fn judge_value(observation: &Observation, lab: &LabDefinition, value: Option
 }
 
 fn against_limits(value: f64, unit_text: &str, lab: &LabDefinition) -> Judgement {
-    let Some(unit) = Unit::parse(unit_text) else { return Judgement::Unknown };
-    if let Some(limit) = lab.low_limits.iter().find(|l| Unit::parse(&l.unit) == Some(unit)) {
-        let Some(number) = limit.number() else { return Judgement::Unknown };
+    let Some(unit) = Unit::parse(unit_text) else {
+        return Judgement::Unknown;
+    };
+    if let Some(limit) = lab
+        .low_limits
+        .iter()
+        .find(|l| Unit::parse(&l.unit) == Some(unit))
+    {
+        let Some(number) = limit.number() else {
+            return Judgement::Unknown;
+        };
         return if value < number {
-            Judgement::Low(LowBecause::BelowLimit { limit: limit.value.clone(), unit: unit.label(), converted: None })
+            Judgement::Low(LowBecause::BelowLimit {
+                limit: limit.value.clone(),
+                unit: unit.label(),
+                converted: None,
+            })
         } else {
             Judgement::NotLow
         };
@@ -90,15 +126,26 @@ fn against_limits(value: f64, unit_text: &str, lab: &LabDefinition) -> Judgement
     // A unit the limits are not written in: converted to the limit in
     // mmol/L (else the first) and rounded to its decimals, so that a value
     // at the limit is not low.
-    let in_mmol = lab.low_limits.iter().find(|l| Unit::parse(&l.unit) == Some(Unit::MmolPerL));
-    let Some(limit) = in_mmol.or(lab.low_limits.first()) else { return Judgement::Unknown };
-    let (Some(to), Some(number)) = (Unit::parse(&limit.unit), limit.number()) else { return Judgement::Unknown };
+    let in_mmol = lab
+        .low_limits
+        .iter()
+        .find(|l| Unit::parse(&l.unit) == Some(Unit::MmolPerL));
+    let Some(limit) = in_mmol.or(lab.low_limits.first()) else {
+        return Judgement::Unknown;
+    };
+    let (Some(to), Some(number)) = (Unit::parse(&limit.unit), limit.number()) else {
+        return Judgement::Unknown;
+    };
     let converted = unit.convert(value, to, lab.molar_mass, lab.charge);
     let decimals = limit.decimals();
     let places = in_last_places(converted, decimals);
     if places < in_last_places(number, decimals) {
         let shown = places as f64 / 10f64.powi(decimals as i32);
-        Judgement::Low(LowBecause::BelowLimit { limit: limit.value.clone(), unit: to.label(), converted: Some(shown) })
+        Judgement::Low(LowBecause::BelowLimit {
+            limit: limit.value.clone(),
+            unit: to.label(),
+            converted: Some(shown),
+        })
     } else {
         Judgement::NotLow
     }
@@ -109,7 +156,12 @@ fn against_limits(value: f64, unit_text: &str, lab: &LabDefinition) -> Judgement
 pub fn albumin_g_per_dl(observation: &Observation) -> Option<f64> {
     let quantity = observation.value_quantity.as_ref()?;
     let value = quantity.value.filter(|v| v.is_finite() && *v > 0.0)?;
-    let unit: String = quantity.unit_text()?.chars().filter(|c| !c.is_whitespace()).collect::<String>().to_ascii_lowercase();
+    let unit: String = quantity
+        .unit_text()?
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect::<String>()
+        .to_ascii_lowercase();
     match unit.as_str() {
         "g/dl" => Some(value),
         "g/l" => Some(value / 10.0),
@@ -141,13 +193,20 @@ mod tests {
     use crate::knowledge::LabLimit;
 
     fn magnesium() -> LabDefinition {
-        let limit = |value: &str, unit: &str| LabLimit { value: value.into(), unit: unit.into() };
+        let limit = |value: &str, unit: &str| LabLimit {
+            value: value.into(),
+            unit: unit.into(),
+        };
         LabDefinition {
             finding: "hypomagnesemia".into(),
             analyte: "magnesium".into(),
             value_set: "magnesium-lab".into(),
             condition_value_set: "hypomagnesemia-condition".into(),
-            low_limits: vec![limit("1.7", "mg/dL"), limit("0.70", "mmol/L"), limit("1.4", "mEq/L")],
+            low_limits: vec![
+                limit("1.7", "mg/dL"),
+                limit("0.70", "mmol/L"),
+                limit("1.4", "mEq/L"),
+            ],
             molar_mass: 24.305,
             charge: 2,
             albumin_adjusted: false,
@@ -192,7 +251,11 @@ mod tests {
         // 0.65 mmol/L = 1.580 mg/dL -> 1.6: low, and the converted value is quoted.
         assert_eq!(
             judge(&observation(&json(0.65)), &lab),
-            Judgement::Low(LowBecause::BelowLimit { limit: "1.7".into(), unit: "mg/dL", converted: Some(1.6) })
+            Judgement::Low(LowBecause::BelowLimit {
+                limit: "1.7".into(),
+                unit: "mg/dL",
+                converted: Some(1.6)
+            })
         );
     }
 
@@ -202,13 +265,21 @@ mod tests {
         let by_range = observation(
             r#"{"valueQuantity":{"value":1.75,"unit":"mg/dL"},"referenceRange":[{"low":{"value":1.8,"unit":"mg/dL"}}]}"#,
         );
-        assert!(matches!(judge(&by_range, &lab), Judgement::Low(LowBecause::BelowReferenceRange { .. })));
+        assert!(matches!(
+            judge(&by_range, &lab),
+            Judgement::Low(LowBecause::BelowReferenceRange { .. })
+        ));
         let at_range = observation(
             r#"{"valueQuantity":{"value":1.8,"unit":"mg/dL"},"referenceRange":[{"low":{"value":1.8,"unit":"mg/dL"}}]}"#,
         );
         assert_eq!(judge(&at_range, &lab), Judgement::NotLow);
-        let flagged = observation(r#"{"valueQuantity":{"value":9,"unit":"furlongs"},"interpretation":[{"coding":[{"code":"L"}]}]}"#);
-        assert_eq!(judge(&flagged, &lab), Judgement::Low(LowBecause::FlaggedLow));
+        let flagged = observation(
+            r#"{"valueQuantity":{"value":9,"unit":"furlongs"},"interpretation":[{"coding":[{"code":"L"}]}]}"#,
+        );
+        assert_eq!(
+            judge(&flagged, &lab),
+            Judgement::Low(LowBecause::FlaggedLow)
+        );
         let unknown_unit = observation(r#"{"valueQuantity":{"value":0.1,"unit":"furlongs"}}"#);
         assert_eq!(judge(&unknown_unit, &lab), Judgement::Unknown);
     }
@@ -216,8 +287,14 @@ mod tests {
     #[test]
     fn zero_and_negative_values_are_impossible_not_low() {
         for value in ["0", "-5", "-0.1"] {
-            let json = format!(r#"{{"valueQuantity":{{"value":{value},"unit":"mg/dL"}},"interpretation":[{{"coding":[{{"code":"LL"}}]}}]}}"#);
-            assert_eq!(judge(&observation(&json), &magnesium()), Judgement::Impossible, "{value}");
+            let json = format!(
+                r#"{{"valueQuantity":{{"value":{value},"unit":"mg/dL"}},"interpretation":[{{"coding":[{{"code":"LL"}}]}}]}}"#
+            );
+            assert_eq!(
+                judge(&observation(&json), &magnesium()),
+                Judgement::Impossible,
+                "{value}"
+            );
         }
     }
 

@@ -24,8 +24,9 @@ use crate::knowledge::{Category, KnowledgeBase, Memberships, ValueSetId};
 use crate::protocol::Hook;
 use crate::record::{MedicationUse, PatientRecord};
 use clinical::{
-    condition_date, condition_is_active, condition_is_credible, condition_is_resolved, day, inpatient_stay,
-    observation_counts, observation_date, procedure_date, procedure_happened, within,
+    condition_date, condition_is_active, condition_is_credible, condition_is_resolved, day,
+    inpatient_stay, observation_counts, observation_date, procedure_date, procedure_happened,
+    within,
 };
 use labs::LowBecause;
 
@@ -76,14 +77,25 @@ pub struct Finding {
 
 impl Finding {
     fn new(code: &str) -> Self {
-        Self { code: code.to_owned(), evidence: Vec::new(), notes: Vec::new(), ranks: Vec::new() }
+        Self {
+            code: code.to_owned(),
+            evidence: Vec::new(),
+            notes: Vec::new(),
+            ranks: Vec::new(),
+        }
     }
 
     /// r2 §5: the most telling evidence first (the most advanced stage),
     /// then the newest; undated last. Stable, so ties keep record order.
     fn sort_evidence(&mut self) {
-        let newest_first = |a: &(u8, Option<DateTime<Utc>>), b: &(u8, Option<DateTime<Utc>>)| b.0.cmp(&a.0).then(b.1.cmp(&a.1));
-        if self.ranks.windows(2).all(|w| newest_first(&w[0], &w[1]).is_le()) {
+        let newest_first = |a: &(u8, Option<DateTime<Utc>>), b: &(u8, Option<DateTime<Utc>>)| {
+            b.0.cmp(&a.0).then(b.1.cmp(&a.1))
+        };
+        if self
+            .ranks
+            .windows(2)
+            .all(|w| newest_first(&w[0], &w[1]).is_le())
+        {
             return;
         }
         let evidence = std::mem::take(&mut self.evidence);
@@ -118,7 +130,14 @@ impl Findings {
         self.add_ranked(code, reference, note, 0, at);
     }
 
-    fn add_ranked(&mut self, code: &str, reference: &str, note: String, rank: u8, at: Option<DateTime<Utc>>) {
+    fn add_ranked(
+        &mut self,
+        code: &str,
+        reference: &str,
+        note: String,
+        rank: u8,
+        at: Option<DateTime<Utc>>,
+    ) {
         let at_position = match self.list.iter().position(|f| f.code == code) {
             Some(position) => position,
             None => {
@@ -156,14 +175,22 @@ impl Findings {
     /// Another set's findings, evidence and order kept.
     fn extend_from(&mut self, other: &Findings) {
         for finding in &other.list {
-            for ((reference, note), (rank, at)) in finding.evidence.iter().zip(&finding.notes).zip(&finding.ranks) {
+            for ((reference, note), (rank, at)) in finding
+                .evidence
+                .iter()
+                .zip(&finding.notes)
+                .zip(&finding.ranks)
+            {
                 self.add_ranked(&finding.code, reference, note.clone(), *rank, *at);
             }
         }
     }
 
     fn evidence_of<'a>(&'a self, code: &'a str) -> impl Iterator<Item = &'a str> {
-        self.list.iter().filter(move |f| f.code == code).flat_map(|f| f.evidence.iter().map(String::as_str))
+        self.list
+            .iter()
+            .filter(move |f| f.code == code)
+            .flat_map(|f| f.evidence.iter().map(String::as_str))
     }
 }
 
@@ -246,7 +273,9 @@ pub struct RuleSettings {
 
 impl Default for RuleSettings {
     fn default() -> Self {
-        Self { older_age_years: 50 }
+        Self {
+            older_age_years: 50,
+        }
     }
 }
 
@@ -308,13 +337,24 @@ impl Rules {
             bakers_cyst: vs("bakers-cyst")?,
             leg_injury: vs("leg-injury")?,
         };
-        let class = |code: &str| kb.drugs.position(code).ok_or_else(|| format!("knowledge: drug class '{code}' is missing"));
+        let class = |code: &str| {
+            kb.drugs
+                .position(code)
+                .ok_or_else(|| format!("knowledge: drug class '{code}' is missing"))
+        };
         let quinine = class("quinine")?;
         let anticoagulant = class("anticoagulated")?;
         for (finding, _) in CONDITION_RISK_FACTORS {
-            kb.finding(finding).ok_or_else(|| format!("knowledge: finding '{finding}' is missing"))?;
+            kb.finding(finding)
+                .ok_or_else(|| format!("knowledge: finding '{finding}' is missing"))?;
         }
-        Ok(Self { kb, settings, sets, quinine, anticoagulant })
+        Ok(Self {
+            kb,
+            settings,
+            sets,
+            quinine,
+            anticoagulant,
+        })
     }
 
     pub fn knowledge(&self) -> &KnowledgeBase {
@@ -324,12 +364,32 @@ impl Rules {
     pub fn evaluate(&self, input: &HookInput) -> Assessment {
         let record = input.record;
         let value_sets = &self.kb.value_sets;
-        let classify = |c: &Option<CodeableConcept>| c.as_ref().map(|c| value_sets.classify(c)).unwrap_or_default();
+        let classify = |c: &Option<CodeableConcept>| {
+            c.as_ref()
+                .map(|c| value_sets.classify(c))
+                .unwrap_or_default()
+        };
         let classified = Classified {
-            conditions: record.conditions.iter().map(|c| classify(&c.resource.code)).collect(),
-            observation_codes: record.observations.iter().map(|o| classify(&o.resource.code)).collect(),
-            observation_values: record.observations.iter().map(|o| classify(&o.resource.value_codeable_concept)).collect(),
-            procedures: record.procedures.iter().map(|p| classify(&p.resource.code)).collect(),
+            conditions: record
+                .conditions
+                .iter()
+                .map(|c| classify(&c.resource.code))
+                .collect(),
+            observation_codes: record
+                .observations
+                .iter()
+                .map(|o| classify(&o.resource.code))
+                .collect(),
+            observation_values: record
+                .observations
+                .iter()
+                .map(|o| classify(&o.resource.value_codeable_concept))
+                .collect(),
+            procedures: record
+                .procedures
+                .iter()
+                .map(|p| classify(&p.resource.code))
+                .collect(),
         };
         let cramps = self.documented_cramps(input, &classified);
         let mut assessment = Assessment::default();
@@ -340,8 +400,17 @@ impl Rules {
             let drafts: Vec<&MedicationUse> = input
                 .draft_orders
                 .iter()
-                .filter(|d| !matches!(d.status.as_deref(), Some("entered-in-error" | "cancelled" | "revoked")))
-                .filter(|d| input.hook == Hook::OrderSign || selected.is_empty() || selected.contains(d.reference.as_str()))
+                .filter(|d| {
+                    !matches!(
+                        d.status.as_deref(),
+                        Some("entered-in-error" | "cancelled" | "revoked")
+                    )
+                })
+                .filter(|d| {
+                    input.hook == Hook::OrderSign
+                        || selected.is_empty()
+                        || selected.contains(d.reference.as_str())
+                })
                 .collect();
             let found = self.medication_findings(&drafts, true, input.now);
             // A draft of conflicting evidence alone (a beta-blocker) gives no card.
@@ -349,13 +418,23 @@ impl Rules {
                 assessment.culprits = found.current;
                 assessment.culprits_are_drafts = true;
             }
-            assessment.quinine = found.quinine.map(|finding| QuinineAlert { drafts: finding.evidence.clone(), finding });
+            assessment.quinine = found.quinine.map(|finding| QuinineAlert {
+                drafts: finding.evidence.clone(),
+                finding,
+            });
             return assessment;
         }
 
-        let active: Vec<&MedicationUse> = record.medications.iter().filter(|m| m.is_active()).collect();
+        let active: Vec<&MedicationUse> = record
+            .medications
+            .iter()
+            .filter(|m| m.is_active())
+            .collect();
         let found = self.medication_findings(&active, false, input.now);
-        assessment.quinine = found.quinine.map(|finding| QuinineAlert { finding, drafts: Vec::new() });
+        assessment.quinine = found.quinine.map(|finding| QuinineAlert {
+            finding,
+            drafts: Vec::new(),
+        });
         let pregnancy = self.pregnancy(input, &classified);
         if !cramps.is_empty() {
             assessment.risk_factors = self.risk_factors(input, &classified, &pregnancy);
@@ -368,12 +447,13 @@ impl Rules {
     }
 }
 
-
 /// "Leg swelling (since 2026-11-17)": the onset when the record gives one
 /// (how long it has lasted matters), else when it was recorded.
 fn condition_note(code: &CodeableConcept, condition: &Condition) -> String {
     let label = code.label().unwrap_or("condition");
-    let onset = condition.onset_date_time.or_else(|| condition.onset_period.as_ref().and_then(|p| p.start));
+    let onset = condition
+        .onset_date_time
+        .or_else(|| condition.onset_period.as_ref().and_then(|p| p.start));
     match (onset, condition.recorded_date) {
         (Some(onset), _) => format!("{label} (since {})", day(onset)),
         (None, Some(recorded)) => format!("{label} (recorded {})", day(recorded)),
@@ -381,19 +461,32 @@ fn condition_note(code: &CodeableConcept, condition: &Condition) -> String {
     }
 }
 
-fn lab_note(observation: &crate::fhir::model::Observation, lab: &crate::knowledge::LabDefinition, at: DateTime<Utc>, reason: &LowBecause) -> String {
+fn lab_note(
+    observation: &crate::fhir::model::Observation,
+    lab: &crate::knowledge::LabDefinition,
+    at: DateTime<Utc>,
+    reason: &LowBecause,
+) -> String {
     let analyte = lab.analyte.as_str();
     let mut name = analyte.to_owned();
     if let Some(first) = name.get_mut(..1) {
         first.make_ascii_uppercase();
     }
-    format!("{name} {} on {} ({})", measured(observation), day(at), why_low(reason))
+    format!(
+        "{name} {} on {} ({})",
+        measured(observation),
+        day(at),
+        why_low(reason)
+    )
 }
 
 /// "3.1 mmol/L", as the result gives it.
 fn measured(observation: &crate::fhir::model::Observation) -> String {
     let quantity = observation.value_quantity.as_ref();
-    match (quantity.and_then(|q| q.value), quantity.and_then(|q| q.unit_text())) {
+    match (
+        quantity.and_then(|q| q.value),
+        quantity.and_then(|q| q.unit_text()),
+    ) {
         (Some(v), Some(u)) => format!("{} {u}", number(v)),
         (Some(v), None) => number(v),
         _ => "result".into(),
@@ -403,10 +496,20 @@ fn measured(observation: &crate::fhir::model::Observation) -> String {
 /// Why a result is low, quoting the limit in the result's own unit.
 fn why_low(reason: &LowBecause) -> String {
     match reason {
-        LowBecause::BelowReferenceRange { low, unit } => format!("below the lab's range, low {} {unit}", number(*low)),
+        LowBecause::BelowReferenceRange { low, unit } => {
+            format!("below the lab's range, low {} {unit}", number(*low))
+        }
         LowBecause::FlaggedLow => "flagged low by the lab".into(),
-        LowBecause::BelowLimit { limit, unit, converted: None } => format!("below {limit} {unit}"),
-        LowBecause::BelowLimit { limit, unit, converted: Some(value) } => {
+        LowBecause::BelowLimit {
+            limit,
+            unit,
+            converted: None,
+        } => format!("below {limit} {unit}"),
+        LowBecause::BelowLimit {
+            limit,
+            unit,
+            converted: Some(value),
+        } => {
             format!("{} {unit} converted, below {limit} {unit}", number(*value))
         }
     }

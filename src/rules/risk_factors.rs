@@ -70,8 +70,15 @@ impl Rules {
             if memberships.contains(sets.pregnancy_outcome) {
                 end_at(documented);
             }
-            if memberships.contains(sets.postpartum_delivery) && within(latest, POSTPARTUM_WINDOW, now) {
-                postpartum.add_dated("postpartum", &condition.reference, condition_note(code, c), documented);
+            if memberships.contains(sets.postpartum_delivery)
+                && within(latest, POSTPARTUM_WINDOW, now)
+            {
+                postpartum.add_dated(
+                    "postpartum",
+                    &condition.reference,
+                    condition_note(code, c),
+                    documented,
+                );
             }
             if !memberships.contains(sets.pregnancy_condition) {
                 continue;
@@ -83,8 +90,14 @@ impl Rules {
             }
             // An undated pregnancy says nothing about now (r2 §5).
             let Some(documented) = latest else { continue };
-            let start = gestational_weeks(code).map_or(documented, |weeks| documented - Duration::weeks(weeks));
-            evidence.push(PregnancyEvidence { start, documented, reference: &condition.reference, note: condition_note(code, c) });
+            let start = gestational_weeks(code)
+                .map_or(documented, |weeks| documented - Duration::weeks(weeks));
+            evidence.push(PregnancyEvidence {
+                start,
+                documented,
+                reference: &condition.reference,
+                note: condition_note(code, c),
+            });
         }
         for (procedure, memberships) in record.procedures.iter().zip(&classified.procedures) {
             let p = &procedure.resource;
@@ -95,34 +108,52 @@ impl Rules {
             if memberships.contains(sets.pregnancy_outcome) {
                 end_at(at);
             }
-            if memberships.contains(sets.postpartum_delivery) && within(at, POSTPARTUM_WINDOW, now) {
-                let label = p.code.as_ref().and_then(|c| c.label()).unwrap_or("Delivery");
+            if memberships.contains(sets.postpartum_delivery) && within(at, POSTPARTUM_WINDOW, now)
+            {
+                let label = p
+                    .code
+                    .as_ref()
+                    .and_then(|c| c.label())
+                    .unwrap_or("Delivery");
                 postpartum.add_dated("postpartum", &procedure.reference, dated(label, at), at);
             }
         }
         for encounter in &record.encounters {
             let e = &encounter.resource;
-            let postpartum_care = e
-                .kind
-                .iter()
-                .chain(&e.reason_code)
-                .any(|c| self.kb.value_sets.classify(c).contains(sets.postpartum_encounter));
+            let postpartum_care = e.kind.iter().chain(&e.reason_code).any(|c| {
+                self.kb
+                    .value_sets
+                    .classify(c)
+                    .contains(sets.postpartum_encounter)
+            });
             let at = e.period.as_ref().and_then(|p| p.start.or(p.end));
             if postpartum_care && encounter_happened(e) && within(at, POSTPARTUM_WINDOW, now) {
-                postpartum.add_dated("postpartum", &encounter.reference, dated("Postpartum care visit", at), at);
+                postpartum.add_dated(
+                    "postpartum",
+                    &encounter.reference,
+                    dated("Postpartum care visit", at),
+                    at,
+                );
             }
         }
-        for (observation, (code, value)) in
-            record.observations.iter().zip(classified.observation_codes.iter().zip(&classified.observation_values))
-        {
+        for (observation, (code, value)) in record.observations.iter().zip(
+            classified
+                .observation_codes
+                .iter()
+                .zip(&classified.observation_values),
+        ) {
             let o = &observation.resource;
             if !code.contains(sets.pregnancy_status) || !observation_counts(o) {
                 continue;
             }
-            let Some(at) = observation_date(o).filter(|at| *at <= now + Duration::days(1)) else { continue };
+            let Some(at) = observation_date(o).filter(|at| *at <= now + Duration::days(1)) else {
+                continue;
+            };
             if value.contains(sets.not_pregnant_answer) {
                 end_at(Some(at));
-            } else if value.contains(sets.pregnant_answer) && within(Some(at), PREGNANCY_STATUS_WINDOW, now) {
+            } else if value.contains(sets.pregnant_answer)
+                && within(Some(at), PREGNANCY_STATUS_WINDOW, now)
+            {
                 evidence.push(PregnancyEvidence {
                     start: at,
                     documented: at,
@@ -133,26 +164,43 @@ impl Rules {
         }
 
         let mut pregnant = Findings::default();
-        let current: Vec<&PregnancyEvidence> = evidence.iter().filter(|e| ended.is_none_or(|end| e.documented > end)).collect();
+        let current: Vec<&PregnancyEvidence> = evidence
+            .iter()
+            .filter(|e| ended.is_none_or(|end| e.documented > end))
+            .collect();
         let episode_start = current.iter().map(|e| e.start).min();
-        if episode_start.is_some_and(|start| start >= now - Duration::days(PREGNANCY_EPISODE_WINDOW)) {
+        if episode_start
+            .is_some_and(|start| start >= now - Duration::days(PREGNANCY_EPISODE_WINDOW))
+        {
             for e in current {
                 pregnant.add_dated("pregnancy", e.reference, e.note.clone(), Some(e.documented));
             }
         }
         pregnant.sort_evidence();
         postpartum.sort_evidence();
-        Pregnancy { pregnant, postpartum }
+        Pregnancy {
+            pregnant,
+            postpartum,
+        }
     }
 
-    pub(super) fn risk_factors(&self, input: &HookInput, classified: &Classified, pregnancy: &Pregnancy) -> Findings {
+    pub(super) fn risk_factors(
+        &self,
+        input: &HookInput,
+        classified: &Classified,
+        pregnancy: &Pregnancy,
+    ) -> Findings {
         let now = input.now;
         let record = input.record;
         let mut found = Findings::default();
         found.extend_from(&pregnancy.pregnant);
         if let Some(patient) = record.patient() {
             // r2: a partial birth date counts at the youngest age it allows.
-            let birth = patient.resource.birth_date.as_deref().and_then(parse_birth_date_youngest);
+            let birth = patient
+                .resource
+                .birth_date
+                .as_deref()
+                .and_then(parse_birth_date_youngest);
             // A patient who has died is not getting older; age at death, if known.
             let on = match (patient.resource.deceased, patient.resource.deceased_at) {
                 (_, Some(died)) => Some(died.min(now).date_naive()),
@@ -176,7 +224,11 @@ impl Rules {
             let documented = condition_date(c);
             let latest = clinical::condition_date_latest(c);
             let risks = self.sets.condition_risks.iter().map(|(f, vs)| (*f, *vs));
-            let low_electrolytes = self.sets.labs.iter().map(|(lab, _, vs)| (self.kb.labs[*lab].finding.as_str(), *vs));
+            let low_electrolytes = self
+                .sets
+                .labs
+                .iter()
+                .map(|(lab, _, vs)| (self.kb.labs[*lab].finding.as_str(), *vs));
             for (finding, set) in risks.chain(low_electrolytes) {
                 if !memberships.contains(set) {
                     continue;
@@ -188,10 +240,19 @@ impl Rules {
                     }
                 }
                 // r2: a newer normal result of the same electrolyte wins.
-                if labs.normal_since(finding).is_some_and(|normal| latest.is_none_or(|d| normal > d)) {
+                if labs
+                    .normal_since(finding)
+                    .is_some_and(|normal| latest.is_none_or(|d| normal > d))
+                {
                     continue;
                 }
-                found.add_ranked(finding, &condition.reference, condition_note(code, c), evidence_rank(finding, code), documented);
+                found.add_ranked(
+                    finding,
+                    &condition.reference,
+                    condition_note(code, c),
+                    evidence_rank(finding, code),
+                    documented,
+                );
             }
         }
         found.sort_evidence();
@@ -205,8 +266,15 @@ impl Rules {
         for (procedure, memberships) in input.record.procedures.iter().zip(&classified.procedures) {
             let p = &procedure.resource;
             let at = procedure_date(p);
-            if memberships.contains(self.sets.dialysis_procedure) && procedure_happened(p) && within(at, DIALYSIS_WINDOW, now) {
-                let label = p.code.as_ref().and_then(|c| c.label()).unwrap_or("Dialysis");
+            if memberships.contains(self.sets.dialysis_procedure)
+                && procedure_happened(p)
+                && within(at, DIALYSIS_WINDOW, now)
+            {
+                let label = p
+                    .code
+                    .as_ref()
+                    .and_then(|c| c.label())
+                    .unwrap_or("Dialysis");
                 found.add_dated("dialysis", &procedure.reference, dated(label, at), at);
             }
         }
@@ -218,11 +286,17 @@ impl Rules {
             }
             let dialysis = e.kind.iter().chain(&e.reason_code).find(|c| {
                 let memberships = self.kb.value_sets.classify(c);
-                memberships.contains(self.sets.dialysis_encounter) || memberships.contains(self.sets.dialysis_procedure)
+                memberships.contains(self.sets.dialysis_encounter)
+                    || memberships.contains(self.sets.dialysis_procedure)
             });
             if let Some(concept) = dialysis {
                 let label = concept.label().unwrap_or("Dialysis visit");
-                found.add_dated("dialysis", &encounter.reference, dated(&format!("{label} (visit)"), at), at);
+                found.add_dated(
+                    "dialysis",
+                    &encounter.reference,
+                    dated(&format!("{label} (visit)"), at),
+                    at,
+                );
             }
         }
     }
@@ -230,7 +304,12 @@ impl Rules {
     /// §2 electrolytes from labs: the newest result within 90 days of each
     /// electrolyte; total calcium adjusted for a nearby albumin, and set
     /// aside when an ionised calcium at least as new was taken.
-    fn labs(&self, input: &HookInput, classified: &Classified, found: &mut Findings) -> LabVerdicts {
+    fn labs(
+        &self,
+        input: &HookInput,
+        classified: &Classified,
+        found: &mut Findings,
+    ) -> LabVerdicts {
         let now = input.now;
         let record = input.record;
         let mut verdicts = LabVerdicts::default();
@@ -250,7 +329,11 @@ impl Rules {
                     .filter(|(_, o)| {
                         let impossible = judge(&o.resource, lab) == Judgement::Impossible;
                         if impossible {
-                            log::warn!("skipped {}: an impossible {} result (zero or negative)", o.reference, lab.analyte);
+                            log::warn!(
+                                "skipped {}: an impossible {} result (zero or negative)",
+                                o.reference,
+                                lab.analyte
+                            );
                         }
                         !impossible
                     })
@@ -259,13 +342,22 @@ impl Rules {
             .collect();
         for (position, (lab_index, _, _)) in self.sets.labs.iter().enumerate() {
             let lab = &self.kb.labs[*lab_index];
-            let Some((at, observation)) = newest[position] else { continue };
+            let Some((at, observation)) = newest[position] else {
+                continue;
+            };
             if lab.albumin_adjusted {
                 // An ionised calcium at least as new decides instead (r2).
-                let ionised_as_new = self.sets.labs.iter().zip(&newest).any(|((other, _, _), result)| {
-                    let other = &self.kb.labs[*other];
-                    other.finding == lab.finding && !other.albumin_adjusted && result.is_some_and(|(when, _)| when >= at)
-                });
+                let ionised_as_new =
+                    self.sets
+                        .labs
+                        .iter()
+                        .zip(&newest)
+                        .any(|((other, _, _), result)| {
+                            let other = &self.kb.labs[*other];
+                            other.finding == lab.finding
+                                && !other.albumin_adjusted
+                                && result.is_some_and(|(when, _)| when >= at)
+                        });
                 if ionised_as_new {
                     continue;
                 }
@@ -282,7 +374,9 @@ impl Rules {
                 }
             };
             match judgement {
-                Judgement::Low(_) => found.add_dated(&lab.finding, &observation.reference, note, Some(at)),
+                Judgement::Low(_) => {
+                    found.add_dated(&lab.finding, &observation.reference, note, Some(at))
+                }
                 Judgement::NotLow => verdicts.normal(&lab.finding, at),
                 Judgement::Unknown | Judgement::Impossible => {}
             }
@@ -306,15 +400,30 @@ impl Rules {
             .iter()
             .zip(&classified.observation_codes)
             .filter(|(o, m)| m.contains(self.sets.albumin_lab) && observation_counts(&o.resource))
-            .filter_map(|(o, _)| Some((observation_date(&o.resource)?, albumin_g_per_dl(&o.resource)?)))
-            .filter(|(when, _)| (*when - at).num_seconds().abs() <= Duration::days(ALBUMIN_WINDOW).num_seconds())
+            .filter_map(|(o, _)| {
+                Some((
+                    observation_date(&o.resource)?,
+                    albumin_g_per_dl(&o.resource)?,
+                ))
+            })
+            .filter(|(when, _)| {
+                (*when - at).num_seconds().abs() <= Duration::days(ALBUMIN_WINDOW).num_seconds()
+            })
             .min_by_key(|(when, _)| (*when - at).num_seconds().abs());
         let quantity = calcium.value_quantity.as_ref();
         let value = quantity.and_then(|q| q.value);
         let unit = quantity.and_then(|q| q.unit_text());
-        let adjusted = nearest_albumin.zip(value.zip(unit)).and_then(|((when, albumin), (value, unit))| {
-            Some((albumin_adjusted_calcium(value, unit, albumin)?, unit, albumin, when))
-        });
+        let adjusted =
+            nearest_albumin
+                .zip(value.zip(unit))
+                .and_then(|((when, albumin), (value, unit))| {
+                    Some((
+                        albumin_adjusted_calcium(value, unit, albumin)?,
+                        unit,
+                        albumin,
+                        when,
+                    ))
+                });
         match adjusted {
             Some((adjusted, unit, albumin, when)) => {
                 let judgement = judge_value(calcium, lab, Some((adjusted, unit)), false);
@@ -366,20 +475,28 @@ impl LabVerdicts {
     }
 
     fn normal_since(&self, finding: &str) -> Option<DateTime<Utc>> {
-        self.normal.iter().find(|(f, _)| f == finding).map(|(_, at)| *at)
+        self.normal
+            .iter()
+            .find(|(f, _)| f == finding)
+            .map(|(_, at)| *at)
     }
 }
 
 /// A visit that took place (not planned, cancelled or entered in error).
 fn encounter_happened(encounter: &crate::fhir::model::Encounter) -> bool {
-    !matches!(encounter.status.as_deref(), Some("planned" | "cancelled" | "entered-in-error"))
+    !matches!(
+        encounter.status.as_deref(),
+        Some("planned" | "cancelled" | "entered-in-error")
+    )
 }
 
 /// Z3A.NN: NN weeks of gestation when the code was recorded.
 fn gestational_weeks(code: &CodeableConcept) -> Option<i64> {
     code.coding.iter().find_map(|coding| {
         let weeks = coding.code.as_deref()?.strip_prefix("Z3A.")?;
-        (weeks.len() == 2 && weeks.bytes().all(|b| b.is_ascii_digit())).then(|| weeks.parse().ok()).flatten()
+        (weeks.len() == 2 && weeks.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| weeks.parse().ok())
+            .flatten()
     })
 }
 
@@ -390,22 +507,30 @@ fn evidence_rank(finding: &str, code: &CodeableConcept) -> u8 {
     if finding != "kidney-disease" {
         return 0;
     }
-    let by_code = code.coding.iter().filter_map(|c| c.code.as_deref()).filter_map(|code| match code {
-        "N18.6" | "46177005" | "I12.0" | "I13.11" | "I13.2" => Some(6),
-        "N18.5" | "433146000" => Some(5),
-        "N18.4" | "431857002" => Some(4),
-        "N18.3" | "N18.30" | "N18.31" | "N18.32" | "433144002" => Some(3),
-        "N18.2" | "431856006" => Some(2),
-        "N18.1" | "431855005" => Some(1),
-        _ => None,
-    });
+    let by_code = code
+        .coding
+        .iter()
+        .filter_map(|c| c.code.as_deref())
+        .filter_map(|code| match code {
+            "N18.6" | "46177005" | "I12.0" | "I13.11" | "I13.2" => Some(6),
+            "N18.5" | "433146000" => Some(5),
+            "N18.4" | "431857002" => Some(4),
+            "N18.3" | "N18.30" | "N18.31" | "N18.32" | "433144002" => Some(3),
+            "N18.2" | "431856006" => Some(2),
+            "N18.1" | "431855005" => Some(1),
+            _ => None,
+        });
     let by_text = code.texts().filter_map(|text| {
         let text = text.to_ascii_lowercase();
         if text.contains("end stage") || text.contains("end-stage") {
             return Some(6);
         }
         let (_, after) = text.split_once("stage ")?;
-        after.bytes().next().filter(u8::is_ascii_digit).map(|d| d - b'0')
+        after
+            .bytes()
+            .next()
+            .filter(u8::is_ascii_digit)
+            .map(|d| d - b'0')
     });
     by_code.chain(by_text).max().unwrap_or(0)
 }

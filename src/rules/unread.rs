@@ -25,10 +25,18 @@ pub struct Unchecked {
 /// cds-hooks/services.json; the required ones give a 412 when missing).
 const READ_FOR: &[(&str, Part, &[&str])] = &[
     ("procedures", Part::RiskFactors, &["dialysis"]),
-    ("procedures", Part::Dvt, &["recent-surgery", "active-cancer", "immobilization", WORK_UP]),
+    (
+        "procedures",
+        Part::Dvt,
+        &["recent-surgery", "active-cancer", "immobilization", WORK_UP],
+    ),
     ("encounters", Part::RiskFactors, &["dialysis"]),
     ("encounters", Part::Dvt, &["recent-surgery", "postpartum"]),
-    ("medicationStatements", Part::Culprits, &["medication-culprits"]),
+    (
+        "medicationStatements",
+        Part::Culprits,
+        &["medication-culprits"],
+    ),
     ("medicationStatements", Part::Dvt, &["anticoagulated"]),
     ("serviceRequests", Part::Dvt, &[WORK_UP]),
     ("diagnosticReports", Part::Dvt, &[WORK_UP]),
@@ -46,16 +54,30 @@ impl Rules {
             for (key, part, findings) in READ_FOR.iter().filter(|(key, _, _)| *key == unread.key) {
                 let found = |code: &str| match part {
                     Part::RiskFactors => assessment.risk_factors.has(code),
-                    Part::Culprits => assessment.culprits.has(code) || assessment.outdated_culprits.has(code),
-                    Part::Dvt => assessment.dvt.as_ref().is_some_and(|d| d.findings.has(code)),
+                    Part::Culprits => {
+                        assessment.culprits.has(code) || assessment.outdated_culprits.has(code)
+                    }
+                    Part::Dvt => assessment
+                        .dvt
+                        .as_ref()
+                        .is_some_and(|d| d.findings.has(code)),
                 };
                 // The culprit list is every drug class: one line says it.
                 let missing: Vec<&'static str> = match part {
                     Part::Culprits => findings.to_vec(),
-                    _ => findings.iter().copied().filter(|code| !found(code)).collect(),
+                    _ => findings
+                        .iter()
+                        .copied()
+                        .filter(|code| !found(code))
+                        .collect(),
                 };
                 if !missing.is_empty() {
-                    unchecked.push(Unchecked { part: *part, key: (*key).to_owned(), reason: unread.reason.clone(), findings: missing });
+                    unchecked.push(Unchecked {
+                        part: *part,
+                        key: (*key).to_owned(),
+                        reason: unread.reason.clone(),
+                        findings: missing,
+                    });
                 }
             }
         }

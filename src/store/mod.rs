@@ -139,7 +139,11 @@ pub struct Store {
 impl Store {
     /// Opens the store lazily: the service starts even when the database is
     /// down, and migrates as soon as it can be reached.
-    pub fn open(url: &str, patient_hash_key: Option<String>, retention_days: u32) -> Result<Self, String> {
+    pub fn open(
+        url: &str,
+        patient_hash_key: Option<String>,
+        retention_days: u32,
+    ) -> Result<Self, String> {
         sqlx::any::install_default_drivers();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -185,7 +189,9 @@ impl Store {
     /// and serves without it when it is not.
     pub async fn wait_until_ready(&self, limit: Duration) -> bool {
         let mut ready = self.shared.ready.subscribe();
-        let reached = tokio::time::timeout(limit, ready.wait_for(|r| *r)).await.is_ok_and(|r| r.is_ok());
+        let reached = tokio::time::timeout(limit, ready.wait_for(|r| *r))
+            .await
+            .is_ok_and(|r| r.is_ok());
         reached
     }
 
@@ -194,8 +200,15 @@ impl Store {
         &self.description
     }
 
-    fn spawn<T: Send + 'static>(&self, task: impl std::future::Future<Output = T> + Send + 'static) -> tokio::task::JoinHandle<T> {
-        self.runtime.0.as_ref().expect("the store runtime lives as long as the store").spawn(task)
+    fn spawn<T: Send + 'static>(
+        &self,
+        task: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> tokio::task::JoinHandle<T> {
+        self.runtime
+            .0
+            .as_ref()
+            .expect("the store runtime lives as long as the store")
+            .spawn(task)
     }
 
     /// Queues the cards of one answer for writing. When the queue is full
@@ -211,15 +224,20 @@ impl Store {
         self.enqueued.fetch_add(1, Ordering::SeqCst);
         let queued = match self.queue.try_send(cards) {
             Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(cards)) => self.queue.send_timeout(cards, QUEUE_WAIT).await.is_ok(),
+            Err(mpsc::error::TrySendError::Full(cards)) => {
+                self.queue.send_timeout(cards, QUEUE_WAIT).await.is_ok()
+            }
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         };
         if !queued {
-            metrics::counter!("store_failures_total", "operation" => "queue-cards").increment(count);
+            metrics::counter!("store_failures_total", "operation" => "queue-cards")
+                .increment(count);
             // Once a second at most: an overload must not also flood the log.
             let now = Utc::now().timestamp();
             if self.last_queue_warning.swap(now, Ordering::Relaxed) != now {
-                log::error!("card queue full: cards are not being recorded (see store_failures_total)");
+                log::error!(
+                    "card queue full: cards are not being recorded (see store_failures_total)"
+                );
             }
             self.shared.settled.send_modify(|settled| *settled += 1);
         }
@@ -230,16 +248,20 @@ impl Store {
     async fn flush(&self) {
         let target = self.enqueued.load(Ordering::SeqCst);
         let mut settled = self.settled.clone();
-        let _ = tokio::time::timeout(Duration::from_secs(2), settled.wait_for(|n| *n >= target)).await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(2), settled.wait_for(|n| *n >= target)).await;
     }
 
     pub async fn is_ready(&self) -> bool {
         let shared = self.shared.clone();
         self.spawn(async move {
             shared.migrated.load(Ordering::SeqCst)
-                && tokio::time::timeout(Duration::from_secs(2), sqlx::query("SELECT 1").execute(&shared.pool))
-                    .await
-                    .is_ok_and(|r| r.is_ok())
+                && tokio::time::timeout(
+                    Duration::from_secs(2),
+                    sqlx::query("SELECT 1").execute(&shared.pool),
+                )
+                .await
+                .is_ok_and(|r| r.is_ok())
         })
         .await
         .unwrap_or(false)
@@ -247,7 +269,11 @@ impl Store {
 
     /// Stores feedback entries for cards this service issued. Idempotent: an
     /// identical entry sent again changes nothing.
-    pub async fn save_feedback(&self, service_id: &str, entries: Vec<FeedbackEntry>) -> Result<(), StoreError> {
+    pub async fn save_feedback(
+        &self,
+        service_id: &str,
+        entries: Vec<FeedbackEntry>,
+    ) -> Result<(), StoreError> {
         self.flush().await;
         let shared = self.shared.clone();
         let service_id = service_id.to_owned();
@@ -256,13 +282,20 @@ impl Store {
             .map_err(|e| StoreError::Unavailable(e.to_string()))?
     }
 
-    pub async fn summary(&self, service_id: &str, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Summary, StoreError> {
+    pub async fn summary(
+        &self,
+        service_id: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Summary, StoreError> {
         self.flush().await;
         let shared = self.shared.clone();
         let service_id = service_id.to_owned();
         self.spawn(async move {
             ready(&shared)?;
-            summary::read(&shared.pool, service_id, from, to).await.map_err(unavailable)
+            summary::read(&shared.pool, service_id, from, to)
+                .await
+                .map_err(unavailable)
         })
         .await
         .map_err(|e| StoreError::Unavailable(e.to_string()))?
@@ -292,7 +325,9 @@ fn ready(shared: &Shared) -> Result<(), StoreError> {
     if shared.migrated.load(Ordering::SeqCst) {
         Ok(())
     } else {
-        Err(StoreError::Unavailable("the database is not reachable yet".into()))
+        Err(StoreError::Unavailable(
+            "the database is not reachable yet".into(),
+        ))
     }
 }
 
@@ -323,22 +358,32 @@ async fn migrate(shared: &Shared) -> Result<(), String> {
         // the rollback journal's several, and readers do not block the card
         // writer. synchronous stays FULL: a committed card is on disk. The
         // mode is kept in the database file.
-        sqlx::query("PRAGMA journal_mode = WAL").execute(&shared.pool).await.map_err(|e| e.to_string())?;
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(&shared.pool)
+            .await
+            .map_err(|e| e.to_string())?;
     }
-    MIGRATOR.run(&shared.pool).await.map_err(|e| e.to_string())?;
+    MIGRATOR
+        .run(&shared.pool)
+        .await
+        .map_err(|e| e.to_string())?;
     aggregates::build_once(&shared.pool).await?;
     let key = match &shared.configured_hash_key {
         Some(key) => key.clone(),
         None => {
             // One key per database, shared by every replica: the first to
             // start makes it.
-            let fresh: String = (0..4).map(|_| Uuid::new_v4().simple().to_string()).collect();
-            sqlx::query("INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING")
-                .bind(HASH_KEY_SETTING)
-                .bind(fresh)
-                .execute(&shared.pool)
-                .await
-                .map_err(|e| e.to_string())?;
+            let fresh: String = (0..4)
+                .map(|_| Uuid::new_v4().simple().to_string())
+                .collect();
+            sqlx::query(
+                "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(HASH_KEY_SETTING)
+            .bind(fresh)
+            .execute(&shared.pool)
+            .await
+            .map_err(|e| e.to_string())?;
             sqlx::query("SELECT value FROM settings WHERE name = $1")
                 .bind(HASH_KEY_SETTING)
                 .fetch_one(&shared.pool)
@@ -347,7 +392,10 @@ async fn migrate(shared: &Shared) -> Result<(), String> {
                 .map_err(|e| e.to_string())?
         }
     };
-    let _ = shared.hash_key.set(aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, key.as_bytes()));
+    let _ = shared.hash_key.set(aws_lc_rs::hmac::Key::new(
+        aws_lc_rs::hmac::HMAC_SHA256,
+        key.as_bytes(),
+    ));
     Ok(())
 }
 
@@ -379,7 +427,8 @@ async fn write_cards(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Vec<Issue
         match insert_cards(&shared, &cards).await {
             Ok(()) => metrics::counter!("store_cards_written_total").increment(count),
             Err(error) => {
-                metrics::counter!("store_failures_total", "operation" => "write-cards").increment(count);
+                metrics::counter!("store_failures_total", "operation" => "write-cards")
+                    .increment(count);
                 log::error!("{count} card(s) not recorded: {error}");
             }
         }
@@ -423,31 +472,68 @@ async fn insert_cards(shared: &Shared, cards: &[IssuedCard]) -> Result<(), Strin
     let mut transaction = shared.pool.begin().await.map_err(|e| e.to_string())?;
     for chunk in cards.chunks(ROWS_PER_INSERT) {
         // Built from constants and row counts only, never from input.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_cards_sql(chunk.len(), !shared.is_sqlite)));
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_cards_sql(
+            chunk.len(),
+            !shared.is_sqlite,
+        )));
         for card in chunk {
             query = bind_card(query, shared, card);
         }
-        query.execute(&mut *transaction).await.map_err(|e| e.to_string())?;
+        query
+            .execute(&mut *transaction)
+            .await
+            .map_err(|e| e.to_string())?;
     }
     let mut tally = aggregates::Tally::default();
-    let issued = aggregates::Counts { issued: 1, ..Default::default() };
+    let issued = aggregates::Counts {
+        issued: 1,
+        ..Default::default()
+    };
     for card in cards {
         let hour = aggregates::hour_of(card.issued_at.timestamp_millis());
-        tally.card(&card.service_id, hour, &card.card_type, card.finding_codes.iter().map(String::as_str), issued);
+        tally.card(
+            &card.service_id,
+            hour,
+            &card.card_type,
+            card.finding_codes.iter().map(String::as_str),
+            issued,
+        );
     }
-    tally.apply(&mut transaction).await.map_err(|e| e.to_string())?;
+    tally
+        .apply(&mut transaction)
+        .await
+        .map_err(|e| e.to_string())?;
     transaction.commit().await.map_err(|e| e.to_string())
 }
 
-fn bind_card<'q>(query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>, shared: &Shared, card: &IssuedCard) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+fn bind_card<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    shared: &Shared,
+    card: &IssuedCard,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
     query
         .bind(card.uuid.to_string())
         .bind(card.service_id.clone())
-        .bind(card.hook_instance.chars().take(MAX_HOOK_INSTANCE_CHARS).collect::<String>())
+        .bind(
+            card.hook_instance
+                .chars()
+                .take(MAX_HOOK_INSTANCE_CHARS)
+                .collect::<String>(),
+        )
         .bind(card.card_type.clone())
         .bind(card.finding_codes.join(" "))
-        .bind(card.suggestion_uuids.iter().map(Uuid::to_string).collect::<Vec<_>>().join(" "))
-        .bind(card.patient_id.as_deref().and_then(|id| patient_hash(shared, id)))
+        .bind(
+            card.suggestion_uuids
+                .iter()
+                .map(Uuid::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
+        .bind(
+            card.patient_id
+                .as_deref()
+                .and_then(|id| patient_hash(shared, id)),
+        )
         .bind(card.issued_at.timestamp_millis())
 }
 
@@ -463,7 +549,12 @@ struct CardState {
     changed: bool,
 }
 
-async fn card_state(shared: &Shared, connection: &mut sqlx::AnyConnection, service_id: &str, card: Uuid) -> Result<Option<CardState>, sqlx::Error> {
+async fn card_state(
+    shared: &Shared,
+    connection: &mut sqlx::AnyConnection,
+    service_id: &str,
+    card: Uuid,
+) -> Result<Option<CardState>, sqlx::Error> {
     // PostgreSQL: two feedback requests for one card update it in turn.
     let lock = if shared.is_sqlite { "" } else { " FOR UPDATE" };
     let row: Option<AnyRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -490,23 +581,43 @@ async fn card_state(shared: &Shared, connection: &mut sqlx::AnyConnection, servi
 /// Stores each entry (one per card and outcome: a newer one replaces an
 /// older), makes the latest entry the card's outcome, and moves the hourly
 /// counts with it, all in one transaction.
-async fn save_feedback(shared: &Shared, service_id: &str, entries: Vec<FeedbackEntry>) -> Result<(), StoreError> {
+async fn save_feedback(
+    shared: &Shared,
+    service_id: &str,
+    entries: Vec<FeedbackEntry>,
+) -> Result<(), StoreError> {
     ready(shared)?;
     let received_at = Utc::now().timestamp_millis();
     let mut transaction = shared.pool.begin().await.map_err(unavailable)?;
     let mut tally = aggregates::Tally::default();
     for entry in &entries {
-        let Some(card) = card_state(shared, &mut transaction, service_id, entry.card).await.map_err(unavailable)? else {
+        let Some(card) = card_state(shared, &mut transaction, service_id, entry.card)
+            .await
+            .map_err(unavailable)?
+        else {
             return Err(StoreError::UnknownCard(entry.card));
         };
-        if let Some(unknown) = entry.accepted_suggestions.iter().find(|s| !card.suggestions.split(' ').any(|known| known == s.to_string())) {
+        if let Some(unknown) = entry.accepted_suggestions.iter().find(|s| {
+            !card
+                .suggestions
+                .split(' ')
+                .any(|known| known == s.to_string())
+        }) {
             return Err(StoreError::UnknownSuggestion(entry.card, *unknown));
         }
-        let mut accepted: Vec<String> = entry.accepted_suggestions.iter().map(Uuid::to_string).collect();
+        let mut accepted: Vec<String> = entry
+            .accepted_suggestions
+            .iter()
+            .map(Uuid::to_string)
+            .collect();
         accepted.sort();
         accepted.dedup();
         let reason = entry.override_reason.as_ref();
-        let reason_parts = [reason.and_then(|r| r.system.clone()), reason.and_then(|r| r.code.clone()), reason.and_then(|r| r.display.clone())];
+        let reason_parts = [
+            reason.and_then(|r| r.system.clone()),
+            reason.and_then(|r| r.code.clone()),
+            reason.and_then(|r| r.display.clone()),
+        ];
         let outcome_at = entry.outcome_at.timestamp_millis();
         sqlx::query(
             "INSERT INTO feedback (entry_id, card_uuid, service_id, outcome, accepted_suggestions, override_system, override_code, \
@@ -554,14 +665,36 @@ async fn save_feedback(shared: &Shared, service_id: &str, entries: Vec<FeedbackE
                 delta.changed = 1;
             }
         }
-        tally.card(service_id, card.hour, &card.card_type, card.findings.split(' '), delta);
+        tally.card(
+            service_id,
+            card.hour,
+            &card.card_type,
+            card.findings.split(' '),
+            delta,
+        );
         let [system, code, display] = &card.reason;
-        if old == Some("overridden") && aggregates::countable_reason(code.as_deref(), display.as_deref()) {
-            tally.reason(service_id, card.hour, &card.card_type, [system.as_deref(), code.as_deref(), display.as_deref()], -1);
+        if old == Some("overridden")
+            && aggregates::countable_reason(code.as_deref(), display.as_deref())
+        {
+            tally.reason(
+                service_id,
+                card.hour,
+                &card.card_type,
+                [system.as_deref(), code.as_deref(), display.as_deref()],
+                -1,
+            );
         }
         let [system, code, display] = &reason_parts;
-        if entry.outcome == Outcome::Overridden && aggregates::countable_reason(code.as_deref(), display.as_deref()) {
-            tally.reason(service_id, card.hour, &card.card_type, [system.as_deref(), code.as_deref(), display.as_deref()], 1);
+        if entry.outcome == Outcome::Overridden
+            && aggregates::countable_reason(code.as_deref(), display.as_deref())
+        {
+            tally.reason(
+                service_id,
+                card.hour,
+                &card.card_type,
+                [system.as_deref(), code.as_deref(), display.as_deref()],
+                1,
+            );
         }
         sqlx::query(
             "UPDATE issued_cards SET outcome = $1, outcome_at = $2, override_system = $3, override_code = $4, \
@@ -595,7 +728,10 @@ async fn prune_forever(shared: Arc<Shared>) {
     loop {
         match prune(&shared).await {
             Ok(0) => {}
-            Ok(cards) => log::info!("retention: deleted {cards} card(s) older than {} days with their feedback", shared.retention.num_days()),
+            Ok(cards) => log::info!(
+                "retention: deleted {cards} card(s) older than {} days with their feedback",
+                shared.retention.num_days()
+            ),
             Err(error) => {
                 metrics::counter!("store_failures_total", "operation" => "prune").increment(1);
                 log::error!("retention: pruning failed, retrying in {PRUNE_EVERY:?}: {error}");
@@ -612,21 +748,28 @@ async fn prune(shared: &Shared) -> Result<u64, sqlx::Error> {
     let mut deleted = 0;
     loop {
         let mut transaction = shared.pool.begin().await?;
-        let batch: Vec<String> = sqlx::query("SELECT card_uuid FROM issued_cards WHERE issued_at < $1 ORDER BY issued_at LIMIT $2")
-            .bind(cutoff)
-            .bind(PRUNE_BATCH as i64)
-            .fetch_all(&mut *transaction)
-            .await?
-            .iter()
-            .map(|row| row.try_get(0))
-            .collect::<Result<_, _>>()?;
+        let batch: Vec<String> = sqlx::query(
+            "SELECT card_uuid FROM issued_cards WHERE issued_at < $1 ORDER BY issued_at LIMIT $2",
+        )
+        .bind(cutoff)
+        .bind(PRUNE_BATCH as i64)
+        .fetch_all(&mut *transaction)
+        .await?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()?;
         if batch.is_empty() {
             break;
         }
-        let placeholders = (1..=batch.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+        let placeholders = (1..=batch.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         for table in ["feedback", "issued_cards"] {
             // Built from a table name and placeholder numbers only.
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE card_uuid IN ({placeholders})")));
+            let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM {table} WHERE card_uuid IN ({placeholders})"
+            )));
             for uuid in &batch {
                 query = query.bind(uuid.clone());
             }
@@ -638,7 +781,12 @@ async fn prune(shared: &Shared) -> Result<u64, sqlx::Error> {
     }
     let before_hour = aggregates::hour_of(cutoff);
     for table in ["card_counts", "override_counts"] {
-        sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE hour < $1"))).bind(before_hour).execute(&shared.pool).await?;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM {table} WHERE hour < $1"
+        )))
+        .bind(before_hour)
+        .execute(&shared.pool)
+        .await?;
     }
     Ok(deleted)
 }
@@ -657,7 +805,9 @@ mod tests {
     #[test]
     fn multi_row_insert_for_sqlite_has_one_anonymous_placeholder_per_value() {
         let sql = insert_cards_sql(2, false);
-        assert!(sql.contains("VALUES (?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT"));
+        assert!(
+            sql.contains("VALUES (?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT")
+        );
         assert_eq!(sql.matches('?').count(), 2 * CARD_COLUMNS);
         assert!(!sql.contains('$'));
     }

@@ -9,9 +9,17 @@ fn bundle(resources: Vec<serde_json::Value>) -> serde_json::Value {
 #[tokio::test]
 async fn analyze_evaluates_a_posted_bundle() {
     let app = spawn_app().await;
-    let body = bundle(vec![patient(), cramp_condition(), furosemide(), low_potassium()]);
+    let body = bundle(vec![
+        patient(),
+        cramp_condition(),
+        furosemide(),
+        low_potassium(),
+    ]);
     let result = assert_valid_cards(app.post_json("/analyze", &body).await).await;
-    assert_eq!(finding_codes(&result, "risk-factors"), ["older-age", "hypokalemia"]);
+    assert_eq!(
+        finding_codes(&result, "risk-factors"),
+        ["older-age", "hypokalemia"]
+    );
     let same = assert_valid_cards(app.post_json("/analyze?hook=patient-view", &body).await).await;
     assert_eq!(topics(&same), topics(&result));
 }
@@ -21,7 +29,8 @@ async fn analyze_order_hooks_read_draft_medication_requests() {
     let app = spawn_app().await;
     let body = bundle(vec![patient(), cramp_condition(), quinine_draft()]);
     for hook in ["order-select", "order-sign"] {
-        let result = assert_valid_cards(app.post_json(&format!("/analyze?hook={hook}"), &body).await).await;
+        let result =
+            assert_valid_cards(app.post_json(&format!("/analyze?hook={hook}"), &body).await).await;
         assert_eq!(topics(&result), ["quinine-warning"]);
         assert_eq!(result["cards"][0]["indicator"], "critical");
     }
@@ -34,8 +43,22 @@ async fn analyze_order_hooks_read_draft_medication_requests() {
 async fn analyze_rejects_what_is_not_a_bundle() {
     let app = spawn_app().await;
     assert_outcome(app.post_json("/analyze", &patient()).await, 400).await;
-    assert_outcome(app.post_raw("/analyze", "application/json", "{\"resourceType\": \"Bundle\"").await, 400).await;
-    assert_outcome(app.post_json("/analyze?hook=encounter-start", &bundle(vec![])).await, 400).await;
+    assert_outcome(
+        app.post_raw(
+            "/analyze",
+            "application/json",
+            "{\"resourceType\": \"Bundle\"",
+        )
+        .await,
+        400,
+    )
+    .await;
+    assert_outcome(
+        app.post_json("/analyze?hook=encounter-start", &bundle(vec![]))
+            .await,
+        400,
+    )
+    .await;
     assert_outcome(app.post_raw("/analyze", "text/csv", "a,b").await, 415).await;
 }
 
@@ -50,8 +73,18 @@ fn condition(id: &str, system: &str, code: &str, display: &str) -> serde_json::V
 
 fn swelling_and_pain() -> Vec<serde_json::Value> {
     vec![
-        condition("swelling", "http://hl7.org/fhir/sid/icd-10-cm", "R22.41", "Localized swelling, right lower limb"),
-        condition("pain", "http://hl7.org/fhir/sid/icd-10-cm", "M79.661", "Pain in right lower leg"),
+        condition(
+            "swelling",
+            "http://hl7.org/fhir/sid/icd-10-cm",
+            "R22.41",
+            "Localized swelling, right lower limb",
+        ),
+        condition(
+            "pain",
+            "http://hl7.org/fhir/sid/icd-10-cm",
+            "M79.661",
+            "Pain in right lower leg",
+        ),
     ]
 }
 
@@ -67,10 +100,20 @@ async fn dvt_orders_name_the_patient_or_are_not_offered() {
     assert_eq!(request["subject"]["reference"], "Patient/p1");
     assert_eq!(request["status"], "draft");
     assert_eq!(request["intent"], "proposal");
-    assert_eq!(request["reasonReference"], json!([{"reference": "Condition/swelling"}, {"reference": "Condition/pain"}]));
+    assert_eq!(
+        request["reasonReference"],
+        json!([{"reference": "Condition/swelling"}, {"reference": "Condition/pain"}])
+    );
 
-    let result = assert_valid_cards(app.post_json("/analyze", &bundle(swelling_and_pain())).await).await;
+    let result = assert_valid_cards(
+        app.post_json("/analyze", &bundle(swelling_and_pain()))
+            .await,
+    )
+    .await;
     let card = &result["cards"][0];
     assert_eq!(card["source"]["topic"]["code"], "dvt-rule-out");
-    assert!(card.get("suggestions").is_none() && card.get("selectionBehavior").is_none(), "{card:#}");
+    assert!(
+        card.get("suggestions").is_none() && card.get("selectionBehavior").is_none(),
+        "{card:#}"
+    );
 }

@@ -24,7 +24,10 @@ pub struct KeyServer {
 /// Serves tests/keys/jwks.json at /jwks.json, counting fetches.
 pub async fn key_server() -> KeyServer {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let jwks_url = format!("http://127.0.0.1:{}/jwks.json", listener.local_addr().unwrap().port());
+    let jwks_url = format!(
+        "http://127.0.0.1:{}/jwks.json",
+        listener.local_addr().unwrap().port()
+    );
     let fetches = Arc::new(AtomicUsize::new(0));
     let counter = fetches.clone();
     let jwks = std::fs::read_to_string(format!("{KEYS}/jwks.json")).unwrap();
@@ -36,7 +39,11 @@ pub async fn key_server() -> KeyServer {
             web::get().to(move || {
                 counter.fetch_add(1, Ordering::SeqCst);
                 let jwks = jwks.clone();
-                async move { HttpResponse::Ok().content_type("application/json").body(jwks) }
+                async move {
+                    HttpResponse::Ok()
+                        .content_type("application/json")
+                        .body(jwks)
+                }
             }),
         )
     })
@@ -50,7 +57,8 @@ pub async fn key_server() -> KeyServer {
 
 /// Writes an issuers file and returns its path.
 pub fn issuers_file(issuers: Value) -> PathBuf {
-    let path = std::env::temp_dir().join(format!("cramp-cds-issuers-{}.json", uuid::Uuid::new_v4()));
+    let path =
+        std::env::temp_dir().join(format!("cramp-cds-issuers-{}.json", uuid::Uuid::new_v4()));
     std::fs::write(&path, json!({ "issuers": issuers }).to_string()).unwrap();
     path
 }
@@ -79,8 +87,14 @@ pub fn sign(alg: Algorithm, kid: &str, claims: &Value) -> String {
     header.kid = Some(kid.to_owned());
     header.typ = Some("JWT".into());
     let key = match alg {
-        Algorithm::ES384 => EncodingKey::from_ec_pem(&std::fs::read(format!("{KEYS}/es384-private.pem")).unwrap()).unwrap(),
-        _ => EncodingKey::from_rsa_pem(&std::fs::read(format!("{KEYS}/rs384-private.pem")).unwrap()).unwrap(),
+        Algorithm::ES384 => {
+            EncodingKey::from_ec_pem(&std::fs::read(format!("{KEYS}/es384-private.pem")).unwrap())
+                .unwrap()
+        }
+        _ => {
+            EncodingKey::from_rsa_pem(&std::fs::read(format!("{KEYS}/rs384-private.pem")).unwrap())
+                .unwrap()
+        }
     };
     encode(&header, claims, &key).unwrap()
 }
@@ -91,7 +105,10 @@ fn b64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
         for i in 0..=chunk.len() {
             let _ = out.write_char(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
         }
@@ -100,7 +117,11 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 pub async fn call(app: &TestApp, path: &str, token: Option<&str>) -> reqwest::Response {
-    let mut request = app.client.post(format!("{}{path}", app.address)).header("Content-Type", "application/json").body(patient_view_request().to_string());
+    let mut request = app
+        .client
+        .post(format!("{}{path}", app.address))
+        .header("Content-Type", "application/json")
+        .body(patient_view_request().to_string());
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -109,20 +130,48 @@ pub async fn call(app: &TestApp, path: &str, token: Option<&str>) -> reqwest::Re
 
 pub async fn assert_401(response: reqwest::Response, case: &str) {
     assert_eq!(response.status(), 401, "{case}");
-    assert!(response.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"), "{case}");
+    assert!(
+        response.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer"),
+        "{case}"
+    );
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["resourceType"], "OperationOutcome", "{case}");
-    assert_eq!(body["issue"][0]["diagnostics"], "authentication failed", "{case}: no details");
+    assert_eq!(
+        body["issue"][0]["diagnostics"], "authentication failed",
+        "{case}: no details"
+    );
 }
 
 #[tokio::test]
 async fn valid_es384_and_rs384_tokens_pass_and_everything_else_is_401() {
     let keys = key_server().await;
-    let app = secured_app(json!([{"iss": ISSUER, "jwksUrl": keys.jwks_url, "allowedJku": [keys.jwks_url]}])).await;
+    let app = secured_app(
+        json!([{"iss": ISSUER, "jwksUrl": keys.jwks_url, "allowedJku": [keys.jwks_url]}]),
+    )
+    .await;
     let audience = format!("{}{SERVICE}", app.address);
 
-    assert_valid_cards(call(&app, SERVICE, Some(&sign(Algorithm::ES384, "test-es384", &claims(&audience)))).await).await;
-    assert_valid_cards(call(&app, SERVICE, Some(&sign(Algorithm::RS384, "test-rs384", &claims(&audience)))).await).await;
+    assert_valid_cards(
+        call(
+            &app,
+            SERVICE,
+            Some(&sign(Algorithm::ES384, "test-es384", &claims(&audience))),
+        )
+        .await,
+    )
+    .await;
+    assert_valid_cards(
+        call(
+            &app,
+            SERVICE,
+            Some(&sign(Algorithm::RS384, "test-rs384", &claims(&audience))),
+        )
+        .await,
+    )
+    .await;
 
     let with = |f: &dyn Fn(&mut Value)| {
         let mut c = claims(&audience);
@@ -133,9 +182,18 @@ async fn valid_es384_and_rs384_tokens_pass_and_everything_else_is_401() {
     let hs256_with_public_key = {
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some("test-es384".into());
-        encode(&header, &claims(&audience), &EncodingKey::from_secret(&public_pem)).unwrap()
+        encode(
+            &header,
+            &claims(&audience),
+            &EncodingKey::from_secret(&public_pem),
+        )
+        .unwrap()
     };
-    let alg_none = format!("{}.{}.", b64(br#"{"alg":"none","typ":"JWT","kid":"test-es384"}"#), b64(claims(&audience).to_string().as_bytes()));
+    let alg_none = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none","typ":"JWT","kid":"test-es384"}"#),
+        b64(claims(&audience).to_string().as_bytes())
+    );
     let tampered = {
         let token = sign(Algorithm::ES384, "test-es384", &claims(&audience));
         let parts: Vec<&str> = token.split('.').collect();
@@ -147,30 +205,107 @@ async fn valid_es384_and_rs384_tokens_pass_and_everything_else_is_401() {
         let mut header = Header::new(Algorithm::ES384);
         header.kid = Some("not-pinned".into());
         header.jku = Some("https://attacker.example/jwks.json".into());
-        let key = EncodingKey::from_ec_pem(&std::fs::read(format!("{KEYS}/es384-private.pem")).unwrap()).unwrap();
+        let key =
+            EncodingKey::from_ec_pem(&std::fs::read(format!("{KEYS}/es384-private.pem")).unwrap())
+                .unwrap();
         encode(&header, &claims(&audience), &key).unwrap()
     };
     let cases: Vec<(&str, Option<String>)> = vec![
         ("no token", None),
         ("not a JWT", Some("not.a.jwt".into())),
-        ("expired", Some(sign(Algorithm::ES384, "test-es384", &with(&|c| { c["exp"] = json!(now() - 120); c["iat"] = json!(now() - 600); })))),
-        ("not yet valid", Some(sign(Algorithm::ES384, "test-es384", &with(&|c| { c["nbf"] = json!(now() + 600); c["iat"] = json!(now() + 600); c["exp"] = json!(now() + 900); })))),
-        ("issued in the future", Some(sign(Algorithm::ES384, "test-es384", &with(&|c| c["iat"] = json!(now() + 600))))),
-        ("wrong aud", Some(sign(Algorithm::ES384, "test-es384", &with(&|c| c["aud"] = json!(format!("{}/cds-services", app.address)))))),
-        ("wrong iss", Some(sign(Algorithm::ES384, "test-es384", &with(&|c| c["iss"] = json!("https://evil.example"))))),
-        ("unknown kid", Some(sign(Algorithm::ES384, "no-such-key", &claims(&audience)))),
-        ("key of another algorithm", Some(sign(Algorithm::ES384, "test-rs384", &claims(&audience)))),
+        (
+            "expired",
+            Some(sign(
+                Algorithm::ES384,
+                "test-es384",
+                &with(&|c| {
+                    c["exp"] = json!(now() - 120);
+                    c["iat"] = json!(now() - 600);
+                }),
+            )),
+        ),
+        (
+            "not yet valid",
+            Some(sign(
+                Algorithm::ES384,
+                "test-es384",
+                &with(&|c| {
+                    c["nbf"] = json!(now() + 600);
+                    c["iat"] = json!(now() + 600);
+                    c["exp"] = json!(now() + 900);
+                }),
+            )),
+        ),
+        (
+            "issued in the future",
+            Some(sign(
+                Algorithm::ES384,
+                "test-es384",
+                &with(&|c| c["iat"] = json!(now() + 600)),
+            )),
+        ),
+        (
+            "wrong aud",
+            Some(sign(
+                Algorithm::ES384,
+                "test-es384",
+                &with(&|c| c["aud"] = json!(format!("{}/cds-services", app.address))),
+            )),
+        ),
+        (
+            "wrong iss",
+            Some(sign(
+                Algorithm::ES384,
+                "test-es384",
+                &with(&|c| c["iss"] = json!("https://evil.example")),
+            )),
+        ),
+        (
+            "unknown kid",
+            Some(sign(Algorithm::ES384, "no-such-key", &claims(&audience))),
+        ),
+        (
+            "key of another algorithm",
+            Some(sign(Algorithm::ES384, "test-rs384", &claims(&audience))),
+        ),
         ("tampered payload", Some(tampered)),
         ("alg none", Some(alg_none)),
-        ("HS256 signed with the public key", Some(hs256_with_public_key)),
-        ("missing jti", Some(sign(Algorithm::ES384, "test-es384", &with(&|c| { c.as_object_mut().unwrap().remove("jti"); })))),
-        ("missing exp", Some(sign(Algorithm::ES384, "test-es384", &with(&|c| { c.as_object_mut().unwrap().remove("exp"); })))),
+        (
+            "HS256 signed with the public key",
+            Some(hs256_with_public_key),
+        ),
+        (
+            "missing jti",
+            Some(sign(
+                Algorithm::ES384,
+                "test-es384",
+                &with(&|c| {
+                    c.as_object_mut().unwrap().remove("jti");
+                }),
+            )),
+        ),
+        (
+            "missing exp",
+            Some(sign(
+                Algorithm::ES384,
+                "test-es384",
+                &with(&|c| {
+                    c.as_object_mut().unwrap().remove("exp");
+                }),
+            )),
+        ),
         ("jku not allowed", Some(foreign_jku)),
         ("basic auth", Some("dXNlcjpwYXNz".into())),
     ];
     for (case, token) in cases {
         let response = match (case, &token) {
-            ("basic auth", Some(t)) => app.client.post(format!("{}{SERVICE}", app.address)).header("Authorization", format!("Basic {t}")).send().await.unwrap(),
+            ("basic auth", Some(t)) => app
+                .client
+                .post(format!("{}{SERVICE}", app.address))
+                .header("Authorization", format!("Basic {t}"))
+                .send()
+                .await
+                .unwrap(),
             _ => call(&app, SERVICE, token.as_deref()).await,
         };
         assert_401(response, case).await;
@@ -186,20 +321,40 @@ async fn every_endpoint_needs_a_token_and_the_audience_is_the_url_called() {
     let keys = key_server().await;
     let app = secured_app(json!([{"iss": ISSUER, "jwksUrl": keys.jwks_url}])).await;
     assert_401(app.get("/cds-services").await, "discovery without a token").await;
-    let token = sign(Algorithm::ES384, "test-es384", &claims(&format!("{}/cds-services", app.address)));
-    let discovery = app.client.get(format!("{}/cds-services", app.address)).bearer_auth(&token).send().await.unwrap();
+    let token = sign(
+        Algorithm::ES384,
+        "test-es384",
+        &claims(&format!("{}/cds-services", app.address)),
+    );
+    let discovery = app
+        .client
+        .get(format!("{}/cds-services", app.address))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(discovery.status(), 200);
-    assert_401(call(&app, "/analyze", None).await, "analyze without a token").await;
+    assert_401(
+        call(&app, "/analyze", None).await,
+        "analyze without a token",
+    )
+    .await;
     let preflight = app
         .client
-        .request(reqwest::Method::OPTIONS, format!("{}{SERVICE}", app.address))
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}{SERVICE}", app.address),
+        )
         .header("Origin", "https://sandbox.cds-hooks.org")
         .header("Access-Control-Request-Method", "POST")
         .header("Access-Control-Request-Headers", "authorization")
         .send()
         .await
         .unwrap();
-    assert!(preflight.status().is_success(), "a CORS preflight carries no token and must pass");
+    assert!(
+        preflight.status().is_success(),
+        "a CORS preflight carries no token and must pass"
+    );
 }
 
 #[tokio::test]
@@ -212,34 +367,107 @@ async fn behind_a_proxy_the_audience_is_the_public_url() {
         s.public_base_url = vec!["https://cds.example.org/cramp".into()];
     })
     .await;
-    let public = sign(Algorithm::ES384, "test-es384", &claims(&format!("https://cds.example.org/cramp{SERVICE}")));
+    let public = sign(
+        Algorithm::ES384,
+        "test-es384",
+        &claims(&format!("https://cds.example.org/cramp{SERVICE}")),
+    );
     assert_valid_cards(call(&app, SERVICE, Some(&public)).await).await;
-    let internal = sign(Algorithm::ES384, "test-es384", &claims(&format!("{}{SERVICE}", app.address)));
-    assert_401(call(&app, SERVICE, Some(&internal)).await, "internal address as audience").await;
+    let internal = sign(
+        Algorithm::ES384,
+        "test-es384",
+        &claims(&format!("{}{SERVICE}", app.address)),
+    );
+    assert_401(
+        call(&app, SERVICE, Some(&internal)).await,
+        "internal address as audience",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn inline_keys_tenants_and_key_set_refresh() {
-    let jwks: Value = serde_json::from_str(&std::fs::read_to_string(format!("{KEYS}/jwks.json")).unwrap()).unwrap();
+    let jwks: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{KEYS}/jwks.json")).unwrap())
+            .unwrap();
     let app = secured_app(json!([{"iss": ISSUER, "jwks": jwks, "tenant": "hospital-a"}])).await;
     let audience = format!("{}{SERVICE}", app.address);
     let mut right = claims(&audience);
     right["tenant"] = json!("hospital-a");
-    assert_valid_cards(call(&app, SERVICE, Some(&sign(Algorithm::RS384, "test-rs384", &right))).await).await;
+    assert_valid_cards(
+        call(
+            &app,
+            SERVICE,
+            Some(&sign(Algorithm::RS384, "test-rs384", &right)),
+        )
+        .await,
+    )
+    .await;
     let mut wrong = claims(&audience);
     wrong["tenant"] = json!("hospital-b");
-    assert_401(call(&app, SERVICE, Some(&sign(Algorithm::RS384, "test-rs384", &wrong))).await, "other tenant").await;
-    assert_401(call(&app, SERVICE, Some(&sign(Algorithm::RS384, "test-rs384", &claims(&audience)))).await, "no tenant").await;
+    assert_401(
+        call(
+            &app,
+            SERVICE,
+            Some(&sign(Algorithm::RS384, "test-rs384", &wrong)),
+        )
+        .await,
+        "other tenant",
+    )
+    .await;
+    assert_401(
+        call(
+            &app,
+            SERVICE,
+            Some(&sign(Algorithm::RS384, "test-rs384", &claims(&audience))),
+        )
+        .await,
+        "no tenant",
+    )
+    .await;
 
     // An unknown kid refreshes the remote key set at most once a minute.
     let keys = key_server().await;
     let app = secured_app(json!([{"iss": ISSUER, "jwksUrl": keys.jwks_url}])).await;
     let audience = format!("{}{SERVICE}", app.address);
-    assert_valid_cards(call(&app, SERVICE, Some(&sign(Algorithm::ES384, "test-es384", &claims(&audience)))).await).await;
-    assert_valid_cards(call(&app, SERVICE, Some(&sign(Algorithm::ES384, "test-es384", &claims(&audience)))).await).await;
-    assert_eq!(keys.fetches.load(Ordering::SeqCst), 1, "the key set is cached");
+    assert_valid_cards(
+        call(
+            &app,
+            SERVICE,
+            Some(&sign(Algorithm::ES384, "test-es384", &claims(&audience))),
+        )
+        .await,
+    )
+    .await;
+    assert_valid_cards(
+        call(
+            &app,
+            SERVICE,
+            Some(&sign(Algorithm::ES384, "test-es384", &claims(&audience))),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        keys.fetches.load(Ordering::SeqCst),
+        1,
+        "the key set is cached"
+    );
     for _ in 0..3 {
-        assert_401(call(&app, SERVICE, Some(&sign(Algorithm::ES384, "rotated-away", &claims(&audience)))).await, "unknown kid").await;
+        assert_401(
+            call(
+                &app,
+                SERVICE,
+                Some(&sign(Algorithm::ES384, "rotated-away", &claims(&audience))),
+            )
+            .await,
+            "unknown kid",
+        )
+        .await;
     }
-    assert_eq!(keys.fetches.load(Ordering::SeqCst), 1, "no refresh within a minute of the last fetch");
+    assert_eq!(
+        keys.fetches.load(Ordering::SeqCst),
+        1,
+        "no refresh within a minute of the last fetch"
+    );
 }

@@ -12,7 +12,8 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 #[tokio::test]
 async fn the_console_works_in_a_real_browser() {
     let suite = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let installed = suite.join("node_modules/playwright-core").is_dir() && Path::new(CHROMIUM).exists();
+    let installed =
+        suite.join("node_modules/playwright-core").is_dir() && Path::new(CHROMIUM).exists();
     if !installed {
         assert!(
             std::env::var_os("CRAMP_CDS_REQUIRE_BROWSER").is_none(),
@@ -32,7 +33,14 @@ async fn the_console_works_in_a_real_browser() {
         .output()
         .await
         .expect("node runs");
-    let report = format!("{}\n{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    let report = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
     println!("{report}\nscreenshots: {}", artifacts.display());
-    assert!(output.status.success(), "the browser suite failed:\n{report}");
+    assert!(
+        output.status.success(),
+        "the browser suite failed:\n{report}"
+    );
 }

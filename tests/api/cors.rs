@@ -27,14 +27,31 @@ async fn without_authentication_only_the_own_origins_are_allowed() {
     let port = app.address.rsplit(':').next().unwrap().to_owned();
     for own in [app.address.clone(), format!("http://localhost:{port}")] {
         let response = preflight(&app, &own, "content-type, x-request-id").await;
-        assert!(response.status().is_success(), "{own}: {}", response.status());
-        assert_eq!(response.headers()["access-control-allow-origin"], own.as_str());
-        let allowed = response.headers()["access-control-allow-headers"].to_str().unwrap().to_lowercase();
+        assert!(
+            response.status().is_success(),
+            "{own}: {}",
+            response.status()
+        );
+        assert_eq!(
+            response.headers()["access-control-allow-origin"],
+            own.as_str()
+        );
+        let allowed = response.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .to_lowercase();
         assert!(allowed.contains("x-request-id"), "{allowed}");
     }
     // Any other web page the user opens: refused, with an OperationOutcome.
-    let issues = assert_outcome(preflight(&app, "https://evil.example", "content-type").await, 400).await;
-    assert!(issues[0]["diagnostics"].as_str().unwrap().contains("CORS"), "{issues:?}");
+    let issues = assert_outcome(
+        preflight(&app, "https://evil.example", "content-type").await,
+        400,
+    )
+    .await;
+    assert!(
+        issues[0]["diagnostics"].as_str().unwrap().contains("CORS"),
+        "{issues:?}"
+    );
     let refused = app
         .client
         .post(format!("{}{SERVICE}", app.address))
@@ -59,8 +76,14 @@ async fn without_authentication_only_the_own_origins_are_allowed() {
 
 #[tokio::test]
 async fn x_request_id_is_allowed_and_exposed_and_a_refused_preflight_is_an_operation_outcome() {
-    let app = spawn_app_with(|s| s.cors_origins = vec!["https://sandbox.cds-hooks.org".into()]).await;
-    let response = preflight(&app, "https://sandbox.cds-hooks.org", "authorization, content-type, x-request-id").await;
+    let app =
+        spawn_app_with(|s| s.cors_origins = vec!["https://sandbox.cds-hooks.org".into()]).await;
+    let response = preflight(
+        &app,
+        "https://sandbox.cds-hooks.org",
+        "authorization, content-type, x-request-id",
+    )
+    .await;
     assert!(response.status().is_success(), "{}", response.status());
     let answer = app
         .client
@@ -72,21 +95,38 @@ async fn x_request_id_is_allowed_and_exposed_and_a_refused_preflight_is_an_opera
         .await
         .unwrap();
     assert_eq!(answer.headers()["x-request-id"], "sandbox-call-1");
-    let exposed = answer.headers()["access-control-expose-headers"].to_str().unwrap().to_lowercase();
+    let exposed = answer.headers()["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_lowercase();
     assert!(exposed.contains("x-request-id"), "{exposed}");
     assert_valid_cards(answer).await;
 
     // A header that is not allowed, and an origin that is not.
-    for (origin, headers) in [("https://sandbox.cds-hooks.org", "x-evil"), ("https://evil.example", "content-type")] {
+    for (origin, headers) in [
+        ("https://sandbox.cds-hooks.org", "x-evil"),
+        ("https://evil.example", "content-type"),
+    ] {
         let issues = assert_outcome(preflight(&app, origin, headers).await, 400).await;
-        assert!(issues[0]["diagnostics"].as_str().unwrap().starts_with("CORS"), "{issues:?}");
+        assert!(
+            issues[0]["diagnostics"]
+                .as_str()
+                .unwrap()
+                .starts_with("CORS"),
+            "{issues:?}"
+        );
     }
 }
 
 #[tokio::test]
 async fn with_authentication_any_origin_may_call_with_a_token() {
     let app = secured_app(json!([{"iss": ISSUER, "jwks": {"keys": []}}])).await;
-    let response = preflight(&app, "https://sandbox.cds-hooks.org", "authorization, content-type, x-request-id").await;
+    let response = preflight(
+        &app,
+        "https://sandbox.cds-hooks.org",
+        "authorization, content-type, x-request-id",
+    )
+    .await;
     assert!(response.status().is_success(), "{}", response.status());
     assert_eq!(response.headers()["access-control-allow-origin"], "*");
 }

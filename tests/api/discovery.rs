@@ -7,10 +7,16 @@ async fn discovery_lists_the_three_services_with_their_prefetch() {
     let response = app.get("/cds-services").await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
-    assert!(schemas().check_discovery(&body).is_empty(), "{:?}", schemas().check_discovery(&body));
+    assert!(
+        schemas().check_discovery(&body).is_empty(),
+        "{:?}",
+        schemas().check_discovery(&body)
+    );
     let services = body["services"].as_array().unwrap();
-    let ids: Vec<(&str, &str)> =
-        services.iter().map(|s| (s["id"].as_str().unwrap(), s["hook"].as_str().unwrap())).collect();
+    let ids: Vec<(&str, &str)> = services
+        .iter()
+        .map(|s| (s["id"].as_str().unwrap(), s["hook"].as_str().unwrap()))
+        .collect();
     assert_eq!(
         ids,
         [
@@ -21,10 +27,20 @@ async fn discovery_lists_the_three_services_with_their_prefetch() {
     );
     for service in services {
         assert!(service["title"].as_str().is_some_and(|t| !t.is_empty()));
-        assert!(service["description"].as_str().is_some_and(|t| !t.is_empty()));
+        assert!(service["description"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty()));
         let prefetch = service["prefetch"].as_object().unwrap();
         let keys: Vec<&str> = prefetch.keys().map(String::as_str).collect();
-        for key in ["patient", "conditions", "medicationRequests", "medicationStatements", "observations", "procedures", "encounters"] {
+        for key in [
+            "patient",
+            "conditions",
+            "medicationRequests",
+            "medicationStatements",
+            "observations",
+            "procedures",
+            "encounters",
+        ] {
             assert!(keys.contains(&key), "{key} missing from {keys:?}");
         }
         assert_eq!(prefetch["patient"], "Patient/{{context.patientId}}");
@@ -33,23 +49,46 @@ async fn discovery_lists_the_three_services_with_their_prefetch() {
         // Medications are fetched by id instead: tests/api/medications.rs).
         for (key, query) in prefetch {
             let query = query.as_str().unwrap();
-            assert!(!query.contains("_include") && !query.contains("_revinclude"), "{key}: {query}");
+            assert!(
+                !query.contains("_include") && !query.contains("_revinclude"),
+                "{key}: {query}"
+            );
             let (path, params) = query.split_once('?').unwrap_or((query, ""));
-            assert!(path.contains("/{{context.") || params.starts_with("patient={{context.patientId}}"), "{key}: {query}");
+            assert!(
+                path.contains("/{{context.") || params.starts_with("patient={{context.patientId}}"),
+                "{key}: {query}"
+            );
             for param in params.split('&').filter(|p| !p.is_empty()) {
                 let name = param.split_once('=').map_or(param, |(n, _)| n);
                 assert!(!name.contains(':'), "{key}: no search modifiers ({name})");
             }
         }
-        assert!(prefetch["medicationRequests"].as_str().unwrap().starts_with("MedicationRequest?patient={{context.patientId}}&status="));
-        assert!(prefetch["observations"].as_str().unwrap().contains("http://loinc.org|2823-3"));
-        assert!(service.get("requiredPrefetch").is_none(), "internal fields stay internal");
+        assert!(prefetch["medicationRequests"]
+            .as_str()
+            .unwrap()
+            .starts_with("MedicationRequest?patient={{context.patientId}}&status="));
+        assert!(prefetch["observations"]
+            .as_str()
+            .unwrap()
+            .contains("http://loinc.org|2823-3"));
+        assert!(
+            service.get("requiredPrefetch").is_none(),
+            "internal fields stay internal"
+        );
         if service["hook"] == "patient-view" {
             // §6 r2: the DVT work-up and D-dimer results, in the recommended subset (no _include).
-            assert!(prefetch["observations"].as_str().unwrap().contains("http://loinc.org|48065-7"));
+            assert!(prefetch["observations"]
+                .as_str()
+                .unwrap()
+                .contains("http://loinc.org|48065-7"));
             for key in ["serviceRequests", "diagnosticReports", "imagingStudies"] {
-                let query = prefetch[key].as_str().unwrap_or_else(|| panic!("{key} missing"));
-                assert!(query.contains("patient={{context.patientId}}") && !query.contains("_include"), "{query}");
+                let query = prefetch[key]
+                    .as_str()
+                    .unwrap_or_else(|| panic!("{key} missing"));
+                assert!(
+                    query.contains("patient={{context.patientId}}") && !query.contains("_include"),
+                    "{query}"
+                );
             }
         }
     }

@@ -10,21 +10,54 @@ const PATIENT_VIEW: &str = "/cds-services/leg-cramps-patient-view";
 async fn expect_400(app: &TestApp, request: &Value, pointer: &str) {
     let issues = assert_outcome(app.post_json(PATIENT_VIEW, request).await, 400).await;
     let found = pointers(&issues);
-    assert!(found.iter().any(|p| p == pointer), "expected an issue at {pointer}, got {found:?}: {issues:#?}");
+    assert!(
+        found.iter().any(|p| p == pointer),
+        "expected an issue at {pointer}, got {found:?}: {issues:#?}"
+    );
 }
 
 #[tokio::test]
 async fn invalid_json_is_a_400_with_the_position() {
     let app = spawn_app().await;
-    for body in ["{", "{\"hook\": \"patient-view\",}", "not json", "", "{\"hook\":\"a\"} trailing"] {
-        let issues = assert_outcome(app.post_raw(PATIENT_VIEW, "application/json", body.to_owned()).await, 400).await;
+    for body in [
+        "{",
+        "{\"hook\": \"patient-view\",}",
+        "not json",
+        "",
+        "{\"hook\":\"a\"} trailing",
+    ] {
+        let issues = assert_outcome(
+            app.post_raw(PATIENT_VIEW, "application/json", body.to_owned())
+                .await,
+            400,
+        )
+        .await;
         let diagnostics = issues[0]["diagnostics"].as_str().unwrap();
         assert!(diagnostics.contains("line"), "{diagnostics}");
     }
-    let issues = assert_outcome(app.post_raw(PATIENT_VIEW, "application/json", vec![0xff, 0xfe, b'{']).await, 400).await;
+    let issues = assert_outcome(
+        app.post_raw(PATIENT_VIEW, "application/json", vec![0xff, 0xfe, b'{'])
+            .await,
+        400,
+    )
+    .await;
     assert!(issues[0]["diagnostics"].as_str().unwrap().contains("UTF-8"));
-    assert_outcome(app.post_raw(PATIENT_VIEW, "application/json", "[1, 2]").await, 400).await;
-    assert_outcome(app.post_raw(PATIENT_VIEW, "application/json", "{\"hook\": 1, \"hook\": 2}").await, 400).await;
+    assert_outcome(
+        app.post_raw(PATIENT_VIEW, "application/json", "[1, 2]")
+            .await,
+        400,
+    )
+    .await;
+    assert_outcome(
+        app.post_raw(
+            PATIENT_VIEW,
+            "application/json",
+            "{\"hook\": 1, \"hook\": 2}",
+        )
+        .await,
+        400,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -36,22 +69,83 @@ async fn schema_violations_name_the_json_pointer() {
         f(&mut request);
         request
     };
-    expect_400(&app, &mutate(&|r| { r.as_object_mut().unwrap().remove("hook"); }), "/hook").await;
-    expect_400(&app, &mutate(&|r| { r.as_object_mut().unwrap().remove("hookInstance"); }), "/hookInstance").await;
-    expect_400(&app, &mutate(&|r| { r.as_object_mut().unwrap().remove("context"); }), "/context").await;
-    expect_400(&app, &mutate(&|r| r["hook"] = json!(7)), "/hook").await;
-    // Its format is tolerated (tests/api/tolerance.rs), its type is not.
-    expect_400(&app, &mutate(&|r| r["hookInstance"] = json!(42)), "/hookInstance").await;
-    expect_400(&app, &mutate(&|r| r["context"] = json!("patient")), "/context").await;
-    expect_400(&app, &mutate(&|r| { r["context"].as_object_mut().unwrap().remove("patientId"); }), "/context/patientId").await;
-    expect_400(&app, &mutate(&|r| r["context"]["patientId"] = json!(["p1"])), "/context/patientId").await;
-    expect_400(&app, &mutate(&|r| r["prefetch"] = json!([])), "/prefetch").await;
-    expect_400(&app, &mutate(&|r| r["prefetch"]["patient"] = json!("Patient/p1")), "/prefetch/patient").await;
-    expect_400(&app, &mutate(&|r| r["prefetch"]["conditions"] = json!({"entry": []})), "/prefetch/conditions/resourceType").await;
-    expect_400(&app, &mutate(&|r| r["fhirServer"] = json!("ftp://ehr")), "/fhirServer").await;
     expect_400(
         &app,
-        &mutate(&|r| r["fhirAuthorization"] = json!({"access_token": "t", "token_type": "Bearer", "scope": "s", "subject": "x"})),
+        &mutate(&|r| {
+            r.as_object_mut().unwrap().remove("hook");
+        }),
+        "/hook",
+    )
+    .await;
+    expect_400(
+        &app,
+        &mutate(&|r| {
+            r.as_object_mut().unwrap().remove("hookInstance");
+        }),
+        "/hookInstance",
+    )
+    .await;
+    expect_400(
+        &app,
+        &mutate(&|r| {
+            r.as_object_mut().unwrap().remove("context");
+        }),
+        "/context",
+    )
+    .await;
+    expect_400(&app, &mutate(&|r| r["hook"] = json!(7)), "/hook").await;
+    // Its format is tolerated (tests/api/tolerance.rs), its type is not.
+    expect_400(
+        &app,
+        &mutate(&|r| r["hookInstance"] = json!(42)),
+        "/hookInstance",
+    )
+    .await;
+    expect_400(
+        &app,
+        &mutate(&|r| r["context"] = json!("patient")),
+        "/context",
+    )
+    .await;
+    expect_400(
+        &app,
+        &mutate(&|r| {
+            r["context"].as_object_mut().unwrap().remove("patientId");
+        }),
+        "/context/patientId",
+    )
+    .await;
+    expect_400(
+        &app,
+        &mutate(&|r| r["context"]["patientId"] = json!(["p1"])),
+        "/context/patientId",
+    )
+    .await;
+    expect_400(&app, &mutate(&|r| r["prefetch"] = json!([])), "/prefetch").await;
+    expect_400(
+        &app,
+        &mutate(&|r| r["prefetch"]["patient"] = json!("Patient/p1")),
+        "/prefetch/patient",
+    )
+    .await;
+    expect_400(
+        &app,
+        &mutate(&|r| r["prefetch"]["conditions"] = json!({"entry": []})),
+        "/prefetch/conditions/resourceType",
+    )
+    .await;
+    expect_400(
+        &app,
+        &mutate(&|r| r["fhirServer"] = json!("ftp://ehr")),
+        "/fhirServer",
+    )
+    .await;
+    expect_400(
+        &app,
+        &mutate(&|r| {
+            r["fhirAuthorization"] =
+                json!({"access_token": "t", "token_type": "Bearer", "scope": "s", "subject": "x"})
+        }),
         "/fhirServer",
     )
     .await;
@@ -72,13 +166,31 @@ async fn a_hook_the_service_does_not_answer_is_a_400() {
 async fn order_hooks_require_their_context() {
     let app = spawn_app().await;
     let mut request = order_request("order-select", vec![quinine_draft()]);
-    request["context"].as_object_mut().unwrap().remove("selections");
-    let issues = assert_outcome(app.post_json("/cds-services/leg-cramps-order-select", &request).await, 400).await;
+    request["context"]
+        .as_object_mut()
+        .unwrap()
+        .remove("selections");
+    let issues = assert_outcome(
+        app.post_json("/cds-services/leg-cramps-order-select", &request)
+            .await,
+        400,
+    )
+    .await;
     assert_eq!(pointers(&issues), ["/context/selections"]);
     let mut request = order_request("order-sign", vec![]);
     request["context"]["draftOrders"] = json!({"resourceType": "Patient"});
-    let issues = assert_outcome(app.post_json("/cds-services/leg-cramps-order-sign", &request).await, 400).await;
-    assert!(pointers(&issues).iter().any(|p| p.starts_with("/context/draftOrders")), "{issues:?}");
+    let issues = assert_outcome(
+        app.post_json("/cds-services/leg-cramps-order-sign", &request)
+            .await,
+        400,
+    )
+    .await;
+    assert!(
+        pointers(&issues)
+            .iter()
+            .any(|p| p.starts_with("/context/draftOrders")),
+        "{issues:?}"
+    );
 }
 
 #[tokio::test]
@@ -89,19 +201,27 @@ async fn missing_required_prefetch_is_a_412_naming_the_keys() {
     prefetch.remove("conditions");
     prefetch.remove("observations");
     let issues = assert_outcome(app.post_json(PATIENT_VIEW, &request).await, 412).await;
-    assert_eq!(pointers(&issues), ["/prefetch/conditions", "/prefetch/observations"]);
+    assert_eq!(
+        pointers(&issues),
+        ["/prefetch/conditions", "/prefetch/observations"]
+    );
 
     let mut request = patient_view_request();
-    request["prefetch"]["medicationRequests"] = json!({"resourceType": "OperationOutcome", "issue": []});
+    request["prefetch"]["medicationRequests"] =
+        json!({"resourceType": "OperationOutcome", "issue": []});
     let issues = assert_outcome(app.post_json(PATIENT_VIEW, &request).await, 412).await;
     assert_eq!(pointers(&issues), ["/prefetch/medicationRequests"]);
-
 }
 
 #[tokio::test]
 async fn unknown_services_and_paths_are_404() {
     let app = spawn_app().await;
-    assert_outcome(app.post_json("/cds-services/no-such-service", &patient_view_request()).await, 404).await;
+    assert_outcome(
+        app.post_json("/cds-services/no-such-service", &patient_view_request())
+            .await,
+        404,
+    )
+    .await;
     assert_outcome(app.get("/nothing-here").await, 404).await;
 }
 
@@ -126,13 +246,31 @@ async fn bodies_over_the_limit_are_413() {
 async fn other_content_types_are_415() {
     let app = spawn_app().await;
     let body = patient_view_request().to_string();
-    for content_type in ["text/plain", "application/x-www-form-urlencoded", "application/xml"] {
-        assert_outcome(app.post_raw(PATIENT_VIEW, content_type, body.clone()).await, 415).await;
+    for content_type in [
+        "text/plain",
+        "application/x-www-form-urlencoded",
+        "application/xml",
+    ] {
+        assert_outcome(
+            app.post_raw(PATIENT_VIEW, content_type, body.clone()).await,
+            415,
+        )
+        .await;
     }
     // No Content-Type at all is tolerated on hook calls (tests/api/tolerance.rs).
-    let response = app.client.post(format!("{}/analyze", app.address)).body(body.clone()).send().await.unwrap();
+    let response = app
+        .client
+        .post(format!("{}/analyze", app.address))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
     assert_outcome(response, 415).await;
-    for content_type in ["application/fhir+json", "application/json; charset=utf-8", "Application/JSON"] {
+    for content_type in [
+        "application/fhir+json",
+        "application/json; charset=utf-8",
+        "Application/JSON",
+    ] {
         assert_valid_cards(app.post_raw(PATIENT_VIEW, content_type, body.clone()).await).await;
     }
 }
@@ -149,7 +287,14 @@ async fn no_client_input_gets_a_5xx() {
         "{\"hook\":\"\\ud800\"}".to_owned(),
     ];
     for body in hostile {
-        let response = app.post_raw(PATIENT_VIEW, "application/json", body.clone()).await;
-        assert!(response.status().is_client_error(), "{} for {}", response.status(), &body[..body.len().min(80)]);
+        let response = app
+            .post_raw(PATIENT_VIEW, "application/json", body.clone())
+            .await;
+        assert!(
+            response.status().is_client_error(),
+            "{} for {}",
+            response.status(),
+            &body[..body.len().min(80)]
+        );
     }
 }

@@ -15,14 +15,30 @@ const SERVICE: &str = "/cds-services/leg-cramps-patient-view";
 /// Verna Satterfield (a diuretic, a beta-blocker, 1,600 observations), with
 /// documented cramps added; None when ../shared/samples is absent.
 fn sample_resources() -> Option<(String, Vec<Value>)> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/samples/generated/Verna_Satterfield_afe4d0ff.json");
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/samples/generated/Verna_Satterfield_afe4d0ff.json");
     if !path.exists() {
-        assert!(std::env::var_os("CRAMP_CDS_REQUIRE_SAMPLES").is_none(), "{} is missing", path.display());
+        assert!(
+            std::env::var_os("CRAMP_CDS_REQUIRE_SAMPLES").is_none(),
+            "{} is missing",
+            path.display()
+        );
         return None;
     }
     let bundle: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    let mut resources: Vec<Value> = bundle["entry"].as_array().unwrap().iter().map(|e| e["resource"].clone()).collect();
-    let patient_id = resources.iter().find(|r| r["resourceType"] == "Patient").unwrap()["id"].as_str().unwrap().to_owned();
+    let mut resources: Vec<Value> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"].clone())
+        .collect();
+    let patient_id = resources
+        .iter()
+        .find(|r| r["resourceType"] == "Patient")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     resources.push(json!({
         "resourceType": "Condition", "id": "documented-cramps",
         "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
@@ -53,7 +69,14 @@ fn comparable(body: &Value) -> Vec<Value> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| json!([c["source"]["topic"]["code"], c["indicator"], c["summary"], c["extension"]]))
+        .map(|c| {
+            json!([
+                c["source"]["topic"]["code"],
+                c["indicator"],
+                c["summary"],
+                c["extension"]
+            ])
+        })
         .collect();
     cards.sort_by_key(|c| c.to_string());
     cards
@@ -61,42 +84,78 @@ fn comparable(body: &Value) -> Vec<Value> {
 
 async fn templates(app: &TestApp) -> serde_json::Map<String, Value> {
     let discovery: Value = app.get("/cds-services").await.json().await.unwrap();
-    discovery["services"][0]["prefetch"].as_object().unwrap().clone()
+    discovery["services"][0]["prefetch"]
+        .as_object()
+        .unwrap()
+        .clone()
 }
 
 #[tokio::test]
 async fn fetched_prefetch_gives_the_same_cards_as_full_prefetch() {
-    let Some((patient_id, resources)) = sample_resources() else { return };
+    let Some((patient_id, resources)) = sample_resources() else {
+        return;
+    };
     let fhir = FhirServer::start(resources).await;
     let app = spawn_app_with(|s| s.fhir.allowed_servers = vec![fhir.url("")]).await;
     let templates = templates(&app).await;
 
     let full = fhir.prefetch_for(&templates, &patient_id);
-    let with_prefetch = assert_valid_cards(app.post_json(SERVICE, &request(&patient_id, Some(full.clone()), None)).await).await;
-    assert!(!with_prefetch["cards"].as_array().unwrap().is_empty(), "the sample with cramps must produce cards");
+    let with_prefetch = assert_valid_cards(
+        app.post_json(SERVICE, &request(&patient_id, Some(full.clone()), None))
+            .await,
+    )
+    .await;
+    assert!(
+        !with_prefetch["cards"].as_array().unwrap().is_empty(),
+        "the sample with cramps must produce cards"
+    );
 
     let before = fhir.requests.load(Ordering::SeqCst);
-    let fetched = assert_valid_cards(app.post_json(SERVICE, &request(&patient_id, None, Some(&fhir.url("")))).await).await;
+    let fetched = assert_valid_cards(
+        app.post_json(SERVICE, &request(&patient_id, None, Some(&fhir.url(""))))
+            .await,
+    )
+    .await;
     assert_eq!(comparable(&fetched), comparable(&with_prefetch));
     let calls = fhir.requests.load(Ordering::SeqCst) - before;
-    assert!(calls > templates.len(), "pagination must have been followed ({calls} calls for {} keys)", templates.len());
+    assert!(
+        calls > templates.len(),
+        "pagination must have been followed ({calls} calls for {} keys)",
+        templates.len()
+    );
 
     // Some keys sent, one answered with an OperationOutcome, the rest fetched.
     let mut partial = serde_json::Map::new();
     partial.insert("patient".into(), full["patient"].clone());
     partial.insert("conditions".into(), full["conditions"].clone());
     partial.insert("observations".into(), json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "too-costly"}]}));
-    let mixed = assert_valid_cards(app.post_json(SERVICE, &request(&patient_id, Some(Value::Object(partial)), Some(&fhir.url("")))).await).await;
+    let mixed = assert_valid_cards(
+        app.post_json(
+            SERVICE,
+            &request(
+                &patient_id,
+                Some(Value::Object(partial)),
+                Some(&fhir.url("")),
+            ),
+        )
+        .await,
+    )
+    .await;
     assert_eq!(comparable(&mixed), comparable(&with_prefetch));
 }
 
 #[tokio::test]
 async fn every_fhir_fault_is_a_412_within_the_deadline() {
-    let Some((patient_id, resources)) = sample_resources() else { return };
+    let Some((patient_id, resources)) = sample_resources() else {
+        return;
+    };
     let fhir = FhirServer::start(resources).await;
     let closed_port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        format!("http://127.0.0.1:{}/fhir", listener.local_addr().unwrap().port())
+        format!(
+            "http://127.0.0.1:{}/fhir",
+            listener.local_addr().unwrap().port()
+        )
     };
     let dropping = dropping_server();
     // The stand-ins are on loopback: they must be allow-listed explicitly.
@@ -112,58 +171,108 @@ async fn every_fhir_fault_is_a_412_within_the_deadline() {
         (fhir.url("foreign"), "outside the FHIR server"),
         (dropping, "could not be reached or dropped the connection"),
         (closed_port, "could not be reached"),
-        ("ftp://ehr.example.org/fhir".to_owned(), "not an http(s) URL"),
+        (
+            "ftp://ehr.example.org/fhir".to_owned(),
+            "not an http(s) URL",
+        ),
     ];
     for (server, reason) in faults {
         let started = Instant::now();
-        let response = app.post_json(SERVICE, &request(&patient_id, None, Some(&server))).await;
+        let response = app
+            .post_json(SERVICE, &request(&patient_id, None, Some(&server)))
+            .await;
         let elapsed = started.elapsed();
-        assert!(elapsed < Duration::from_millis(2500), "{server}: {elapsed:?}");
+        assert!(
+            elapsed < Duration::from_millis(2500),
+            "{server}: {elapsed:?}"
+        );
         if server.starts_with("ftp") {
             assert_outcome(response, 400).await;
             continue;
         }
         let issues = assert_outcome(response, 412).await;
         let text = serde_json::to_string(&issues).unwrap();
-        assert!(text.contains(reason), "{server}: expected '{reason}' in {text}");
-        assert!(!text.contains(ACCESS_TOKEN), "the access token leaked into the answer");
+        assert!(
+            text.contains(reason),
+            "{server}: expected '{reason}' in {text}"
+        );
+        assert!(
+            !text.contains(ACCESS_TOKEN),
+            "the access token leaked into the answer"
+        );
         // A foreign next link only breaks the paginated searches.
-        let keys: &[&str] = if reason.contains("outside") { &["observations"] } else { &["patient", "conditions", "medicationRequests", "observations"] };
+        let keys: &[&str] = if reason.contains("outside") {
+            &["observations"]
+        } else {
+            &[
+                "patient",
+                "conditions",
+                "medicationRequests",
+                "observations",
+            ]
+        };
         for key in keys {
-            assert!(pointers(&issues).contains(&format!("/prefetch/{key}")), "{server}: {key} not named");
+            assert!(
+                pointers(&issues).contains(&format!("/prefetch/{key}")),
+                "{server}: {key} not named"
+            );
         }
     }
 }
 
 #[tokio::test]
 async fn a_wrong_access_token_is_a_412() {
-    let Some((patient_id, resources)) = sample_resources() else { return };
+    let Some((patient_id, resources)) = sample_resources() else {
+        return;
+    };
     let fhir = FhirServer::start(resources).await;
     let app = spawn_app_with(|s| s.fhir.allowed_servers = vec![fhir.url("")]).await;
     let mut call = request(&patient_id, None, Some(&fhir.url("")));
     call["fhirAuthorization"]["access_token"] = json!("stolen");
     let issues = assert_outcome(app.post_json(SERVICE, &call).await, 412).await;
-    assert!(serde_json::to_string(&issues).unwrap().contains("refused the access token"));
+    assert!(serde_json::to_string(&issues)
+        .unwrap()
+        .contains("refused the access token"));
 }
 
 #[tokio::test]
 async fn a_fhir_server_off_the_allow_list_is_never_contacted() {
-    let Some((patient_id, resources)) = sample_resources() else { return };
+    let Some((patient_id, resources)) = sample_resources() else {
+        return;
+    };
     let fhir = FhirServer::start(resources).await;
-    let app = spawn_app_with(|s| s.fhir.allowed_servers = vec!["https://ehr.example.org/fhir".into()]).await;
-    let issues = assert_outcome(app.post_json(SERVICE, &request(&patient_id, None, Some(&fhir.url("")))).await, 412).await;
+    let app =
+        spawn_app_with(|s| s.fhir.allowed_servers = vec!["https://ehr.example.org/fhir".into()])
+            .await;
+    let issues = assert_outcome(
+        app.post_json(SERVICE, &request(&patient_id, None, Some(&fhir.url(""))))
+            .await,
+        412,
+    )
+    .await;
     let text = serde_json::to_string(&issues).unwrap();
-    assert!(text.contains("fhirServer not trusted") && text.contains("allow-list"), "{text}");
+    assert!(
+        text.contains("fhirServer not trusted") && text.contains("allow-list"),
+        "{text}"
+    );
     assert_eq!(fhir.requests.load(Ordering::SeqCst), 0);
 
     let allowed = spawn_app_with(|s| s.fhir.allowed_servers = vec![fhir.url("")]).await;
-    assert_valid_cards(allowed.post_json(SERVICE, &request(&patient_id, None, Some(&fhir.url("")))).await).await;
+    assert_valid_cards(
+        allowed
+            .post_json(SERVICE, &request(&patient_id, None, Some(&fhir.url(""))))
+            .await,
+    )
+    .await;
 }
 
 /// A patient-view request for p1 whose `procedures` the service must fetch.
 fn without_procedures(server: Option<&str>) -> Value {
     let mut request = patient_view_request();
-    request["prefetch"].as_object_mut().unwrap().remove("procedures");
+    request["prefetch"]
+        .as_object_mut()
+        .unwrap()
+        .remove("procedures");
     if let Some(server) = server {
         request["fhirServer"] = json!(server);
         request["fhirAuthorization"] = json!({"access_token": ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "cramp-cds"});
@@ -172,13 +281,22 @@ fn without_procedures(server: Option<&str>) -> Value {
 }
 
 fn incomplete_keys(body: &Value) -> Vec<String> {
-    let listed = body["extension"]["cramp-cds"]["incomplete"].as_array().cloned().unwrap_or_default();
-    listed.iter().map(|k| k["key"].as_str().unwrap().to_owned()).collect()
+    let listed = body["extension"]["cramp-cds"]["incomplete"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    listed
+        .iter()
+        .map(|k| k["key"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 fn risk_detail(body: &Value) -> String {
     let cards = body["cards"].as_array().unwrap();
-    let card = cards.iter().find(|c| c["source"]["topic"]["code"] == "risk-factors").expect("a risk-factors card");
+    let card = cards
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == "risk-factors")
+        .expect("a risk-factors card");
     card["detail"].as_str().unwrap().to_owned()
 }
 
@@ -197,19 +315,36 @@ async fn an_optional_key_cut_at_the_page_limit_is_said_on_the_card_and_in_the_ex
         s.fhir.fhir_max_pages = 1;
     })
     .await;
-    let body = assert_valid_cards(app.post_json(SERVICE, &without_procedures(Some(&fhir.url("")))).await).await;
+    let body = assert_valid_cards(
+        app.post_json(SERVICE, &without_procedures(Some(&fhir.url(""))))
+            .await,
+    )
+    .await;
     let incomplete = &body["extension"]["cramp-cds"]["incomplete"];
     assert_eq!(incomplete.as_array().map(Vec::len), Some(1), "{body}");
     assert_eq!(incomplete[0]["key"], "procedures");
-    assert!(incomplete[0]["reason"].as_str().unwrap().contains("page limit"), "{incomplete}");
-    assert!(risk_detail(&body).contains("Procedures could not be read: dialysis not checked"), "{}", risk_detail(&body));
+    assert!(
+        incomplete[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("page limit"),
+        "{incomplete}"
+    );
+    assert!(
+        risk_detail(&body).contains("Procedures could not be read: dialysis not checked"),
+        "{}",
+        risk_detail(&body)
+    );
 }
 
 #[tokio::test]
 async fn a_key_neither_sent_nor_fetchable_is_said_unless_other_data_shows_the_finding() {
     let app = spawn_app().await;
     let body = assert_valid_cards(app.post_json(SERVICE, &without_procedures(None)).await).await;
-    assert!(incomplete_keys(&body).contains(&"procedures".to_owned()), "{body}");
+    assert!(
+        incomplete_keys(&body).contains(&"procedures".to_owned()),
+        "{body}"
+    );
     assert!(risk_detail(&body).contains("Procedures could not be read: dialysis not checked"));
 
     // Dialysis already shown by a Condition: nothing left unchecked to say on the card.
@@ -218,10 +353,20 @@ async fn a_key_neither_sent_nor_fetchable_is_said_unless_other_data_shows_the_fi
         "resourceType": "Condition", "id": "z99", "subject": {"reference": "Patient/p1"},
         "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "Z99.2", "display": "Dependence on renal dialysis"}]}
     });
-    request["prefetch"]["conditions"]["entry"].as_array_mut().unwrap().push(json!({"resource": on_dialysis}));
+    request["prefetch"]["conditions"]["entry"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"resource": on_dialysis}));
     let body = assert_valid_cards(app.post_json(SERVICE, &request).await).await;
-    assert!(!risk_detail(&body).contains("could not be read"), "{}", risk_detail(&body));
-    assert!(incomplete_keys(&body).contains(&"procedures".to_owned()), "the answer still says what it lacked");
+    assert!(
+        !risk_detail(&body).contains("could not be read"),
+        "{}",
+        risk_detail(&body)
+    );
+    assert!(
+        incomplete_keys(&body).contains(&"procedures".to_owned()),
+        "the answer still says what it lacked"
+    );
 }
 
 /// §6 r2: the work-up keys are fetched like the others, and a duplex ordered
@@ -238,10 +383,20 @@ async fn the_dvt_work_up_is_fetched_and_answers_the_question() {
     };
     let presenting = vec![
         json!({"resourceType": "Patient", "id": "p1", "birthDate": "1980-01-01"}),
-        condition("swelling", "R22.42", "Localized swelling, mass and lump, left lower limb"),
+        condition(
+            "swelling",
+            "R22.42",
+            "Localized swelling, mass and lump, left lower limb",
+        ),
         condition("pain", "M79.662", "Pain in left lower leg"),
     ];
-    let dvt_card = |body: &Value| body["cards"].as_array().unwrap().iter().any(|c| c["source"]["topic"]["code"] == "dvt-rule-out");
+    let dvt_card = |body: &Value| {
+        body["cards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["source"]["topic"]["code"] == "dvt-rule-out")
+    };
     let duplex = json!({"resourceType": "ServiceRequest", "id": "duplex", "status": "active", "intent": "order",
         "subject": {"reference": "Patient/p1"}, "authoredOn": today,
         "code": {"coding": [{"system": "http://www.ama-assn.org/go/cpt", "code": "93971"}]}});
@@ -253,7 +408,11 @@ async fn the_dvt_work_up_is_fetched_and_answers_the_question() {
         resources.extend(extra.clone());
         let fhir = FhirServer::start(resources).await;
         let app = spawn_app_with(|s| s.fhir.allowed_servers = vec![fhir.url("")]).await;
-        let body = assert_valid_cards(app.post_json(SERVICE, &request("p1", None, Some(&fhir.url("")))).await).await;
+        let body = assert_valid_cards(
+            app.post_json(SERVICE, &request("p1", None, Some(&fhir.url(""))))
+                .await,
+        )
+        .await;
         assert_eq!(dvt_card(&body), fires, "with {extra:?}: {body}");
     }
 }
@@ -271,12 +430,24 @@ async fn a_dvt_prompt_without_the_work_up_keys_says_a_duplex_was_not_checked() {
     let prefetch = request["prefetch"].as_object_mut().unwrap();
     prefetch.remove("serviceRequests");
     prefetch["conditions"]["entry"] = json!([
-        condition("swelling", "R22.42", "Localized swelling, mass and lump, left lower limb"),
+        condition(
+            "swelling",
+            "R22.42",
+            "Localized swelling, mass and lump, left lower limb"
+        ),
         condition("pain", "M79.662", "Pain in left lower leg")
     ]);
     let body = assert_valid_cards(app.post_json(SERVICE, &request).await).await;
-    assert!(incomplete_keys(&body).contains(&"serviceRequests".to_owned()), "{body}");
-    let dvt = body["cards"].as_array().unwrap().iter().find(|c| c["source"]["topic"]["code"] == "dvt-rule-out").expect("a DVT card");
+    assert!(
+        incomplete_keys(&body).contains(&"serviceRequests".to_owned()),
+        "{body}"
+    );
+    let dvt = body["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == "dvt-rule-out")
+        .expect("a DVT card");
     let detail = dvt["detail"].as_str().unwrap();
     assert!(detail.contains("Service requests could not be read: a duplex ultrasound already done or ordered not checked"), "{detail}");
 }

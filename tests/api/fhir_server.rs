@@ -34,14 +34,26 @@ impl FhirServer {
         let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let resources = Arc::new(resources);
         let requests = Arc::new(AtomicUsize::new(0));
-        let shared = web::Data::new(Shared { resources: resources.clone(), requests: requests.clone(), base: base.clone() });
-        let server = HttpServer::new(move || App::new().app_data(shared.clone()).default_service(web::to(answer)))
-            .workers(1)
-            .listen(listener)
-            .unwrap()
-            .run();
+        let shared = web::Data::new(Shared {
+            resources: resources.clone(),
+            requests: requests.clone(),
+            base: base.clone(),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(shared.clone())
+                .default_service(web::to(answer))
+        })
+        .workers(1)
+        .listen(listener)
+        .unwrap()
+        .run();
         tokio::spawn(server);
-        Self { base, requests, resources }
+        Self {
+            base,
+            requests,
+            resources,
+        }
     }
 
     pub fn url(&self, mode: &str) -> String {
@@ -52,11 +64,19 @@ impl FhirServer {
     }
 
     /// What an EHR that resolves the templates itself would prefetch.
-    pub fn prefetch_for(&self, templates: &serde_json::Map<String, Value>, patient_id: &str) -> Value {
+    pub fn prefetch_for(
+        &self,
+        templates: &serde_json::Map<String, Value>,
+        patient_id: &str,
+    ) -> Value {
         let mut prefetch = serde_json::Map::new();
         for (key, template) in templates {
-            let query = template.as_str().unwrap().replace("{{context.patientId}}", patient_id);
-            let everything = search(&self.resources, &query, usize::MAX, 0, "").expect("a known query");
+            let query = template
+                .as_str()
+                .unwrap()
+                .replace("{{context.patientId}}", patient_id);
+            let everything =
+                search(&self.resources, &query, usize::MAX, 0, "").expect("a known query");
             prefetch.insert(key.clone(), everything);
         }
         Value::Object(prefetch)
@@ -66,7 +86,10 @@ impl FhirServer {
 /// A listener that accepts connections and drops them at once.
 pub fn dropping_server() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = format!("http://127.0.0.1:{}/fhir", listener.local_addr().unwrap().port());
+    let address = format!(
+        "http://127.0.0.1:{}/fhir",
+        listener.local_addr().unwrap().port()
+    );
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             drop(stream);
@@ -82,7 +105,10 @@ async fn answer(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse
         Some((mode, rest)) => (mode.trim_start_matches('/'), rest.to_owned()),
         None => return HttpResponse::NotFound().finish(),
     };
-    let authorized = request.headers().get("authorization").and_then(|v| v.to_str().ok())
+    let authorized = request
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
         == Some(format!("Bearer {ACCESS_TOKEN}").as_str());
     match mode {
         "slow" => tokio::time::sleep(Duration::from_secs(5)).await,
@@ -104,13 +130,21 @@ async fn answer(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse
         "" => rest.clone(),
         q => format!("{rest}?{q}"),
     };
-    let params: HashMap<String, String> = web::Query::<HashMap<String, String>>::from_query(request.query_string())
-        .map(|q| q.into_inner())
-        .unwrap_or_default();
-    let page: usize = params.get("_page").and_then(|p| p.parse().ok()).unwrap_or(0);
+    let params: HashMap<String, String> =
+        web::Query::<HashMap<String, String>>::from_query(request.query_string())
+            .map(|q| q.into_inner())
+            .unwrap_or_default();
+    let page: usize = params
+        .get("_page")
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
     // The next link points back here: to "{base}/fhir" or "{base}/{mode}/fhir".
     let prefix = &path[..path.len() - rest.len() - 1];
-    let next_base = if mode == "foreign" { "http://169.254.169.254/fhir".to_owned() } else { format!("{}{prefix}", shared.base) };
+    let next_base = if mode == "foreign" {
+        "http://169.254.169.254/fhir".to_owned()
+    } else {
+        format!("{}{prefix}", shared.base)
+    };
     match search(&shared.resources, &query, PAGE_SIZE, page, &next_base) {
         Some(body) => HttpResponse::Ok().content_type("application/fhir+json").json(body),
         None => HttpResponse::NotFound().content_type("application/fhir+json").json(json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-found"}]})),
@@ -119,7 +153,13 @@ async fn answer(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse
 
 /// A read (`Patient/id`) or a search (`Type?patient=..&code=..&status=..&_include=..`),
 /// as a searchset Bundle page with a next link when more remain.
-fn search(resources: &[Value], query: &str, page_size: usize, page: usize, next_base: &str) -> Option<Value> {
+fn search(
+    resources: &[Value],
+    query: &str,
+    page_size: usize,
+    page: usize,
+    next_base: &str,
+) -> Option<Value> {
     let (path_part, query_part) = query.split_once('?').unwrap_or((query, ""));
     let params: Vec<(String, String)> = query_part
         .split('&')
@@ -127,9 +167,17 @@ fn search(resources: &[Value], query: &str, page_size: usize, page: usize, next_
         .filter_map(|p| p.split_once('='))
         .map(|(k, v)| (k.to_owned(), percent_decode(v)))
         .collect();
-    let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
     if let Some((kind, id)) = path_part.split_once('/') {
-        return resources.iter().find(|r| r["resourceType"] == kind && r["id"] == id).cloned();
+        return resources
+            .iter()
+            .find(|r| r["resourceType"] == kind && r["id"] == id)
+            .cloned();
     }
     let kind = path_part;
     let patient = param("patient")?;
@@ -137,7 +185,10 @@ fn search(resources: &[Value], query: &str, page_size: usize, page: usize, next_
         .iter()
         .filter(|r| r["resourceType"] == kind)
         .filter(|r| {
-            let subject = r["subject"]["reference"].as_str().or(r["patient"]["reference"].as_str()).unwrap_or("");
+            let subject = r["subject"]["reference"]
+                .as_str()
+                .or(r["patient"]["reference"].as_str())
+                .unwrap_or("");
             subject.ends_with(patient)
         })
         .filter(|r| match param("status") {
@@ -161,18 +212,33 @@ fn search(resources: &[Value], query: &str, page_size: usize, page: usize, next_
         for r in &matches {
             if let Some(reference) = r["medicationReference"]["reference"].as_str() {
                 let id = reference.rsplit(['/', ':']).next().unwrap_or("");
-                included.extend(resources.iter().filter(|m| m["resourceType"] == "Medication" && m["id"] == id));
+                included.extend(
+                    resources
+                        .iter()
+                        .filter(|m| m["resourceType"] == "Medication" && m["id"] == id),
+                );
             }
         }
     }
     let total = matches.len();
     let start = page.saturating_mul(page_size).min(total);
     let end = start.saturating_add(page_size).min(total);
-    let mut entries: Vec<Value> = matches.drain(start..end).map(|r| json!({"resource": r, "search": {"mode": "match"}})).collect();
-    entries.extend(included.into_iter().map(|r| json!({"resource": r, "search": {"mode": "include"}})));
-    let mut bundle = json!({"resourceType": "Bundle", "type": "searchset", "total": total, "entry": entries});
+    let mut entries: Vec<Value> = matches
+        .drain(start..end)
+        .map(|r| json!({"resource": r, "search": {"mode": "match"}}))
+        .collect();
+    entries.extend(
+        included
+            .into_iter()
+            .map(|r| json!({"resource": r, "search": {"mode": "include"}})),
+    );
+    let mut bundle =
+        json!({"resourceType": "Bundle", "type": "searchset", "total": total, "entry": entries});
     if end < total {
-        let mut next_query: Vec<&str> = query_part.split('&').filter(|p| !p.is_empty() && !p.starts_with("_page=")).collect();
+        let mut next_query: Vec<&str> = query_part
+            .split('&')
+            .filter(|p| !p.is_empty() && !p.starts_with("_page="))
+            .collect();
         let page_param = format!("_page={}", page + 1);
         next_query.push(&page_param);
         bundle["link"] = json!([{"relation": "next", "url": format!("{next_base}/{kind}?{}", next_query.join("&"))}]);

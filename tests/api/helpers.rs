@@ -26,7 +26,10 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServeSettings)) -> TestApp {
     let app = Application::build(settings).await.expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
     tokio::spawn(app.run_until_stopped());
-    TestApp { address, client: reqwest::Client::new() }
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+    }
 }
 
 /// A fresh SQLite database file for one app.
@@ -37,10 +40,16 @@ pub fn temporary_sqlite() -> String {
 
 impl TestApp {
     pub async fn post_json(&self, path: &str, body: &Value) -> reqwest::Response {
-        self.post_raw(path, "application/json", body.to_string()).await
+        self.post_raw(path, "application/json", body.to_string())
+            .await
     }
 
-    pub async fn post_raw(&self, path: &str, content_type: &str, body: impl Into<reqwest::Body>) -> reqwest::Response {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
         self.client
             .post(format!("{}{path}", self.address))
             .header(CONTENT_TYPE, content_type)
@@ -51,7 +60,11 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
-        self.client.get(format!("{}{path}", self.address)).send().await.expect("the request is sent")
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .expect("the request is sent")
     }
 }
 
@@ -73,12 +86,24 @@ pub async fn assert_valid_cards(response: reqwest::Response) -> Value {
 /// A 4xx whose body is an OperationOutcome; returns the issues.
 pub async fn assert_outcome(response: reqwest::Response, status: u16) -> Vec<Value> {
     assert_eq!(response.status(), status);
-    let content_type = response.headers().get(CONTENT_TYPE).unwrap().to_str().unwrap().to_owned();
-    assert!(content_type.starts_with("application/fhir+json"), "content type {content_type}");
+    let content_type = response
+        .headers()
+        .get(CONTENT_TYPE)
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/fhir+json"),
+        "content type {content_type}"
+    );
     let body: Value = response.json().await.expect("a JSON body");
     assert_eq!(body["resourceType"], "OperationOutcome", "{body:#}");
     let issues = body["issue"].as_array().cloned().unwrap_or_default();
-    assert!(!issues.is_empty(), "an OperationOutcome without issues: {body:#}");
+    assert!(
+        !issues.is_empty(),
+        "an OperationOutcome without issues: {body:#}"
+    );
     for issue in &issues {
         assert_eq!(issue["severity"], "error");
         assert!(issue["diagnostics"].as_str().is_some_and(|d| !d.is_empty()));
@@ -87,11 +112,20 @@ pub async fn assert_outcome(response: reqwest::Response, status: u16) -> Vec<Val
 }
 
 pub fn pointers(issues: &[Value]) -> Vec<String> {
-    issues.iter().flat_map(|i| i["expression"].as_array().cloned().unwrap_or_default()).filter_map(|e| e.as_str().map(str::to_owned)).collect()
+    issues
+        .iter()
+        .flat_map(|i| i["expression"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| e.as_str().map(str::to_owned))
+        .collect()
 }
 
 pub fn topics(body: &Value) -> Vec<String> {
-    body["cards"].as_array().unwrap().iter().map(|c| c["source"]["topic"]["code"].as_str().unwrap().to_owned()).collect()
+    body["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["source"]["topic"]["code"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 pub fn finding_codes(body: &Value, topic: &str) -> Vec<String> {
@@ -100,7 +134,12 @@ pub fn finding_codes(body: &Value, topic: &str) -> Vec<String> {
         .unwrap()
         .iter()
         .filter(|c| c["source"]["topic"]["code"] == topic)
-        .flat_map(|c| c["extension"]["cramp-cds"]["findings"].as_array().unwrap().iter())
+        .flat_map(|c| {
+            c["extension"]["cramp-cds"]["findings"]
+                .as_array()
+                .unwrap()
+                .iter()
+        })
         .map(|f| f["code"].as_str().unwrap().to_owned())
         .collect()
 }

@@ -7,14 +7,35 @@ use crate::helpers::*;
 #[tokio::test]
 async fn patient_view_returns_risk_factor_and_culprit_cards() {
     let app = spawn_app().await;
-    let body = assert_valid_cards(app.post_json("/cds-services/leg-cramps-patient-view", &patient_view_request()).await).await;
+    let body = assert_valid_cards(
+        app.post_json(
+            "/cds-services/leg-cramps-patient-view",
+            &patient_view_request(),
+        )
+        .await,
+    )
+    .await;
     let mut topics = topics(&body);
     topics.sort();
     assert_eq!(topics, ["medication-culprits", "risk-factors"]);
-    assert_eq!(finding_codes(&body, "risk-factors"), ["older-age", "hypokalemia"]);
-    assert_eq!(finding_codes(&body, "medication-culprits"), ["loop-diuretic"]);
-    let risk = body["cards"].as_array().unwrap().iter().find(|c| c["source"]["topic"]["code"] == "risk-factors").unwrap();
-    assert_eq!(risk["indicator"], "warning", "a low electrolyte raises the indicator");
+    assert_eq!(
+        finding_codes(&body, "risk-factors"),
+        ["older-age", "hypokalemia"]
+    );
+    assert_eq!(
+        finding_codes(&body, "medication-culprits"),
+        ["loop-diuretic"]
+    );
+    let risk = body["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == "risk-factors")
+        .unwrap();
+    assert_eq!(
+        risk["indicator"], "warning",
+        "a low electrolyte raises the indicator"
+    );
     let evidence = &risk["extension"]["cramp-cds"]["findings"][1]["evidence"];
     assert_eq!(evidence, &json!(["Observation/k"]));
 }
@@ -22,15 +43,25 @@ async fn patient_view_returns_risk_factor_and_culprit_cards() {
 #[tokio::test]
 async fn order_hooks_warn_about_a_quinine_draft() {
     let app = spawn_app().await;
-    for (service, hook) in [("leg-cramps-order-select", "order-select"), ("leg-cramps-order-sign", "order-sign")] {
+    for (service, hook) in [
+        ("leg-cramps-order-select", "order-select"),
+        ("leg-cramps-order-sign", "order-sign"),
+    ] {
         let request = order_request(hook, vec![quinine_draft()]);
-        let body = assert_valid_cards(app.post_json(&format!("/cds-services/{service}"), &request).await).await;
+        let body = assert_valid_cards(
+            app.post_json(&format!("/cds-services/{service}"), &request)
+                .await,
+        )
+        .await;
         assert_eq!(topics(&body), ["quinine-warning"], "{hook}");
         let card = &body["cards"][0];
         assert_eq!(card["indicator"], "critical");
         assert_eq!(card["selectionBehavior"], "at-most-one");
         assert_eq!(card["suggestions"][0]["actions"][0]["type"], "delete");
-        assert_eq!(card["suggestions"][0]["actions"][0]["resourceId"], "MedicationRequest/draft-quinine");
+        assert_eq!(
+            card["suggestions"][0]["actions"][0]["resourceId"],
+            "MedicationRequest/draft-quinine"
+        );
         assert!(card["overrideReasons"].as_array().unwrap().len() >= 2);
     }
 }
@@ -42,12 +73,18 @@ async fn every_prefetch_shape_is_read() {
     // OperationOutcome for an optional key.
     let mut request = patient_view_request();
     request["prefetch"]["conditions"] = cramp_condition();
-    request["prefetch"]["medicationStatements"] =
-        json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "too-costly"}]});
+    request["prefetch"]["medicationStatements"] = json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "too-costly"}]});
     request["prefetch"]["extraObservations"] = searchset(vec![low_potassium()]);
     request["prefetch"]["observations"] = Value::Null;
-    let body = assert_valid_cards(app.post_json("/cds-services/leg-cramps-patient-view", &request).await).await;
-    assert_eq!(finding_codes(&body, "risk-factors"), ["older-age", "hypokalemia"]);
+    let body = assert_valid_cards(
+        app.post_json("/cds-services/leg-cramps-patient-view", &request)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        finding_codes(&body, "risk-factors"),
+        ["older-age", "hypokalemia"]
+    );
 }
 
 #[tokio::test]
@@ -55,9 +92,21 @@ async fn the_same_resource_under_two_keys_counts_once() {
     let app = spawn_app().await;
     let mut request = patient_view_request();
     request["prefetch"]["medicationStatements"] = searchset(vec![furosemide()]);
-    let body = assert_valid_cards(app.post_json("/cds-services/leg-cramps-patient-view", &request).await).await;
-    let culprits = body["cards"].as_array().unwrap().iter().find(|c| c["source"]["topic"]["code"] == "medication-culprits").unwrap();
-    assert_eq!(culprits["extension"]["cramp-cds"]["findings"][0]["evidence"], json!(["MedicationRequest/furosemide"]));
+    let body = assert_valid_cards(
+        app.post_json("/cds-services/leg-cramps-patient-view", &request)
+            .await,
+    )
+    .await;
+    let culprits = body["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == "medication-culprits")
+        .unwrap();
+    assert_eq!(
+        culprits["extension"]["cramp-cds"]["findings"][0]["evidence"],
+        json!(["MedicationRequest/furosemide"])
+    );
 }
 
 #[tokio::test]
@@ -72,7 +121,11 @@ async fn unknown_members_and_extensions_are_ignored() {
     request["prefetch"]["patient"]["_birthDate"] = json!({"id": "b"});
     request["fhirAuthorization"] = json!({"access_token": "secret", "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "cds", "extra": 1});
     request["fhirServer"] = json!("https://ehr.example.org/fhir");
-    assert_valid_cards(app.post_json("/cds-services/leg-cramps-patient-view", &request).await).await;
+    assert_valid_cards(
+        app.post_json("/cds-services/leg-cramps-patient-view", &request)
+            .await,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -83,8 +136,15 @@ async fn malformed_resources_are_skipped_not_fatal() {
         .as_array_mut()
         .unwrap()
         .extend([json!({"resource": {"resourceType": "Condition", "id": "bad", "code": "not a concept"}}), json!({"resource": 42}), json!({})]);
-    let body = assert_valid_cards(app.post_json("/cds-services/leg-cramps-patient-view", &request).await).await;
-    assert_eq!(finding_codes(&body, "risk-factors"), ["older-age", "hypokalemia"]);
+    let body = assert_valid_cards(
+        app.post_json("/cds-services/leg-cramps-patient-view", &request)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        finding_codes(&body, "risk-factors"),
+        ["older-age", "hypokalemia"]
+    );
 }
 
 #[tokio::test]
@@ -92,7 +152,11 @@ async fn a_chart_without_documented_cramps_gets_no_cards() {
     let app = spawn_app().await;
     let mut request = patient_view_request();
     request["prefetch"]["conditions"] = Value::Null;
-    let body = assert_valid_cards(app.post_json("/cds-services/leg-cramps-patient-view", &request).await).await;
+    let body = assert_valid_cards(
+        app.post_json("/cds-services/leg-cramps-patient-view", &request)
+            .await,
+    )
+    .await;
     assert_eq!(body, json!({"cards": []}));
 }
 
@@ -136,7 +200,11 @@ async fn every_hook_answers_realistic_prefetch_from_the_samples() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/samples"));
     if !dir.is_dir() {
-        assert!(std::env::var_os("CRAMP_CDS_REQUIRE_SAMPLES").is_none(), "no samples at {}", dir.display());
+        assert!(
+            std::env::var_os("CRAMP_CDS_REQUIRE_SAMPLES").is_none(),
+            "no samples at {}",
+            dir.display()
+        );
         return;
     }
     let app = spawn_app().await;
@@ -158,9 +226,17 @@ async fn every_hook_answers_realistic_prefetch_from_the_samples() {
                     request["context"]["draftOrders"] = json!({"resourceType": "Bundle", "type": "collection", "entry": [{"resource": quinine_draft()}]});
                     request["context"]["selections"] = json!(["MedicationRequest/draft-quinine"]);
                 }
-                let body = assert_valid_cards(app.post_json(&format!("/cds-services/{service}"), &request).await).await;
+                let body = assert_valid_cards(
+                    app.post_json(&format!("/cds-services/{service}"), &request)
+                        .await,
+                )
+                .await;
                 if hook != "patient-view" {
-                    assert!(topics(&body).contains(&"quinine-warning".to_owned()), "{}: {hook}", path.display());
+                    assert!(
+                        topics(&body).contains(&"quinine-warning".to_owned()),
+                        "{}: {hook}",
+                        path.display()
+                    );
                 }
             }
         }
@@ -178,10 +254,25 @@ async fn dvt_orders_fall_back_to_the_context_patient() {
         "recordedDate": chrono::Utc::now().to_rfc3339()
     });
     request["prefetch"]["conditions"] = searchset(vec![cramp_condition(), swelling]);
-    let body = assert_valid_cards(app.post_json("/cds-services/leg-cramps-patient-view", &request).await).await;
-    let dvt = body["cards"].as_array().unwrap().iter().find(|c| c["source"]["topic"]["code"] == "dvt-rule-out").unwrap();
-    assert_eq!(dvt["suggestions"][0]["actions"][0]["resource"]["subject"]["reference"], "Patient/p1");
-    assert_eq!(finding_codes(&body, "dvt-rule-out"), ["leg-swelling", "leg-cramps"]);
+    let body = assert_valid_cards(
+        app.post_json("/cds-services/leg-cramps-patient-view", &request)
+            .await,
+    )
+    .await;
+    let dvt = body["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == "dvt-rule-out")
+        .unwrap();
+    assert_eq!(
+        dvt["suggestions"][0]["actions"][0]["resource"]["subject"]["reference"],
+        "Patient/p1"
+    );
+    assert_eq!(
+        finding_codes(&body, "dvt-rule-out"),
+        ["leg-swelling", "leg-cramps"]
+    );
 }
 
 #[tokio::test]
@@ -190,15 +281,35 @@ async fn another_patients_prefetch_never_reaches_the_cards() {
     // Every resource names Patient/p1, but the chart open is p9's.
     let mut request = patient_view_request();
     request["context"]["patientId"] = json!("p9");
-    let body = assert_valid_cards(app.post_json("/cds-services/leg-cramps-patient-view", &request).await).await;
-    assert_eq!(body["cards"], json!([]), "p1's cramps, medicine and labs are not p9's");
+    let body = assert_valid_cards(
+        app.post_json("/cds-services/leg-cramps-patient-view", &request)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        body["cards"],
+        json!([]),
+        "p1's cramps, medicine and labs are not p9's"
+    );
 
     // The chart is p1's, but the patient prefetch brought an older stranger.
     let mut request = patient_view_request();
-    request["prefetch"]["patient"] = json!({"resourceType": "Patient", "id": "p2", "birthDate": "1930-01-01"});
-    let body = assert_valid_cards(app.post_json("/cds-services/leg-cramps-patient-view", &request).await).await;
-    assert_eq!(finding_codes(&body, "risk-factors"), ["hypokalemia"], "the stranger's age is not p1's");
-    assert_eq!(finding_codes(&body, "medication-culprits"), ["loop-diuretic"]);
+    request["prefetch"]["patient"] =
+        json!({"resourceType": "Patient", "id": "p2", "birthDate": "1930-01-01"});
+    let body = assert_valid_cards(
+        app.post_json("/cds-services/leg-cramps-patient-view", &request)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        finding_codes(&body, "risk-factors"),
+        ["hypokalemia"],
+        "the stranger's age is not p1's"
+    );
+    assert_eq!(
+        finding_codes(&body, "medication-culprits"),
+        ["loop-diuretic"]
+    );
 }
 
 #[tokio::test]
@@ -215,9 +326,25 @@ async fn dvt_orders_are_for_the_context_patient_when_the_record_holds_a_linked_r
         "recordedDate": chrono::Utc::now().to_rfc3339()
     });
     request["prefetch"]["conditions"] = searchset(vec![cramp_condition(), swelling]);
-    let body = assert_valid_cards(app.post_json("/cds-services/leg-cramps-patient-view", &request).await).await;
-    assert_eq!(finding_codes(&body, "dvt-rule-out"), ["leg-swelling", "leg-cramps"], "the merged record's swelling counts");
+    let body = assert_valid_cards(
+        app.post_json("/cds-services/leg-cramps-patient-view", &request)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        finding_codes(&body, "dvt-rule-out"),
+        ["leg-swelling", "leg-cramps"],
+        "the merged record's swelling counts"
+    );
     assert_eq!(finding_codes(&body, "risk-factors")[0], "older-age");
-    let dvt = body["cards"].as_array().unwrap().iter().find(|c| c["source"]["topic"]["code"] == "dvt-rule-out").unwrap();
-    assert_eq!(dvt["suggestions"][0]["actions"][0]["resource"]["subject"]["reference"], "Patient/p1");
+    let dvt = body["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == "dvt-rule-out")
+        .unwrap();
+    assert_eq!(
+        dvt["suggestions"][0]["actions"][0]["resource"]["subject"]["reference"],
+        "Patient/p1"
+    );
 }

@@ -46,22 +46,54 @@ async fn a_referenced_medication_that_was_not_included_is_fetched() {
     .await;
     // Everything prefetched, but the order names its medicine by reference.
     let mut request = patient_view_request();
-    request["prefetch"]["medicationRequests"] = searchset(vec![by_reference("mr-furosemide", "furo", "active")]);
+    request["prefetch"]["medicationRequests"] =
+        searchset(vec![by_reference("mr-furosemide", "furo", "active")]);
     for key in ["serviceRequests", "diagnosticReports", "imagingStudies"] {
         request["prefetch"][key] = Value::Null;
     }
-    let without = assert_valid_cards(app.post_json("/cds-services/leg-cramps-patient-view", &request).await).await;
-    assert!(finding_codes(&without, "medication-culprits").is_empty(), "no server: the medicine stays unknown");
+    let without = assert_valid_cards(
+        app.post_json("/cds-services/leg-cramps-patient-view", &request)
+            .await,
+    )
+    .await;
+    assert!(
+        finding_codes(&without, "medication-culprits").is_empty(),
+        "no server: the medicine stays unknown"
+    );
     let before = fhir.requests.load(Ordering::SeqCst);
-    let body = assert_valid_cards(app.post_json("/cds-services/leg-cramps-patient-view", &with_server(request, &fhir.url(""))).await).await;
-    assert_eq!(finding_codes(&body, "medication-culprits"), ["loop-diuretic"]);
-    assert_eq!(fhir.requests.load(Ordering::SeqCst) - before, 1, "one read: Medication/furo");
+    let body = assert_valid_cards(
+        app.post_json(
+            "/cds-services/leg-cramps-patient-view",
+            &with_server(request, &fhir.url("")),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        finding_codes(&body, "medication-culprits"),
+        ["loop-diuretic"]
+    );
+    assert_eq!(
+        fhir.requests.load(Ordering::SeqCst) - before,
+        1,
+        "one read: Medication/furo"
+    );
 
     // Nothing prefetched: the searches, then the Medication, two rounds.
     let mut request = patient_view_request();
     request.as_object_mut().unwrap().remove("prefetch");
-    let body = assert_valid_cards(app.post_json("/cds-services/leg-cramps-patient-view", &with_server(request, &fhir.url(""))).await).await;
-    assert_eq!(finding_codes(&body, "medication-culprits"), ["loop-diuretic"]);
+    let body = assert_valid_cards(
+        app.post_json(
+            "/cds-services/leg-cramps-patient-view",
+            &with_server(request, &fhir.url("")),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        finding_codes(&body, "medication-culprits"),
+        ["loop-diuretic"]
+    );
 }
 
 #[tokio::test]
@@ -75,14 +107,25 @@ async fn a_quinine_draft_by_reference_still_gets_its_warning() {
     let mut draft = by_reference("draft-quinine", "quinine", "draft");
     draft["intent"] = json!("proposal");
     let request = with_server(order_request("order-select", vec![draft]), &fhir.url(""));
-    let body = assert_valid_cards(app.post_json("/cds-services/leg-cramps-order-select", &request).await).await;
-    assert!(topics(&body).contains(&"quinine-warning".to_owned()), "{body:#}");
+    let body = assert_valid_cards(
+        app.post_json("/cds-services/leg-cramps-order-select", &request)
+            .await,
+    )
+    .await;
+    assert!(
+        topics(&body).contains(&"quinine-warning".to_owned()),
+        "{body:#}"
+    );
 
     // A Medication the server does not have is reported, never fatal.
     let mut draft = by_reference("draft-unknown", "gone", "draft");
     draft["intent"] = json!("proposal");
     let request = with_server(order_request("order-sign", vec![draft]), &fhir.url(""));
-    let body = assert_valid_cards(app.post_json("/cds-services/leg-cramps-order-sign", &request).await).await;
+    let body = assert_valid_cards(
+        app.post_json("/cds-services/leg-cramps-order-sign", &request)
+            .await,
+    )
+    .await;
     let unread = body["extension"]["cramp-cds"]["incomplete"].to_string();
     assert!(unread.contains("Medication/gone"), "{body:#}");
 }

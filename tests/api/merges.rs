@@ -25,7 +25,11 @@ fn request(p1_links: Value, other_links: Value) -> Value {
 }
 
 async fn merged(app: &TestApp, p1_links: Value, other_links: Value) -> bool {
-    let body = assert_valid_cards(app.post_json(SERVICE, &request(p1_links, other_links)).await).await;
+    let body = assert_valid_cards(
+        app.post_json(SERVICE, &request(p1_links, other_links))
+            .await,
+    )
+    .await;
     body.to_string().contains("dm-of-other")
 }
 
@@ -36,11 +40,28 @@ async fn a_seealso_link_merges_nothing_and_only_the_patients_own_merge_links_do(
     let to_p1 = |kind: &str| json!([{"other": {"reference": "Patient/p1"}, "type": kind}]);
     assert!(!merged(&app, link("seealso"), json!([])).await, "seealso");
     assert!(!merged(&app, link("refer"), json!([])).await, "refer");
-    assert!(!merged(&app, json!([{"other": {"reference": "Patient/other"}}]), json!([])).await, "untyped");
+    assert!(
+        !merged(
+            &app,
+            json!([{"other": {"reference": "Patient/other"}}]),
+            json!([])
+        )
+        .await,
+        "untyped"
+    );
     // Declared only on the other patient's resource: anyone could write it.
-    assert!(!merged(&app, json!([]), to_p1("replaces")).await, "declared by the other record");
-    assert!(!merged(&app, json!([]), to_p1("replaced-by")).await, "declared by the other record");
+    assert!(
+        !merged(&app, json!([]), to_p1("replaces")).await,
+        "declared by the other record"
+    );
+    assert!(
+        !merged(&app, json!([]), to_p1("replaced-by")).await,
+        "declared by the other record"
+    );
     // The patient's own record says it was merged: the same person.
     assert!(merged(&app, link("replaces"), json!([])).await, "replaces");
-    assert!(merged(&app, link("replaced-by"), json!([])).await, "replaced-by");
+    assert!(
+        merged(&app, link("replaced-by"), json!([])).await,
+        "replaced-by"
+    );
 }

@@ -41,7 +41,11 @@ impl Proxy {
                 live.lock().unwrap().push(task.abort_handle());
             }
         });
-        Self { port, down, connections }
+        Self {
+            port,
+            down,
+            connections,
+        }
     }
 
     fn kill(&self) {
@@ -58,7 +62,9 @@ impl Proxy {
 
 #[tokio::test]
 async fn hooks_keep_answering_while_the_database_is_down() {
-    let Some(url) = postgres_database().await else { return };
+    let Some(url) = postgres_database().await else {
+        return;
+    };
     let (prefix, rest) = url.split_once('@').unwrap();
     let (host_port, database) = rest.split_once('/').unwrap();
     let proxy = Proxy::start(host_port.to_owned()).await;
@@ -67,27 +73,50 @@ async fn hooks_keep_answering_while_the_database_is_down() {
     let feedback = "/cds-services/leg-cramps-patient-view/feedback";
 
     let before = issue_cards(&app).await;
-    assert_eq!(app.post_json(feedback, &accepted(&before[0])).await.status(), 200);
+    assert_eq!(
+        app.post_json(feedback, &accepted(&before[0]))
+            .await
+            .status(),
+        200
+    );
 
     proxy.kill();
     let started = Instant::now();
     let during = issue_cards(&app).await;
     assert!(!during.is_empty(), "cards are still answered");
-    assert!(started.elapsed() < Duration::from_secs(1), "the outage must not slow hooks down: {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the outage must not slow hooks down: {:?}",
+        started.elapsed()
+    );
     assert_outcome(app.post_json(feedback, &overridden(&before[1])).await, 503).await;
     assert_outcome(app.get("/readyz").await, 503).await;
-    assert_outcome(app.get("/cds-services/leg-cramps-patient-view/feedback/summary").await, 503).await;
+    assert_outcome(
+        app.get("/cds-services/leg-cramps-patient-view/feedback/summary")
+            .await,
+        503,
+    )
+    .await;
     let metrics = app.get("/metrics").await.text().await.unwrap();
-    assert!(metrics.contains("store_failures_total"), "the failure is counted");
+    assert!(
+        metrics.contains("store_failures_total"),
+        "the failure is counted"
+    );
 
     proxy.revive();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let status = app.post_json(feedback, &overridden(&before[1])).await.status();
+        let status = app
+            .post_json(feedback, &overridden(&before[1]))
+            .await
+            .status();
         if status == 200 {
             break;
         }
-        assert!(Instant::now() < deadline, "feedback did not recover: {status}");
+        assert!(
+            Instant::now() < deadline,
+            "feedback did not recover: {status}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert_eq!(app.get("/readyz").await.status(), 200);

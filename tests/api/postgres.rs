@@ -7,7 +7,10 @@ pub fn admin_url() -> Option<String> {
     match std::env::var("CRAMP_CDS_TEST_POSTGRES_URL") {
         Ok(url) => Some(url),
         Err(_) => {
-            assert!(std::env::var_os("CRAMP_CDS_REQUIRE_POSTGRES").is_none(), "CRAMP_CDS_TEST_POSTGRES_URL is not set");
+            assert!(
+                std::env::var_os("CRAMP_CDS_REQUIRE_POSTGRES").is_none(),
+                "CRAMP_CDS_TEST_POSTGRES_URL is not set"
+            );
             eprintln!("skipping: CRAMP_CDS_TEST_POSTGRES_URL is not set");
             None
         }
@@ -18,9 +21,16 @@ pub fn admin_url() -> Option<String> {
 pub async fn postgres_database() -> Option<String> {
     let admin = admin_url()?;
     let name = format!("cramp_test_{}", uuid::Uuid::new_v4().simple());
-    let mut connection = sqlx::PgConnection::connect(&admin).await.expect("the test PostgreSQL is reachable");
+    let mut connection = sqlx::PgConnection::connect(&admin)
+        .await
+        .expect("the test PostgreSQL is reachable");
     // The name is ours (a uuid), not input.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut connection).await.unwrap();
-    let (base, _) = admin.rsplit_once('/').expect("a database URL ends in /database");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut connection)
+        .await
+        .unwrap();
+    let (base, _) = admin
+        .rsplit_once('/')
+        .expect("a database URL ends in /database");
     Some(format!("{base}/{name}"))
 }

@@ -29,10 +29,18 @@ pub fn start(args: &[&str]) -> (Child, u16, BufReader<std::process::ChildStderr>
         if stderr.read_line(&mut line).unwrap() == 0 {
             break;
         }
-        if let Some(at) = line.find("listening on ").filter(|_| child.try_wait().ok().flatten().is_none()) {
+        if let Some(at) = line
+            .find("listening on ")
+            .filter(|_| child.try_wait().ok().flatten().is_none())
+        {
             // "listening on 127.0.0.1:PORT", in a text or a JSON line.
             let after_host = &line[at..][line[at..].find(':').unwrap() + 1..];
-            let port = after_host.chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap();
+            let port = after_host
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect::<String>()
+                .parse()
+                .unwrap();
             return (child, port, stderr);
         }
     }
@@ -45,7 +53,14 @@ pub fn start(args: &[&str]) -> (Child, u16, BufReader<std::process::ChildStderr>
 async fn tokens_never_reach_the_log() {
     let keys = key_server().await;
     let issuers = issuers_file(json!([{"iss": ISSUER, "jwksUrl": keys.jwks_url}]));
-    let (mut child, port, mut stderr) = start(&["--port", "0", "--issuers", issuers.to_str().unwrap(), "--fhir-server-allow", "http://127.0.0.1:9/fhir"]);
+    let (mut child, port, mut stderr) = start(&[
+        "--port",
+        "0",
+        "--issuers",
+        issuers.to_str().unwrap(),
+        "--fhir-server-allow",
+        "http://127.0.0.1:9/fhir",
+    ]);
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
     let audience = format!("{base}/cds-services/leg-cramps-patient-view");
@@ -55,17 +70,36 @@ async fn tokens_never_reach_the_log() {
     let mut request = patient_view_request();
     request["fhirServer"] = json!("http://127.0.0.1:9/fhir");
     request["fhirAuthorization"] = json!({"access_token": access_token, "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "cds"});
-    request["prefetch"].as_object_mut().unwrap().remove("observations");
+    request["prefetch"]
+        .as_object_mut()
+        .unwrap()
+        .remove("observations");
     for token in [&good, &bad] {
-        let response = client.post(&audience).bearer_auth(token).json(&request).send().await.unwrap();
-        assert!(matches!(response.status().as_u16(), 401 | 412), "{}", response.status());
+        let response = client
+            .post(&audience)
+            .bearer_auth(token)
+            .json(&request)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            matches!(response.status().as_u16(), 401 | 412),
+            "{}",
+            response.status()
+        );
     }
     child.kill().unwrap();
     child.wait().unwrap();
     let mut log = String::new();
     stderr.read_to_string(&mut log).unwrap();
-    assert!(log.contains("401 for POST"), "the refusal is logged with its reason:\n{log}");
-    assert!(log.contains("fetching 'observations' failed"), "the fetch failure is logged:\n{log}");
+    assert!(
+        log.contains("401 for POST"),
+        "the refusal is logged with its reason:\n{log}"
+    );
+    assert!(
+        log.contains("fetching 'observations' failed"),
+        "the fetch failure is logged:\n{log}"
+    );
     for secret in [good.as_str(), bad.as_str(), access_token] {
         assert!(!log.contains(secret), "a token reached the log");
     }
@@ -77,16 +111,28 @@ async fn tokens_never_reach_the_log() {
 
 #[test]
 fn a_public_address_without_issuers_is_refused() {
-    let output = Command::new(BINARY).args(["--host", "0.0.0.0", "--port", "0"]).output().unwrap();
+    let output = Command::new(BINARY)
+        .args(["--host", "0.0.0.0", "--port", "0"])
+        .output()
+        .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("refusing to serve 0.0.0.0 without authentication"), "{stderr}");
+    assert!(
+        stderr.contains("refusing to serve 0.0.0.0 without authentication"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn allow_unauthenticated_serves_and_says_so_loudly() {
     let mut child = Command::new(BINARY)
-        .args(["--host", "0.0.0.0", "--port", "0", "--allow-unauthenticated"])
+        .args([
+            "--host",
+            "0.0.0.0",
+            "--port",
+            "0",
+            "--allow-unauthenticated",
+        ])
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -109,25 +155,60 @@ async fn feedback_survives_a_restart(database_url: &str) {
     use crate::helpers::TestApp;
 
     let (mut child, port, mut stderr) = start(&["--port", "0", "--database-url", database_url]);
-    let app = TestApp { address: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new() };
+    let app = TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::new(),
+    };
     let cards = issue_cards(&app).await;
-    let dvt = cards.iter().find(|c| c["source"]["topic"]["code"] == "dvt-rule-out").unwrap();
-    assert_eq!(app.post_json("/cds-services/leg-cramps-patient-view/feedback", &accepted(dvt)).await.status(), 200);
+    let dvt = cards
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == "dvt-rule-out")
+        .unwrap();
+    assert_eq!(
+        app.post_json(
+            "/cds-services/leg-cramps-patient-view/feedback",
+            &accepted(dvt)
+        )
+        .await
+        .status(),
+        200
+    );
 
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
-    assert!(child.wait().unwrap().success(), "SIGTERM is a clean shutdown");
+    assert!(
+        child.wait().unwrap().success(),
+        "SIGTERM is a clean shutdown"
+    );
     let mut log = String::new();
     stderr.read_to_string(&mut log).unwrap();
-    assert!(log.contains("closing the store") && log.contains("stopped"), "{log}");
+    assert!(
+        log.contains("closing the store") && log.contains("stopped"),
+        "{log}"
+    );
 
     let (mut child, port, _stderr) = start(&["--port", "0", "--database-url", database_url]);
-    let app = TestApp { address: format!("http://127.0.0.1:{port}"), client: reqwest::Client::new() };
+    let app = TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::new(),
+    };
     let after = summary(&app).await;
     child.kill().unwrap();
     child.wait().unwrap();
-    let dvt_row = after["cardTypes"].as_array().unwrap().iter().find(|r| r["cardType"] == "dvt-rule-out").unwrap();
-    assert_eq!((dvt_row["issued"].as_u64(), dvt_row["accepted"].as_u64()), (Some(1), Some(1)), "{after:#}");
+    let dvt_row = after["cardTypes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["cardType"] == "dvt-rule-out")
+        .unwrap();
+    assert_eq!(
+        (dvt_row["issued"].as_u64(), dvt_row["accepted"].as_u64()),
+        (Some(1), Some(1)),
+        "{after:#}"
+    );
 }
 
 #[tokio::test]
@@ -137,15 +218,26 @@ async fn feedback_survives_a_restart_on_sqlite() {
 
 #[tokio::test]
 async fn feedback_survives_a_restart_on_postgres() {
-    let Some(url) = crate::postgres::postgres_database().await else { return };
+    let Some(url) = crate::postgres::postgres_database().await else {
+        return;
+    };
     feedback_survives_a_restart(&url).await;
 }
 
 #[tokio::test]
 async fn json_logs_carry_the_request_id() {
-    let (mut child, port, mut stderr) = start(&["--port", "0", "--log-format", "json", "--database-url", &crate::helpers::temporary_sqlite()]);
+    let (mut child, port, mut stderr) = start(&[
+        "--port",
+        "0",
+        "--log-format",
+        "json",
+        "--database-url",
+        &crate::helpers::temporary_sqlite(),
+    ]);
     let response = reqwest::Client::new()
-        .post(format!("http://127.0.0.1:{port}/cds-services/leg-cramps-patient-view"))
+        .post(format!(
+            "http://127.0.0.1:{port}/cds-services/leg-cramps-patient-view"
+        ))
         .header("X-Request-Id", "ci-request-42")
         .json(&patient_view_request())
         .send()
@@ -156,32 +248,80 @@ async fn json_logs_carry_the_request_id() {
     child.wait().unwrap();
     let mut log = String::new();
     stderr.read_to_string(&mut log).unwrap();
-    let lines: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).expect("every line is JSON")).collect();
-    let hook_line = lines.iter().find(|l| l["message"].as_str().is_some_and(|m| m.contains("\"POST /cds-services/leg-cramps-patient-view\" 200") && m.contains(" hook leg-cramps-patient-view instance "))).expect("the hook is logged");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+        .collect();
+    let hook_line = lines
+        .iter()
+        .find(|l| {
+            l["message"].as_str().is_some_and(|m| {
+                m.contains("\"POST /cds-services/leg-cramps-patient-view\" 200")
+                    && m.contains(" hook leg-cramps-patient-view instance ")
+            })
+        })
+        .expect("the hook is logged");
     assert_eq!(hook_line["request_id"], "ci-request-42");
-    let lines_for_the_call = lines.iter().filter(|l| l["request_id"] == "ci-request-42").count();
+    let lines_for_the_call = lines
+        .iter()
+        .filter(|l| l["request_id"] == "ci-request-42")
+        .count();
     assert_eq!(lines_for_the_call, 1, "one access line per request:\n{log}");
     assert_eq!(hook_line["level"], "INFO");
 }
 
 #[tokio::test]
 async fn another_patients_resources_are_a_warning_and_a_metric_without_their_ids() {
-    let (mut child, port, mut stderr) = start(&["--port", "0", "--database-url", &crate::helpers::temporary_sqlite()]);
+    let (mut child, port, mut stderr) = start(&[
+        "--port",
+        "0",
+        "--database-url",
+        &crate::helpers::temporary_sqlite(),
+    ]);
     let mut request = patient_view_request();
     request["context"]["patientId"] = json!("p9");
     let client = reqwest::Client::new();
-    let response = client.post(format!("http://127.0.0.1:{port}/cds-services/leg-cramps-patient-view")).json(&request).send().await.unwrap();
+    let response = client
+        .post(format!(
+            "http://127.0.0.1:{port}/cds-services/leg-cramps-patient-view"
+        ))
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
-    let metrics = client.get(format!("http://127.0.0.1:{port}/metrics")).send().await.unwrap().text().await.unwrap();
+    let metrics = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     child.kill().unwrap();
     child.wait().unwrap();
     let mut log = String::new();
     stderr.read_to_string(&mut log).unwrap();
     // The patient, the cramp, the furosemide and the potassium are all p1's.
-    assert!(metrics.contains("other_patient_resources_total 4"), "{metrics}");
-    let warning = log.lines().find(|l| l.contains("of another patient skipped")).expect("a warning");
-    assert!(warning.contains("WARN") && warning.contains(": 4 resource(s)"), "{warning}");
-    assert!(!warning.contains("p1"), "the other patient is not named: {warning}");
-    let access = log.lines().find(|l| l.contains(" hook leg-cramps-patient-view instance ")).expect("the access line");
+    assert!(
+        metrics.contains("other_patient_resources_total 4"),
+        "{metrics}"
+    );
+    let warning = log
+        .lines()
+        .find(|l| l.contains("of another patient skipped"))
+        .expect("a warning");
+    assert!(
+        warning.contains("WARN") && warning.contains(": 4 resource(s)"),
+        "{warning}"
+    );
+    assert!(
+        !warning.contains("p1"),
+        "the other patient is not named: {warning}"
+    );
+    let access = log
+        .lines()
+        .find(|l| l.contains(" hook leg-cramps-patient-view instance "))
+        .expect("the access line");
     assert!(access.contains("4 another patient's"), "{access}");
 }

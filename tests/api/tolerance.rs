@@ -26,23 +26,52 @@ fn deviations() -> Vec<(&'static str, Value)> {
         })
     };
     vec![
-        ("hookInstance", with(&|r| r["hookInstance"] = json!("sandbox-instance-1"))),
-        ("hookInstance", with(&|r| r["hookInstance"] = json!("line\nbreak"))),
-        ("context.userId", with(&|r| { r["context"].as_object_mut().unwrap().remove("userId"); })),
-        ("context.userId", with(&|r| r["context"]["userId"] = json!(12))),
-        ("fhirAuthorization", authorization(json!({"access_token": "t"}))),
-        ("fhirAuthorization", authorization(json!({"access_token": "t", "token_type": "MAC", "expires_in": "soon", "scope": 1}))),
+        (
+            "hookInstance",
+            with(&|r| r["hookInstance"] = json!("sandbox-instance-1")),
+        ),
+        (
+            "hookInstance",
+            with(&|r| r["hookInstance"] = json!("line\nbreak")),
+        ),
+        (
+            "context.userId",
+            with(&|r| {
+                r["context"].as_object_mut().unwrap().remove("userId");
+            }),
+        ),
+        (
+            "context.userId",
+            with(&|r| r["context"]["userId"] = json!(12)),
+        ),
+        (
+            "fhirAuthorization",
+            authorization(json!({"access_token": "t"})),
+        ),
+        (
+            "fhirAuthorization",
+            authorization(
+                json!({"access_token": "t", "token_type": "MAC", "expires_in": "soon", "scope": 1}),
+            ),
+        ),
     ]
 }
 
 fn is_quinine_warning(body: &Value) -> bool {
-    body["cards"].as_array().unwrap().iter().any(|c| c["source"]["topic"]["code"] == "quinine-warning" && c["indicator"] == "critical")
+    body["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["source"]["topic"]["code"] == "quinine-warning" && c["indicator"] == "critical")
 }
 
 async fn deviation_count(app: &TestApp, member: &str) -> f64 {
     let text = app.get("/metrics").await.text().await.unwrap();
     text.lines()
-        .filter(|l| l.starts_with("request_deviations_total{") && l.contains(&format!("member=\"{member}\"")))
+        .filter(|l| {
+            l.starts_with("request_deviations_total{")
+                && l.contains(&format!("member=\"{member}\""))
+        })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -54,11 +83,20 @@ async fn the_quinine_warning_comes_back_for_each_tolerated_deviation() {
         let before = deviation_count(&app, member).await;
         let body = assert_valid_cards(app.post_json(ORDER_SELECT, &request).await).await;
         assert!(is_quinine_warning(&body), "{member}: {body:#}");
-        assert!(deviation_count(&app, member).await > before, "{member} is counted");
+        assert!(
+            deviation_count(&app, member).await > before,
+            "{member} is counted"
+        );
     }
     // No Content-Type header at all.
     let before = deviation_count(&app, "Content-Type").await;
-    let response = app.client.post(format!("{}{ORDER_SELECT}", app.address)).body(quinine_call().to_string()).send().await.unwrap();
+    let response = app
+        .client
+        .post(format!("{}{ORDER_SELECT}", app.address))
+        .body(quinine_call().to_string())
+        .send()
+        .await
+        .unwrap();
     assert!(is_quinine_warning(&assert_valid_cards(response).await));
     assert!(deviation_count(&app, "Content-Type").await > before);
 }
@@ -73,9 +111,18 @@ async fn strict_mode_refuses_each_deviation() {
             "context.userId" => "/context/userId".to_owned(),
             other => format!("/{other}"),
         };
-        assert!(found.iter().any(|p| p.starts_with(&expected)), "{member}: {found:?}");
+        assert!(
+            found.iter().any(|p| p.starts_with(&expected)),
+            "{member}: {found:?}"
+        );
     }
-    let response = app.client.post(format!("{}{ORDER_SELECT}", app.address)).body(quinine_call().to_string()).send().await.unwrap();
+    let response = app
+        .client
+        .post(format!("{}{ORDER_SELECT}", app.address))
+        .body(quinine_call().to_string())
+        .send()
+        .await
+        .unwrap();
     assert_outcome(response, 415).await;
     assert_valid_cards(app.post_json(ORDER_SELECT, &quinine_call()).await).await;
 }
@@ -89,24 +136,57 @@ async fn what_the_rules_read_stays_a_400_in_every_mode() {
         request
     };
     let cases = [
-        (with(&|r| { r.as_object_mut().unwrap().remove("hookInstance"); }), "/hookInstance"),
-        (with(&|r| r["hookInstance"] = json!("x".repeat(300))), "/hookInstance"),
-        (with(&|r| r["hookInstance"] = json!({"id": 1})), "/hookInstance"),
-        (with(&|r| { r.as_object_mut().unwrap().remove("context"); }), "/context"),
-        (with(&|r| { r["context"].as_object_mut().unwrap().remove("draftOrders"); }), "/context/draftOrders"),
-        (with(&|r| r["context"]["patientId"] = json!(7)), "/context/patientId"),
+        (
+            with(&|r| {
+                r.as_object_mut().unwrap().remove("hookInstance");
+            }),
+            "/hookInstance",
+        ),
+        (
+            with(&|r| r["hookInstance"] = json!("x".repeat(300))),
+            "/hookInstance",
+        ),
+        (
+            with(&|r| r["hookInstance"] = json!({"id": 1})),
+            "/hookInstance",
+        ),
+        (
+            with(&|r| {
+                r.as_object_mut().unwrap().remove("context");
+            }),
+            "/context",
+        ),
+        (
+            with(&|r| {
+                r["context"].as_object_mut().unwrap().remove("draftOrders");
+            }),
+            "/context/draftOrders",
+        ),
+        (
+            with(&|r| r["context"]["patientId"] = json!(7)),
+            "/context/patientId",
+        ),
         (with(&|r| r["hook"] = json!("patient-view")), "/hook"),
         (
             with(&|r| {
                 r["fhirServer"] = json!("https://ehr.example.org/fhir");
-                r["fhirAuthorization"] = json!({"token_type": "Bearer", "scope": "s", "subject": "x", "expires_in": 1});
+                r["fhirAuthorization"] =
+                    json!({"token_type": "Bearer", "scope": "s", "subject": "x", "expires_in": 1});
             }),
             "/fhirAuthorization/access_token",
         ),
     ];
     for (request, pointer) in cases {
         let issues = assert_outcome(app.post_json(ORDER_SELECT, &request).await, 400).await;
-        assert!(pointers(&issues).iter().any(|p| p == pointer), "{pointer}: {issues:#?}");
+        assert!(
+            pointers(&issues).iter().any(|p| p == pointer),
+            "{pointer}: {issues:#?}"
+        );
     }
-    assert_outcome(app.post_raw(ORDER_SELECT, "application/json", "not json").await, 400).await;
+    assert_outcome(
+        app.post_raw(ORDER_SELECT, "application/json", "not json")
+            .await,
+        400,
+    )
+    .await;
 }

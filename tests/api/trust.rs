@@ -48,7 +48,10 @@ async fn assert_not_trusted(response: reqwest::Response, server: &str) {
     let issues = assert_outcome(response, 412).await;
     let text = serde_json::to_string(&issues).unwrap();
     assert!(text.contains("fhirServer not trusted"), "{server}: {text}");
-    assert!(pointers(&issues).contains(&"/prefetch/patient".to_owned()), "{server}: the key is named");
+    assert!(
+        pointers(&issues).contains(&"/prefetch/patient".to_owned()),
+        "{server}: the key is named"
+    );
     assert!(!text.contains(ACCESS_TOKEN), "{server}: the token leaked");
 }
 
@@ -71,7 +74,11 @@ async fn hostile_fhir_servers_are_refused_with_no_connection_made() {
         hostile.push(format!("http://[::1]:{}/fhir", v6.port));
     }
     for server in &hostile {
-        assert_not_trusted(open.post_json(SERVICE, &fetching_call(server)).await, server).await;
+        assert_not_trusted(
+            open.post_json(SERVICE, &fetching_call(server)).await,
+            server,
+        )
+        .await;
     }
 
     // Allow-listed by name: look-alikes of it are refused all the same.
@@ -89,28 +96,49 @@ async fn hostile_fhir_servers_are_refused_with_no_connection_made() {
         format!("http://localhost.localdomain.example:{p}/fhir"),
         format!("https://localhost:{p}/fhir"),
     ] {
-        assert_not_trusted(listed.post_json(SERVICE, &fetching_call(&server)).await, &server).await;
+        assert_not_trusted(
+            listed.post_json(SERVICE, &fetching_call(&server)).await,
+            &server,
+        )
+        .await;
     }
-    assert_eq!(v4.accepted.load(Ordering::SeqCst), 0, "no connection to a refused server");
+    assert_eq!(
+        v4.accepted.load(Ordering::SeqCst),
+        0,
+        "no connection to a refused server"
+    );
     if let Some(v6) = &v6 {
-        assert_eq!(v6.accepted.load(Ordering::SeqCst), 0, "no connection over IPv6 either");
+        assert_eq!(
+            v6.accepted.load(Ordering::SeqCst),
+            0,
+            "no connection over IPv6 either"
+        );
     }
 
     // The control: the allow-listed name is contacted (and then drops the
     // connection), so the counter does count.
-    let response = listed.post_json(SERVICE, &fetching_call(&format!("{allowed}/R4"))).await;
+    let response = listed
+        .post_json(SERVICE, &fetching_call(&format!("{allowed}/R4")))
+        .await;
     assert_eq!(response.status(), 412);
-    assert!(v4.accepted.load(Ordering::SeqCst) > 0 || v6.is_some_and(|v6| v6.accepted.load(Ordering::SeqCst) > 0));
+    assert!(
+        v4.accepted.load(Ordering::SeqCst) > 0
+            || v6.is_some_and(|v6| v6.accepted.load(Ordering::SeqCst) > 0)
+    );
 }
 
 #[tokio::test]
 async fn an_issuer_fetches_only_from_its_bound_servers() {
-    let Some(bound) = counting_listener("127.0.0.1:0") else { panic!("no loopback listener") };
+    let Some(bound) = counting_listener("127.0.0.1:0") else {
+        panic!("no loopback listener")
+    };
     let other = counting_listener("127.0.0.1:0").unwrap();
     let bound_url = format!("http://127.0.0.1:{}/fhir", bound.port);
     let other_url = format!("http://127.0.0.1:{}/fhir", other.port);
     let keys = key_server().await;
-    let path = issuers_file(json!([{"iss": ISSUER, "jwksUrl": keys.jwks_url, "fhirServers": [bound_url]}]));
+    let path = issuers_file(
+        json!([{"iss": ISSUER, "jwksUrl": keys.jwks_url, "fhirServers": [bound_url]}]),
+    );
     let app = spawn_app_with({
         let other_url = other_url.clone();
         move |s| {
@@ -123,13 +151,24 @@ async fn an_issuer_fetches_only_from_its_bound_servers() {
     let audience = format!("{}{SERVICE}", app.address);
     let post = |server: String| {
         let token = sign(Algorithm::ES384, "test-es384", &claims(&audience));
-        let request = app.client.post(&audience).bearer_auth(token).json(&fetching_call(&server));
+        let request = app
+            .client
+            .post(&audience)
+            .bearer_auth(token)
+            .json(&fetching_call(&server));
         async move { request.send().await.unwrap() }
     };
     assert_not_trusted(post(other_url.clone()).await, &other_url).await;
     assert_eq!(other.accepted.load(Ordering::SeqCst), 0);
-    assert_eq!(post(bound_url.clone()).await.status(), 412, "the bound stand-in drops the connection");
-    assert!(bound.accepted.load(Ordering::SeqCst) > 0, "the bound server is contacted");
+    assert_eq!(
+        post(bound_url.clone()).await.status(),
+        412,
+        "the bound stand-in drops the connection"
+    );
+    assert!(
+        bound.accepted.load(Ordering::SeqCst) > 0,
+        "the bound server is contacted"
+    );
 }
 
 #[tokio::test]
@@ -140,6 +179,9 @@ async fn authentication_without_trusted_fhir_servers_does_not_start() {
     settings.port = 0;
     settings.database_url = temporary_sqlite();
     settings.issuers = Some(path);
-    let error = cramp_cds::startup::Application::build(settings).await.err().expect("start-up is refused");
+    let error = cramp_cds::startup::Application::build(settings)
+        .await
+        .err()
+        .expect("start-up is refused");
     assert!(error.contains("--fhir-server-allow any"), "{error}");
 }

@@ -34,5 +34,8 @@ pub fn schemas() -> &'static Schemas {
 pub fn assert_schema_valid(response: &cramp_cds::protocol::response::CdsResponse, context: &str) {
     let document = serde_json::to_value(response).unwrap();
     let issues = schemas().check_response(&document);
-    assert!(issues.is_empty(), "{context}: response breaks the schema: {issues:?}");
+    assert!(
+        issues.is_empty(),
+        "{context}: response breaks the schema: {issues:?}"
+    );
 }

@@ -41,7 +41,11 @@ fn read_as_hook_request(body: &str) -> Option<(PatientRecord<'_>, bool)> {
 fn assert_same_record(bundle: &str, name: &str) -> bool {
     let body = with_conditions(bundle);
     let (record, read_in_one_pass) = read_as_hook_request(&body).expect("a valid hook request");
-    assert_eq!(format!("{record:?}"), format!("{:?}", record_from([bundle])), "{name}: the two readings differ");
+    assert_eq!(
+        format!("{record:?}"),
+        format!("{:?}", record_from([bundle])),
+        "{name}: the two readings differ"
+    );
     read_in_one_pass
 }
 
@@ -57,15 +61,25 @@ fn every_scenario_reads_the_same_in_one_pass_as_entry_by_entry() {
         }
     }
     // Scenarios with a malformed resource on purpose take the careful path.
-    assert!(one_pass * 10 >= files.len() * 9, "only {one_pass} of {} scenarios were read in one pass", files.len());
+    assert!(
+        one_pass * 10 >= files.len() * 9,
+        "only {one_pass} of {} scenarios were read in one pass",
+        files.len()
+    );
 }
 
 #[test]
 fn every_sample_bundle_reads_the_same_in_one_pass_as_entry_by_entry() {
-    let Some(files) = crate::samples::sample_files() else { return };
+    let Some(files) = crate::samples::sample_files() else {
+        return;
+    };
     for path in &files {
         let text = std::fs::read_to_string(path).unwrap();
-        assert!(assert_same_record(&text, &name(path)), "{}: not read in one pass", name(path));
+        assert!(
+            assert_same_record(&text, &name(path)),
+            "{}: not read in one pass",
+            name(path)
+        );
     }
 }
 
@@ -76,16 +90,26 @@ fn every_sample_bundle_reads_the_same_in_one_pass_as_entry_by_entry() {
 fn resources_read_the_same_wherever_resource_type_stands() {
     let mut bundles: Vec<(String, String)> = Vec::new();
     for path in crate::scenarios::scenario_files() {
-        let scenario: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let scenario: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         bundles.push((name(&path), scenario["record"].to_string()));
     }
     for path in crate::samples::sample_files().unwrap_or_default() {
         bundles.push((name(&path), std::fs::read_to_string(&path).unwrap()));
     }
     for (name, bundle) in &bundles {
-        let sorted = serde_json::from_str::<serde_json::Value>(bundle).unwrap().to_string();
-        assert!(!sorted.contains(r#"{"resourceType":"Condition""#), "{name}: keys are not sorted");
-        assert_eq!(format!("{:?}", record_from([sorted.as_str()])), format!("{:?}", record_from([bundle.as_str()])), "{name}");
+        let sorted = serde_json::from_str::<serde_json::Value>(bundle)
+            .unwrap()
+            .to_string();
+        assert!(
+            !sorted.contains(r#"{"resourceType":"Condition""#),
+            "{name}: keys are not sorted"
+        );
+        assert_eq!(
+            format!("{:?}", record_from([sorted.as_str()])),
+            format!("{:?}", record_from([bundle.as_str()])),
+            "{name}"
+        );
     }
 }
 
@@ -98,12 +122,22 @@ fn a_malformed_resource_sends_the_request_the_careful_way_and_costs_only_itself(
     ]}"#;
     let body = with_conditions(bundle);
     let (record, one_pass) = read_as_hook_request(&body).expect("a valid hook request");
-    let read: Vec<&str> = record.conditions.iter().map(|c| c.reference.as_str()).collect();
+    let read: Vec<&str> = record
+        .conditions
+        .iter()
+        .map(|c| c.reference.as_str())
+        .collect();
     assert_eq!(read, ["Condition/c1", "Condition/c3"]);
     assert_eq!(record.stats.malformed, 1);
     assert!(!one_pass);
-    let well_formed = bundle.replace(r#""code":"not a concept""#, r#""code":{"text":"Calf pain"}"#);
-    assert!(assert_same_record(&well_formed, "resourceType not first in one entry"));
+    let well_formed = bundle.replace(
+        r#""code":"not a concept""#,
+        r#""code":{"text":"Calf pain"}"#,
+    );
+    assert!(assert_same_record(
+        &well_formed,
+        "resourceType not first in one entry"
+    ));
 }
 
 fn scenario_records() -> &'static [Value] {
@@ -112,7 +146,8 @@ fn scenario_records() -> &'static [Value] {
         crate::scenarios::scenario_files()
             .iter()
             .map(|path| {
-                let scenario: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+                let scenario: Value =
+                    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
                 scenario["record"].clone()
             })
             .collect()

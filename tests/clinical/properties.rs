@@ -17,16 +17,29 @@ pub(crate) fn any_json() -> impl Strategy<Value = Value> {
         Just(Value::Null),
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(Value::from),
-        any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(Value::from),
         ".{0,20}".prop_map(Value::String),
-        prop_oneof![Just("Bundle"), Just("Patient"), Just("Condition"), Just("OperationOutcome"), Just("2026-01-01")]
-            .prop_map(|s| Value::String(s.into())),
+        prop_oneof![
+            Just("Bundle"),
+            Just("Patient"),
+            Just("Condition"),
+            Just("OperationOutcome"),
+            Just("2026-01-01")
+        ]
+        .prop_map(|s| Value::String(s.into())),
     ];
     leaf.prop_recursive(4, 32, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
             prop::collection::btree_map(
-                prop_oneof![".{0,8}", Just("resourceType".to_owned()), Just("entry".to_owned()), Just("code".to_owned())],
+                prop_oneof![
+                    ".{0,8}",
+                    Just("resourceType".to_owned()),
+                    Just("entry".to_owned()),
+                    Just("code".to_owned())
+                ],
                 inner,
                 0..6
             )
@@ -54,8 +67,13 @@ fn template() -> Value {
 pub(crate) fn paths(value: &Value, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
     out.push(prefix.clone());
     match value {
-        Value::Object(members) => members.iter().for_each(|(k, v)| paths(v, [prefix.clone(), vec![k.clone()]].concat(), out)),
-        Value::Array(items) => items.iter().enumerate().for_each(|(i, v)| paths(v, [prefix.clone(), vec![i.to_string()]].concat(), out)),
+        Value::Object(members) => members
+            .iter()
+            .for_each(|(k, v)| paths(v, [prefix.clone(), vec![k.clone()]].concat(), out)),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .for_each(|(i, v)| paths(v, [prefix.clone(), vec![i.to_string()]].concat(), out)),
         _ => {}
     }
 }
@@ -115,19 +133,48 @@ proptest! {
 
 /// Building blocks of a clinically busy record.
 fn condition(id: &str, subject: &str, code: (&str, &str), status: &str, days_ago: i64) -> Value {
-    let system = if code.0 == "icd" { "http://hl7.org/fhir/sid/icd-10-cm" } else { "http://snomed.info/sct" };
-    let recorded = (Utc.with_ymd_and_hms(2026, 6, 15, 10, 0, 0).unwrap() - Duration::days(days_ago)).to_rfc3339();
+    let system = if code.0 == "icd" {
+        "http://hl7.org/fhir/sid/icd-10-cm"
+    } else {
+        "http://snomed.info/sct"
+    };
+    let recorded = (Utc.with_ymd_and_hms(2026, 6, 15, 10, 0, 0).unwrap()
+        - Duration::days(days_ago))
+    .to_rfc3339();
     json!({"resourceType": "Condition", "id": id, "clinicalStatus": {"coding": [{"code": status}]},
            "code": {"coding": [{"system": system, "code": code.1}]}, "subject": {"reference": subject}, "recordedDate": recorded})
 }
 
 const CODES: &[(&str, &str)] = &[
-    ("icd", "R25.2"), ("icd", "R22.41"), ("icd", "M79.661"), ("icd", "N18.4"), ("icd", "E11.9"), ("icd", "O26.891"),
-    ("icd", "Z34.80"), ("icd", "C50.911"), ("icd", "I82.401"), ("icd", "Z86.718"), ("icd", "G81.90"), ("icd", "E87.6"),
-    ("icd", "M71.21"), ("icd", "S82.001A"), ("icd", "Z79.01"), ("sct", "449918009"), ("sct", "449614009"), ("sct", "77386006"),
+    ("icd", "R25.2"),
+    ("icd", "R22.41"),
+    ("icd", "M79.661"),
+    ("icd", "N18.4"),
+    ("icd", "E11.9"),
+    ("icd", "O26.891"),
+    ("icd", "Z34.80"),
+    ("icd", "C50.911"),
+    ("icd", "I82.401"),
+    ("icd", "Z86.718"),
+    ("icd", "G81.90"),
+    ("icd", "E87.6"),
+    ("icd", "M71.21"),
+    ("icd", "S82.001A"),
+    ("icd", "Z79.01"),
+    ("sct", "449918009"),
+    ("sct", "449614009"),
+    ("sct", "77386006"),
 ];
-const MEDICINES: &[&str] = &["furosemide 40 mg", "quinine sulfate 324 mg", "atorvastatin 20 mg", "warfarin 5 mg",
-    "timolol eye drops", "prednisone 10 mg", "salmeterol inhaler", "paracetamol 500 mg"];
+const MEDICINES: &[&str] = &[
+    "furosemide 40 mg",
+    "quinine sulfate 324 mg",
+    "atorvastatin 20 mg",
+    "warfarin 5 mg",
+    "timolol eye drops",
+    "prednisone 10 mg",
+    "salmeterol inhaler",
+    "paracetamol 500 mg",
+];
 
 /// One patient's generated chart.
 #[derive(Debug, Clone)]
@@ -139,17 +186,36 @@ struct Chart {
 
 fn any_chart() -> impl Strategy<Value = Chart> {
     (
-        prop::collection::vec((0..CODES.len(), prop_oneof![Just("active"), Just("resolved"), Just("inactive")], 0i64..800), 0..10),
-        prop::collection::vec((0..MEDICINES.len(), prop_oneof![Just("active"), Just("stopped"), Just("draft")]), 0..6),
+        prop::collection::vec(
+            (
+                0..CODES.len(),
+                prop_oneof![Just("active"), Just("resolved"), Just("inactive")],
+                0i64..800,
+            ),
+            0..10,
+        ),
+        prop::collection::vec(
+            (
+                0..MEDICINES.len(),
+                prop_oneof![Just("active"), Just("stopped"), Just("draft")],
+            ),
+            0..6,
+        ),
         20u32..95,
     )
-        .prop_map(|(conditions, medicines, age)| Chart { conditions, medicines, age })
+        .prop_map(|(conditions, medicines, age)| Chart {
+            conditions,
+            medicines,
+            age,
+        })
 }
 
 impl Chart {
     /// Bundle entries for the patient `id`, whose resources name them by `subject`.
     fn entries(&self, id: &str, subject: &str) -> Vec<Value> {
-        let mut entries = vec![json!({"resource": {"resourceType": "Patient", "id": id, "birthDate": format!("{}-03-01", 2026 - self.age)}})];
+        let mut entries = vec![
+            json!({"resource": {"resourceType": "Patient", "id": id, "birthDate": format!("{}-03-01", 2026 - self.age)}}),
+        ];
         for (i, (code, status, days)) in self.conditions.iter().enumerate() {
             entries.push(json!({"resource": condition(&format!("{id}-c{i}"), subject, CODES[*code], status, *days)}));
         }
@@ -166,7 +232,12 @@ fn evaluate_for_p1(text: &str, hook: Hook) -> cramp_cds::protocol::response::Cds
     record.keep_patient(Some("p1"));
     let drafts = cramp_cds::engine::split_drafts(&mut record, hook);
     crate::engine().run(&Evaluation {
-        hook, record: &record, draft_orders: &drafts, selections: &[], encounter_id: None, patient_id: Some("p1"),
+        hook,
+        record: &record,
+        draft_orders: &drafts,
+        selections: &[],
+        encounter_id: None,
+        patient_id: Some("p1"),
         now: Utc.with_ymd_and_hms(2026, 6, 15, 10, 0, 0).unwrap(),
     })
 }
@@ -176,9 +247,21 @@ fn bundle(entries: Vec<Value>) -> String {
 }
 
 /// (topic, finding, evidence) of every card, sorted.
-fn findings(response: &cramp_cds::protocol::response::CdsResponse) -> Vec<(String, String, Vec<String>)> {
-    let mut all: Vec<_> = response.cards.iter()
-        .flat_map(|c| c.extension.cramp_cds.findings.iter().map(|f| (c.source.topic.code.clone(), f.code.clone(), f.evidence.clone())))
+fn findings(
+    response: &cramp_cds::protocol::response::CdsResponse,
+) -> Vec<(String, String, Vec<String>)> {
+    let mut all: Vec<_> = response
+        .cards
+        .iter()
+        .flat_map(|c| {
+            c.extension.cramp_cds.findings.iter().map(|f| {
+                (
+                    c.source.topic.code.clone(),
+                    f.code.clone(),
+                    f.evidence.clone(),
+                )
+            })
+        })
         .collect();
     all.sort();
     all

@@ -17,7 +17,11 @@ pub fn sample_files() -> Option<Vec<PathBuf>> {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/samples"));
     if !dir.is_dir() {
-        assert!(std::env::var_os("CRAMP_CDS_REQUIRE_SAMPLES").is_none(), "sample directory {} is missing", dir.display());
+        assert!(
+            std::env::var_os("CRAMP_CDS_REQUIRE_SAMPLES").is_none(),
+            "sample directory {} is missing",
+            dir.display()
+        );
         eprintln!("skipping: no sample bundles at {}", dir.display());
         return None;
     }
@@ -31,7 +35,11 @@ pub fn sample_files() -> Option<Vec<PathBuf>> {
         }
     }
     files.sort();
-    assert!(files.len() >= 9, "expected the 9 sample bundles, found {}", files.len());
+    assert!(
+        files.len() >= 9,
+        "expected the 9 sample bundles, found {}",
+        files.len()
+    );
     Some(files)
 }
 
@@ -52,7 +60,10 @@ fn load(path: &PathBuf) -> Sample {
         .find(|r| r["resourceType"] == "Patient")
         .and_then(|r| r["id"].as_str())
         .or_else(|| {
-            entries.iter().find(|e| e["resource"]["resourceType"] == "Patient").and_then(|e| e["fullUrl"].as_str())
+            entries
+                .iter()
+                .find(|e| e["resource"]["resourceType"] == "Patient")
+                .and_then(|e| e["fullUrl"].as_str())
                 .map(|u| u.trim_start_matches("urn:uuid:"))
         })
         .expect("a Patient")
@@ -65,7 +76,12 @@ fn load(path: &PathBuf) -> Sample {
         .map(|t| t.with_timezone(&Utc))
         .max()
         .expect("an Encounter");
-    Sample { name: path.file_name().unwrap().to_string_lossy().into_owned(), bundle, patient_id, last_visit }
+    Sample {
+        name: path.file_name().unwrap().to_string_lossy().into_owned(),
+        bundle,
+        patient_id,
+        last_visit,
+    }
 }
 
 fn with_entries(sample: &Sample, resources: Vec<Value>) -> String {
@@ -87,19 +103,37 @@ fn cramp_condition(sample: &Sample) -> Value {
 
 fn evaluate(text: &str, hook: Hook, now: DateTime<Utc>) -> CdsResponse {
     let mut record = record_from([text]);
-    assert_eq!(record.stats.malformed, 0, "a real sample resource was rejected as malformed");
+    assert_eq!(
+        record.stats.malformed, 0,
+        "a real sample resource was rejected as malformed"
+    );
     record.keep_patient(None);
-    assert_eq!(record.stats.other_patient, 0, "a real sample resource was taken for another patient's");
+    assert_eq!(
+        record.stats.other_patient, 0,
+        "a real sample resource was taken for another patient's"
+    );
     run(record, hook, now)
 }
 
 fn run(mut record: PatientRecord, hook: Hook, now: DateTime<Utc>) -> CdsResponse {
     let drafts = split_drafts(&mut record, hook);
-    crate::engine().run(&Evaluation { hook, record: &record, draft_orders: &drafts, selections: &[], encounter_id: None, patient_id: None, now })
+    crate::engine().run(&Evaluation {
+        hook,
+        record: &record,
+        draft_orders: &drafts,
+        selections: &[],
+        encounter_id: None,
+        patient_id: None,
+        now,
+    })
 }
 
 fn topics(response: &CdsResponse) -> Vec<&str> {
-    response.cards.iter().map(|c| c.source.topic.code.as_str()).collect()
+    response
+        .cards
+        .iter()
+        .map(|c| c.source.topic.code.as_str())
+        .collect()
 }
 
 fn findings<'a>(response: &'a CdsResponse, topic: &str) -> Vec<&'a str> {
@@ -107,7 +141,13 @@ fn findings<'a>(response: &'a CdsResponse, topic: &str) -> Vec<&'a str> {
         .cards
         .iter()
         .filter(|c| c.source.topic.code == topic)
-        .flat_map(|c| c.extension.cramp_cds.findings.iter().map(|f| f.code.as_str()))
+        .flat_map(|c| {
+            c.extension
+                .cramp_cds
+                .findings
+                .iter()
+                .map(|f| f.code.as_str())
+        })
         .collect()
 }
 
@@ -116,9 +156,18 @@ fn samples_without_documented_cramps_get_no_cards() {
     let Some(files) = sample_files() else { return };
     for path in &files {
         let sample = load(path);
-        let response = evaluate(&sample.bundle.to_string(), Hook::PatientView, sample.last_visit);
+        let response = evaluate(
+            &sample.bundle.to_string(),
+            Hook::PatientView,
+            sample.last_visit,
+        );
         crate::assert_schema_valid(&response, &sample.name);
-        assert!(response.cards.is_empty(), "{}: cards without documented cramps: {:?}", sample.name, topics(&response));
+        assert!(
+            response.cards.is_empty(),
+            "{}: cards without documented cramps: {:?}",
+            sample.name,
+            topics(&response)
+        );
     }
 }
 
@@ -132,7 +181,12 @@ fn samples_with_cramps_get_valid_cards_with_evidence_from_the_record() {
         crate::assert_schema_valid(&response, &sample.name);
         for card in &response.cards {
             for finding in &card.extension.cramp_cds.findings {
-                assert!(!finding.evidence.is_empty(), "{}: {} has no evidence", sample.name, finding.code);
+                assert!(
+                    !finding.evidence.is_empty(),
+                    "{}: {} has no evidence",
+                    sample.name,
+                    finding.code
+                );
                 for reference in &finding.evidence {
                     let (kind, id) = reference.split_once('/').unwrap();
                     assert!(
@@ -152,7 +206,13 @@ fn findings_with_evidence(response: &CdsResponse) -> Vec<(String, String, Vec<St
         .cards
         .iter()
         .flat_map(|c| {
-            c.extension.cramp_cds.findings.iter().map(|f| (c.source.topic.code.clone(), f.code.clone(), f.evidence.clone()))
+            c.extension.cramp_cds.findings.iter().map(|f| {
+                (
+                    c.source.topic.code.clone(),
+                    f.code.clone(),
+                    f.evidence.clone(),
+                )
+            })
         })
         .collect();
     all.sort();
@@ -166,7 +226,8 @@ fn another_real_patients_resources_in_the_bundle_change_nothing() {
     let mut with_findings = 0;
     for (patient, stranger) in samples.iter().zip(samples.iter().cycle().skip(1)) {
         let alone = with_entries(patient, vec![cramp_condition(patient)]);
-        let expected = findings_with_evidence(&evaluate(&alone, Hook::PatientView, patient.last_visit));
+        let expected =
+            findings_with_evidence(&evaluate(&alone, Hook::PatientView, patient.last_visit));
         with_findings += usize::from(!expected.is_empty());
         // The stranger's Patient and resources after the patient's, as a
         // prefetch query without its patient filter would return them.
@@ -190,30 +251,73 @@ fn another_real_patients_resources_in_the_bundle_change_nothing() {
             "ImagingStudy",
         ];
         let theirs = stranger.bundle["entry"].as_array().unwrap().iter();
-        let with_subject = theirs.filter(|e| read_types.iter().any(|t| e["resource"]["resourceType"] == *t)).count();
-        assert_eq!(record.stats.other_patient, with_subject, "{} mixed with {}", patient.name, stranger.name);
+        let with_subject = theirs
+            .filter(|e| {
+                read_types
+                    .iter()
+                    .any(|t| e["resource"]["resourceType"] == *t)
+            })
+            .count();
+        assert_eq!(
+            record.stats.other_patient, with_subject,
+            "{} mixed with {}",
+            patient.name, stranger.name
+        );
         let response = run(record, Hook::PatientView, patient.last_visit);
-        assert_eq!(findings_with_evidence(&response), expected, "{} mixed with {}", patient.name, stranger.name);
+        assert_eq!(
+            findings_with_evidence(&response),
+            expected,
+            "{} mixed with {}",
+            patient.name,
+            stranger.name
+        );
     }
-    assert!(with_findings >= samples.len() / 2, "the rules must speak for this check to mean anything");
+    assert!(
+        with_findings >= samples.len() / 2,
+        "the rules must speak for this check to mean anything"
+    );
 }
 
 #[test]
 fn generated_patients_show_their_documented_problems() {
     let Some(files) = sample_files() else { return };
-    let find = |needle: &str| load(files.iter().find(|p| p.to_string_lossy().contains(needle)).unwrap());
+    let find = |needle: &str| {
+        load(
+            files
+                .iter()
+                .find(|p| p.to_string_lossy().contains(needle))
+                .unwrap(),
+        )
+    };
 
     let verna = find("Verna_Satterfield");
-    let response = evaluate(&with_entries(&verna, vec![cramp_condition(&verna)]), Hook::PatientView, verna.last_visit);
+    let response = evaluate(
+        &with_entries(&verna, vec![cramp_condition(&verna)]),
+        Hook::PatientView,
+        verna.last_visit,
+    );
     let culprits = findings(&response, "medication-culprits");
-    assert!(culprits.contains(&"thiazide-diuretic") && culprits.contains(&"beta-blocker"), "Verna: {culprits:?}");
+    assert!(
+        culprits.contains(&"thiazide-diuretic") && culprits.contains(&"beta-blocker"),
+        "Verna: {culprits:?}"
+    );
 
     let alexandria = find("Alexandria_Hudson");
-    let response =
-        evaluate(&with_entries(&alexandria, vec![cramp_condition(&alexandria)]), Hook::PatientView, alexandria.last_visit);
+    let response = evaluate(
+        &with_entries(&alexandria, vec![cramp_condition(&alexandria)]),
+        Hook::PatientView,
+        alexandria.last_visit,
+    );
     let risks = findings(&response, "risk-factors");
-    assert!(risks.contains(&"kidney-disease") && risks.contains(&"dialysis"), "Alexandria: {risks:?}");
-    assert!(findings(&response, "medication-culprits").contains(&"corticosteroid"), "Alexandria: {:?}", topics(&response));
+    assert!(
+        risks.contains(&"kidney-disease") && risks.contains(&"dialysis"),
+        "Alexandria: {risks:?}"
+    );
+    assert!(
+        findings(&response, "medication-culprits").contains(&"corticosteroid"),
+        "Alexandria: {:?}",
+        topics(&response)
+    );
 }
 
 #[test]
@@ -226,10 +330,17 @@ fn a_quinine_draft_on_a_real_record_is_critical() {
             "text": "quinine sulfate 324 MG Oral Capsule"},
         "subject": {"reference": format!("Patient/{}", sample.patient_id)}
     });
-    let response = evaluate(&with_entries(&sample, vec![draft]), Hook::OrderSign, sample.last_visit);
+    let response = evaluate(
+        &with_entries(&sample, vec![draft]),
+        Hook::OrderSign,
+        sample.last_visit,
+    );
     crate::assert_schema_valid(&response, &sample.name);
     assert_eq!(topics(&response), ["quinine-warning"]);
     let card = &response.cards[0];
     assert_eq!(card.indicator, Indicator::Critical);
-    assert_eq!(card.suggestions[0].actions[0].resource_id.as_deref(), Some("MedicationRequest/draft-quinine"));
+    assert_eq!(
+        card.suggestions[0].actions[0].resource_id.as_deref(),
+        Some("MedicationRequest/draft-quinine")
+    );
 }

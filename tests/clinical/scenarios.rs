@@ -88,7 +88,10 @@ fn run(scenario: &Scenario) -> CdsResponse {
     let mut record = record_from([record_text.as_str()]);
     record.keep_patient(Some(PATIENT_ID));
     let drafts_text = scenario.draft_orders.as_ref().map(Value::to_string);
-    let drafts = drafts_text.as_deref().map(|t| record_from([t]).medications).unwrap_or_default();
+    let drafts = drafts_text
+        .as_deref()
+        .map(|t| record_from([t]).medications)
+        .unwrap_or_default();
     crate::engine().run(&Evaluation {
         hook: scenario.hook,
         record: &record,
@@ -109,7 +112,10 @@ fn differences(expect: &Expectations, response: &CdsResponse) -> Vec<String> {
     let mut problems = Vec::new();
     let produced: BTreeSet<String> = response.cards.iter().map(|c| topic(c).to_owned()).collect();
     if produced != expect.cards {
-        problems.push(format!("cards: expected {:?}, got {produced:?}", expect.cards));
+        problems.push(format!(
+            "cards: expected {:?}, got {produced:?}",
+            expect.cards
+        ));
     }
     if produced.len() != response.cards.len() {
         problems.push("more than one card of a topic".into());
@@ -127,47 +133,78 @@ fn differences(expect: &Expectations, response: &CdsResponse) -> Vec<String> {
     for (name, indicator) in &expect.indicators {
         let got = card(name).map(|c| serde_json::to_value(c.indicator).unwrap());
         if got.as_ref().and_then(Value::as_str) != Some(indicator.as_str()) {
-            problems.push(format!("{name}: indicator expected {indicator}, got {got:?}"));
+            problems.push(format!(
+                "{name}: indicator expected {indicator}, got {got:?}"
+            ));
         }
     }
     for (name, codes) in &expect.findings {
         let got: BTreeSet<String> = card(name)
-            .map(|c| c.extension.cramp_cds.findings.iter().map(|f| f.code.clone()).collect())
+            .map(|c| {
+                c.extension
+                    .cramp_cds
+                    .findings
+                    .iter()
+                    .map(|f| f.code.clone())
+                    .collect()
+            })
             .unwrap_or_default();
         if &got != codes {
             problems.push(format!("{name}: findings expected {codes:?}, got {got:?}"));
         }
     }
-    let all_findings: Vec<_> = response.cards.iter().flat_map(|c| c.extension.cramp_cds.findings.iter()).collect();
+    let all_findings: Vec<_> = response
+        .cards
+        .iter()
+        .flat_map(|c| c.extension.cramp_cds.findings.iter())
+        .collect();
     for code in &expect.absent_findings {
         if all_findings.iter().any(|f| &f.code == code) {
             problems.push(format!("finding {code} must be absent"));
         }
     }
     for (code, references) in &expect.evidence {
-        let got: BTreeSet<String> =
-            all_findings.iter().filter(|f| &f.code == code).flat_map(|f| f.evidence.iter().cloned()).collect();
+        let got: BTreeSet<String> = all_findings
+            .iter()
+            .filter(|f| &f.code == code)
+            .flat_map(|f| f.evidence.iter().cloned())
+            .collect();
         if &got != references {
-            problems.push(format!("evidence of {code}: expected {references:?}, got {got:?}"));
+            problems.push(format!(
+                "evidence of {code}: expected {references:?}, got {got:?}"
+            ));
         }
     }
     for (code, reference) in &expect.first_evidence {
-        let got = all_findings.iter().find(|f| &f.code == code).and_then(|f| f.evidence.first());
+        let got = all_findings
+            .iter()
+            .find(|f| &f.code == code)
+            .and_then(|f| f.evidence.first());
         if got != Some(reference) {
-            problems.push(format!("first evidence of {code}: expected {reference}, got {got:?}"));
+            problems.push(format!(
+                "first evidence of {code}: expected {reference}, got {got:?}"
+            ));
         }
     }
     for (code, references) in &expect.possibly_outdated {
-        let got: BTreeSet<String> =
-            all_findings.iter().filter(|f| &f.code == code).flat_map(|f| f.possibly_outdated.iter().cloned()).collect();
+        let got: BTreeSet<String> = all_findings
+            .iter()
+            .filter(|f| &f.code == code)
+            .flat_map(|f| f.possibly_outdated.iter().cloned())
+            .collect();
         if &got != references {
-            problems.push(format!("possibly outdated {code}: expected {references:?}, got {got:?}"));
+            problems.push(format!(
+                "possibly outdated {code}: expected {references:?}, got {got:?}"
+            ));
         }
     }
     if expect.possibly_outdated.is_empty() {
         for finding in &all_findings {
             if !finding.possibly_outdated.is_empty() {
-                problems.push(format!("{}: unexpected possibly outdated {:?}", finding.code, finding.possibly_outdated));
+                problems.push(format!(
+                    "{}: unexpected possibly outdated {:?}",
+                    finding.code, finding.possibly_outdated
+                ));
             }
         }
     }
@@ -177,12 +214,16 @@ fn differences(expect: &Expectations, response: &CdsResponse) -> Vec<String> {
         for text in texts {
             match detail[from..].find(text.as_str()) {
                 Some(at) => from += at + text.len(),
-                None => problems.push(format!("{name}: detail lacks {text:?} (in order) in:\n{detail}")),
+                None => problems.push(format!(
+                    "{name}: detail lacks {text:?} (in order) in:\n{detail}"
+                )),
             }
         }
     }
     for (name, texts) in &expect.detail_excludes {
-        let detail = card(name).map(|c| c.detail.to_lowercase()).unwrap_or_default();
+        let detail = card(name)
+            .map(|c| c.detail.to_lowercase())
+            .unwrap_or_default();
         for text in texts.iter().filter(|t| detail.contains(&t.to_lowercase())) {
             problems.push(format!("{name}: detail must not say {text:?}"));
         }
@@ -194,7 +235,9 @@ fn differences(expect: &Expectations, response: &CdsResponse) -> Vec<String> {
         }
     }
     for (name, texts) in &expect.summary_excludes {
-        let summary = card(name).map(|c| c.summary.to_lowercase()).unwrap_or_default();
+        let summary = card(name)
+            .map(|c| c.summary.to_lowercase())
+            .unwrap_or_default();
         for text in texts.iter().filter(|t| summary.contains(&t.to_lowercase())) {
             problems.push(format!("{name}: summary {summary:?} must not say {text:?}"));
         }
@@ -206,15 +249,27 @@ fn differences(expect: &Expectations, response: &CdsResponse) -> Vec<String> {
                     .iter()
                     .map(|s| {
                         let action = &s.actions[0];
-                        let code = action.resource.as_ref().and_then(|r| r["code"]["coding"][0]["code"].as_str()).map(str::to_owned);
-                        let delete = (action.kind == ActionKind::Delete).then(|| action.resource_id.clone()).flatten();
-                        ExpectedSuggestion { code, delete, is_recommended: s.is_recommended }
+                        let code = action
+                            .resource
+                            .as_ref()
+                            .and_then(|r| r["code"]["coding"][0]["code"].as_str())
+                            .map(str::to_owned);
+                        let delete = (action.kind == ActionKind::Delete)
+                            .then(|| action.resource_id.clone())
+                            .flatten();
+                        ExpectedSuggestion {
+                            code,
+                            delete,
+                            is_recommended: s.is_recommended,
+                        }
                     })
                     .collect()
             })
             .unwrap_or_default();
         if &got != expected {
-            problems.push(format!("{name}: suggestions expected {expected:?}, got {got:?}"));
+            problems.push(format!(
+                "{name}: suggestions expected {expected:?}, got {got:?}"
+            ));
         }
     }
     problems
@@ -223,20 +278,35 @@ fn differences(expect: &Expectations, response: &CdsResponse) -> Vec<String> {
 #[test]
 fn every_scenario_produces_exactly_its_expected_cards() {
     let files = scenario_files();
-    assert!(files.len() >= 60, "the scenario suite is incomplete: {} files", files.len());
+    assert!(
+        files.len() >= 60,
+        "the scenario suite is incomplete: {} files",
+        files.len()
+    );
     let mut failures = Vec::new();
     for file in &files {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let text = std::fs::read_to_string(file).unwrap();
-        let scenario: Scenario = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let scenario: Scenario =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
         let response = run(&scenario);
         crate::assert_schema_valid(&response, &name);
         let problems = differences(&scenario.expect, &response);
         if !problems.is_empty() {
-            failures.push(format!("{name} ({})\n    {}", scenario.description, problems.join("\n    ")));
+            failures.push(format!(
+                "{name} ({})\n    {}",
+                scenario.description,
+                problems.join("\n    ")
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} scenarios failed:\n{}", failures.len(), files.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} scenarios failed:\n{}",
+        failures.len(),
+        files.len(),
+        failures.join("\n")
+    );
 }
 
 /// The oracle itself must cover every finding the knowledge base can report,
@@ -246,17 +316,30 @@ fn scenarios_cover_every_finding_both_ways() {
     let mut positive = BTreeSet::new();
     let mut negative = BTreeSet::new();
     for file in scenario_files() {
-        let scenario: Scenario = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        let scenario: Scenario =
+            serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         for codes in scenario.expect.findings.values() {
             positive.extend(codes.iter().cloned());
         }
         negative.extend(scenario.expect.absent_findings.iter().cloned());
     }
     let kb = crate::engine().knowledge();
-    let reportable = kb.findings().map(|f| f.code.clone()).filter(|c| c != "bakers-cyst" && c != "leg-injury");
+    let reportable = kb
+        .findings()
+        .map(|f| f.code.clone())
+        .filter(|c| c != "bakers-cyst" && c != "leg-injury");
     let missing: Vec<String> = reportable
         .filter(|code| !positive.contains(code) || !negative.contains(code))
-        .map(|code| format!("{code} (positive: {}, negative: {})", positive.contains(&code), negative.contains(&code)))
+        .map(|code| {
+            format!(
+                "{code} (positive: {}, negative: {})",
+                positive.contains(&code),
+                negative.contains(&code)
+            )
+        })
         .collect();
-    assert!(missing.is_empty(), "findings without a positive and a negative scenario: {missing:#?}");
+    assert!(
+        missing.is_empty(),
+        "findings without a positive and a negative scenario: {missing:#?}"
+    );
 }

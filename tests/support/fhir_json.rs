@@ -10,11 +10,22 @@ pub fn fhir_order(value: &Value) -> String {
         Value::Object(members) => {
             let mut keys: Vec<&String> = members.keys().collect();
             keys.sort_by_key(|key| *key != "resourceType");
-            let members: Vec<String> =
-                keys.iter().map(|key| format!("{}:{}", Value::from(key.as_str()), fhir_order(&members[*key]))).collect();
+            let members: Vec<String> = keys
+                .iter()
+                .map(|key| {
+                    format!(
+                        "{}:{}",
+                        Value::from(key.as_str()),
+                        fhir_order(&members[*key])
+                    )
+                })
+                .collect();
             format!("{{{}}}", members.join(","))
         }
-        Value::Array(items) => format!("[{}]", items.iter().map(fhir_order).collect::<Vec<_>>().join(",")),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(fhir_order).collect::<Vec<_>>().join(",")
+        ),
         other => other.to_string(),
     }
 }
