@@ -23,6 +23,7 @@ mod outage;
 mod postgres;
 mod process;
 mod published;
+mod slow_fhir;
 mod store_limits;
 mod tolerance;
 mod trust;
