@@ -186,6 +186,7 @@ impl Application {
         let peers = http::PeerTable::new(
             settings.limits.max_connections_per_peer,
             settings.limits.max_connections,
+            std::time::Duration::from_millis(settings.limits.header_timeout_ms),
         );
         server = server
             .workers(workers)

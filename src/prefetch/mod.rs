@@ -78,9 +78,13 @@ pub fn resolve<'a>(
         match result {
             Ok(pages) => {
                 problems.remove(key.as_str());
-                for page in &pages.documents {
-                    builder.add_json(page);
-                }
+                // Fetched pages count against --fhir-max-entries (as they
+                // arrived), not against the request's own entry limit.
+                crate::limits::uncounted(|| {
+                    for page in &pages.documents {
+                        builder.add_json(page);
+                    }
+                });
                 if let Some(why) = &pages.cut {
                     cut_short.push(Unread {
                         key: key.clone(),

@@ -589,3 +589,28 @@ async fn without_an_encounter_in_context_the_current_encounter_key_does_not_appl
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn entries_fetched_from_the_fhir_server_do_not_count_against_the_request_entry_limit() {
+    // 30 procedures fetched; the request itself sends 4 entries; the
+    // request's limit is 25: the fetched pages have their own limit.
+    let mut resources = vec![patient(), cramp_condition()];
+    resources.extend((0..30).map(|i| {
+        json!({"resourceType": "Procedure", "id": format!("proc-{i}"), "status": "completed", "code": {"text": "Dental cleaning"},
+               "subject": {"reference": "Patient/p1"}, "performedDateTime": "2026-01-01"})
+    }));
+    let fhir = FhirServer::start(resources).await;
+    let url = fhir.url("");
+    let app = spawn_app_with(move |s| {
+        s.fhir.allowed_servers = vec![url];
+        s.limits.max_entries = 25;
+    })
+    .await;
+    let body = assert_valid_cards(
+        app.post_json(SERVICE, &without_procedures(Some(&fhir.url(""))))
+            .await,
+    )
+    .await;
+    assert!(incomplete_keys(&body).is_empty(), "{body}");
+    assert!(!body["cards"].as_array().unwrap().is_empty(), "{body}");
+}
