@@ -206,6 +206,11 @@ pub struct EvaluateArgs {
     /// windows (labs in 90 days, symptoms in 30, ...) count back from it.
     #[arg(long, value_parser = parse_instant)]
     pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The URL the service is reached by: the cards' links to the guidance
+    /// pages and the handout sit under the first (default
+    /// http://127.0.0.1:8080, where `cramp-cds` serves them).
+    #[arg(long, env = "CRAMP_CDS_PUBLIC_BASE_URL", value_delimiter = ',')]
+    pub public_base_url: Vec<String>,
     #[command(flatten)]
     pub engine: EngineSettings,
 }
