@@ -47,15 +47,15 @@ impl Default for Behaviour {
 pub struct FhirServer {
     pub base: String,
     pub requests: Arc<AtomicUsize>,
-    /// Every path and query received, in order.
-    pub received: Arc<Mutex<Vec<String>>>,
+    /// Every request's path and query, in arrival order.
+    pub asked: Arc<Mutex<Vec<String>>>,
     resources: Arc<Vec<Value>>,
 }
 
 struct Shared {
     resources: Arc<Vec<Value>>,
     requests: Arc<AtomicUsize>,
-    received: Arc<Mutex<Vec<String>>>,
+    asked: Arc<Mutex<Vec<String>>>,
     base: String,
     behaviour: Behaviour,
     one_at_a_time: tokio::sync::Mutex<()>,
@@ -72,11 +72,11 @@ impl FhirServer {
         let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let resources = Arc::new(resources);
         let requests = Arc::new(AtomicUsize::new(0));
-        let received = Arc::new(Mutex::new(Vec::new()));
+        let asked = Arc::new(Mutex::new(Vec::new()));
         let shared = web::Data::new(Shared {
             resources: resources.clone(),
             requests: requests.clone(),
-            received: received.clone(),
+            asked: asked.clone(),
             base: base.clone(),
             behaviour,
             one_at_a_time: tokio::sync::Mutex::new(()),
@@ -94,7 +94,7 @@ impl FhirServer {
         Self {
             base,
             requests,
-            received,
+            asked,
             resources,
         }
     }
@@ -118,6 +118,10 @@ impl FhirServer {
                 .as_str()
                 .unwrap()
                 .replace("{{context.patientId}}", patient_id);
+            // A template this context cannot fill (no encounterId) is not sent.
+            if query.contains("{{") {
+                continue;
+            }
             let everything =
                 search(&self.resources, &query, usize::MAX, 0, "").expect("a known query");
             prefetch.insert(key.clone(), everything);
@@ -143,11 +147,7 @@ pub fn dropping_server() -> String {
 
 async fn answer(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     shared.requests.fetch_add(1, Ordering::SeqCst);
-    shared
-        .received
-        .lock()
-        .unwrap()
-        .push(request.uri().to_string());
+    shared.asked.lock().unwrap().push(request.uri().to_string());
     let behaviour = &shared.behaviour;
     let _turn = match behaviour.serial {
         true => Some(shared.one_at_a_time.lock().await),
@@ -262,17 +262,17 @@ fn search(
             Some(statuses) => statuses.split(',').any(|s| r["status"] == s),
             None => true,
         })
-        .filter(|r| match param("code") {
-            Some(codes) => r["code"]["coding"].as_array().is_some_and(|codings| {
-                codings.iter().any(|c| {
-                    codes.split(',').any(|wanted| {
-                        let (system, code) = wanted.split_once('|').unwrap_or(("", wanted));
-                        c["code"] == code && (system.is_empty() || c["system"] == system)
-                    })
-                })
-            }),
-            None => true,
+        .filter(|r| {
+            token(
+                param("code"),
+                r["code"]["coding"].as_array().into_iter().flatten(),
+            )
         })
+        // Encounter: `class` is one Coding, `type` and `reason-code` lists
+        // of CodeableConcepts.
+        .filter(|r| token(param("class"), std::iter::once(&r["class"])))
+        .filter(|r| token(param("type"), concepts(&r["type"])))
+        .filter(|r| token(param("reason-code"), concepts(&r["reasonCode"])))
         .collect();
     let mut included = Vec::new();
     if param("_include").is_some_and(|i| i.ends_with(":medication")) {
@@ -311,6 +311,26 @@ fn search(
         bundle["link"] = json!([{"relation": "next", "url": format!("{next_base}/{kind}?{}", next_query.join("&"))}]);
     }
     Some(bundle)
+}
+
+/// A token search: any coding matches any `[system|]code` of the list.
+fn token<'a>(wanted: Option<&str>, mut codings: impl Iterator<Item = &'a Value>) -> bool {
+    let Some(wanted) = wanted else {
+        return true;
+    };
+    codings.any(|c| {
+        wanted.split(',').any(|one| {
+            let (system, code) = one.split_once('|').unwrap_or(("", one));
+            c["code"] == code && (system.is_empty() || c["system"] == system)
+        })
+    })
+}
+
+fn concepts(list: &Value) -> impl Iterator<Item = &Value> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|concept| concept["coding"].as_array().into_iter().flatten())
 }
 
 fn percent_decode(text: &str) -> String {

@@ -69,9 +69,9 @@ async fn searches_ask_for_large_pages_so_each_key_is_one_page() {
     let (status, body, _) = call(&app, &patient_id, &fhir.url("")).await;
     assert_eq!(status, 200, "{body}");
     assert!(incomplete_keys(&body).is_empty(), "{body}");
-    let received = fhir.received.lock().unwrap().clone();
-    let searches: Vec<&String> = received.iter().filter(|q| q.contains('?')).collect();
-    assert!(searches.len() >= 9, "{received:?}");
+    let asked = fhir.asked.lock().unwrap().clone();
+    let searches: Vec<&String> = asked.iter().filter(|q| q.contains('?')).collect();
+    assert!(searches.len() >= 9, "{asked:?}");
     for search in &searches {
         assert!(search.contains("_count=1000"), "{search}");
         assert!(!search.contains("_page="), "a second page: {search}");
@@ -104,10 +104,10 @@ async fn a_slow_server_paging_by_20_is_read_whole_in_parallel() {
     let (status, body, _) = call(&app, &patient_id, &fhir.url("")).await;
     assert_eq!(status, 200, "{body}");
     assert!(incomplete_keys(&body).is_empty(), "{body}");
-    let received = fhir.received.lock().unwrap().clone();
+    let asked = fhir.asked.lock().unwrap().clone();
     assert!(
-        received.iter().filter(|q| q.contains("_page=")).count() >= 20,
-        "{received:?}"
+        asked.iter().filter(|q| q.contains("_page=")).count() >= 20,
+        "{asked:?}"
     );
 }
 
@@ -206,11 +206,11 @@ async fn slow_fhir_figures() {
                 let mut times = Vec::new();
                 let mut last = (0, Value::Null);
                 for _ in 0..3 {
-                    let before = fhir.received.lock().unwrap().len();
+                    let before = fhir.asked.lock().unwrap().len();
                     let (status, body, elapsed) = call(&app, &patient_id, &fhir.url("")).await;
                     times.push(elapsed);
                     last = (status, body);
-                    let requests = fhir.received.lock().unwrap().len() - before;
+                    let requests = fhir.asked.lock().unwrap().len() - before;
                     last.1["requests"] = requests.into();
                 }
                 times.sort();
