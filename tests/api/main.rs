@@ -7,6 +7,7 @@ mod auth_hardening;
 mod browser;
 mod cli;
 mod cors;
+mod deploy;
 mod discovery;
 mod errors;
 mod examples;

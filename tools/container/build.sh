@@ -14,8 +14,15 @@
 #   4. it is started non-root with a read-only root filesystem, on loopback
 #      only, and must pass /readyz and answer a patient-view hook.
 #
-#   tools/container/build.sh            # needs: apt-get install podman buildah debootstrap
+#   tools/container/build.sh   # needs: apt-get install podman buildah debootstrap runc
 #   IMAGE=cramp-cds:test tools/container/build.sh
+#
+# On this machine (itself a container: cgroup v1 with a cgroup2 mount beside
+# it, and rlimits it may not raise) Debian's default runtime, crun, fails:
+#   podman run ... -> crun: setrlimit `RLIMIT_NOFILE`: Operation not permitted
+#   with --ulimit below the hard limits -> crun: cgroups in hybrid mode not
+#   supported, drop all controllers from cgroupv2
+# so containers run under runc, with file and process limits below ours.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 IMAGE=${IMAGE:-localhost/cramp-cds:latest}
@@ -29,9 +36,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for tool in podman buildah debootstrap; do
-    command -v $tool >/dev/null || { echo "$tool is not installed (apt-get install podman buildah debootstrap)" >&2; exit 1; }
+RUNTIME=${RUNTIME:-runc}
+for tool in podman buildah debootstrap "$RUNTIME"; do
+    command -v $tool >/dev/null || { echo "$tool is not installed (apt-get install podman buildah debootstrap runc)" >&2; exit 1; }
 done
+limits=(--ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
+podman() { command podman --runtime "$RUNTIME" "$@"; }
 
 echo "== base image $BASE"
 if podman image exists "$BASE"; then
@@ -60,7 +70,7 @@ grep -q '^COPY cramp-cds /usr/local/bin/cramp-cds' "$work/context/Containerfile"
     || { echo "the Dockerfile's runtime stage no longer copies the binary as expected" >&2; exit 1; }
 # The runtime stage installs ca-certificates from Debian: host networking for
 # that one RUN (the only network the build needs).
-buildah bud --network host --layers=false -f "$work/context/Containerfile" -t "$IMAGE" "$work/context"
+buildah bud --runtime "$RUNTIME" "${limits[@]}" --network host --layers=false -f "$work/context/Containerfile" -t "$IMAGE" "$work/context"
 size=$(podman image inspect --format '{{.Size}}' "$IMAGE")
 echo "image size: $size bytes ($((size / 1024 / 1024)) MiB); base: $(podman image inspect --format '{{.Size}}' "$BASE") bytes"
 echo "user: $(podman image inspect --format '{{.Config.User}}' "$IMAGE")"
@@ -69,7 +79,7 @@ echo "== run: non-root, read-only root filesystem, loopback"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # Host networking keeps all traffic on this machine's loopback; the store is
 # SQLite on a tmpfs owned by the service's user (the root fs is read-only).
-container=$(podman run -d --read-only --network host --cap-drop ALL --security-opt no-new-privileges \
+container=$(podman run -d "${limits[@]}" --read-only --network host --cap-drop ALL --security-opt no-new-privileges \
     --tmpfs /var/lib/cramp-cds:rw,size=64m,mode=0700,uid=10001,gid=10001 \
     -e CRAMP_CDS_HOST=127.0.0.1 -e CRAMP_CDS_PORT="$port" -e CRAMP_CDS_PUBLIC_BASE_URL="http://127.0.0.1:$port" \
     "$IMAGE")
