@@ -48,6 +48,10 @@ pub struct FindingDefinition {
     pub code: String,
     pub category: Category,
     pub display: String,
+    /// The words a card's summary names it by ("low potassium"), before
+    /// the patient's value; the display, lower-cased, when absent.
+    #[serde(default)]
+    pub short: Option<String>,
     /// Say in one line why it matters for cramps (or for DVT).
     pub rationale: String,
     pub sources: Vec<String>,
@@ -58,6 +62,9 @@ pub struct FindingDefinition {
 pub struct Source {
     pub id: String,
     pub short: String,
+    /// The tag a card line cites it by ("Allen 2012"): a card names its
+    /// sources in a few characters; the full citation is on the guidance page.
+    pub tag: String,
     pub citation: String,
     pub url: Option<String>,
     /// What the source says, finding by finding and statement by
@@ -266,6 +273,17 @@ impl KnowledgeBase {
             }
         }
         for statement in self.statements.values() {
+            if statement.template {
+                // Card layout wording ("Next step: {step}"): it states no
+                // medical fact, so it cites nothing and decides nothing.
+                if !statement.sources.is_empty() || statement.decision {
+                    return Err(format!(
+                        "statements.json: '{}' is a template and cannot cite sources or be a service decision",
+                        statement.id
+                    ));
+                }
+                continue;
+            }
             match (statement.sources.is_empty(), statement.decision) {
                 (true, false) => {
                     return Err(format!(

@@ -1,6 +1,7 @@
 //! Clinical tests: the scenarios in tests/scenarios/ (the test oracle for
 //! clinical-rules.md) and every real sample bundle, run through the engine.
 
+mod card_text;
 #[path = "../support/fhir_json.rs"]
 mod fhir_json;
 #[path = "../support/hook_request.rs"]

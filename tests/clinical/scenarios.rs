@@ -14,7 +14,7 @@ use serde_json::Value;
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Scenario {
+pub struct Scenario {
     description: String,
     hook: Hook,
     now: DateTime<Utc>,
@@ -83,7 +83,7 @@ pub fn scenario_files() -> Vec<PathBuf> {
 /// Every scenario is one patient's chart, evaluated as a hook call for them.
 const PATIENT_ID: &str = "p1";
 
-fn run(scenario: &Scenario) -> CdsResponse {
+pub fn run(scenario: &Scenario) -> CdsResponse {
     let record_text = scenario.record.to_string();
     let mut record = record_from([record_text.as_str()]);
     record.keep_patient(Some(PATIENT_ID));
