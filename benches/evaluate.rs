@@ -109,7 +109,7 @@ fn request_value(labs: usize) -> Value {
                 medicine("furosemide", "313988", "furosemide 40 MG Oral Tablet"),
                 medicine("simvastatin", "314231", "simvastatin 10 MG Oral Tablet")]},
             "observations": {"resourceType": "Bundle", "type": "searchset", "entry": observations},
-            "procedures": null, "encounters": null, "medicationStatements": null
+            "procedures": null, "inpatientEncounters": null, "visitsByReason": null, "visitsByType": null, "medicationStatements": null
         }
     })
 }
@@ -118,7 +118,9 @@ fn build_record(request: &str) -> PatientRecord<'_> {
     let fixture = fixture();
     let parsed = parse_hook_request(request.as_bytes(), &fixture.schemas).unwrap();
     let service = fixture.catalog.get("leg-cramps-patient-view").unwrap();
-    let mut record = cramp_cds::prefetch::resolve(service, parsed.prefetch, &[]).unwrap();
+    let mut record =
+        cramp_cds::prefetch::resolve(service, parsed.prefetch, &[], &parsed.context_values)
+            .unwrap();
     record.keep_patient(parsed.context.patient_id.as_deref());
     record
 }
@@ -161,6 +163,9 @@ fn parse_and_validate(bencher: Bencher, size: &str) {
 fn build_patient_record(bencher: Bencher, size: &str) {
     let request = request_of(size);
     let service = fixture().catalog.get("leg-cramps-patient-view").unwrap();
+    let context = parse_hook_request(request.as_bytes(), &fixture().schemas)
+        .unwrap()
+        .context_values;
     bencher
         .with_inputs(|| {
             parse_hook_request(request.as_bytes(), &fixture().schemas)
@@ -169,7 +174,7 @@ fn build_patient_record(bencher: Bencher, size: &str) {
         })
         .bench_values(|prefetch| {
             let mut record =
-                cramp_cds::prefetch::resolve(service, black_box(prefetch), &[]).unwrap();
+                cramp_cds::prefetch::resolve(service, black_box(prefetch), &[], &context).unwrap();
             record.keep_patient(Some("p1"));
             record.stats.read
         });

@@ -4,6 +4,7 @@ use std::io::Read;
 
 use chrono::Utc;
 
+use crate::cards::links::RenderSettings;
 use crate::config::{EvaluateArgs, OutputFormat};
 use crate::engine::{split_drafts, Evaluation};
 use crate::protocol::response::{CdsResponse, Indicator};
@@ -20,7 +21,16 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<String, String> {
     } else {
         std::fs::read_to_string(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?
     };
-    let engine = build_engine(&args.engine)?;
+    let render = args
+        .public_base_url
+        .iter()
+        .map(|u| u.trim())
+        .find(|u| !u.is_empty())
+        .map(|u| RenderSettings {
+            public_base_url: u.to_owned(),
+        })
+        .unwrap_or_default();
+    let engine = build_engine(&args.engine, &render)?;
     if crate::fhir::resource_type_of(&text) != Some("Bundle") {
         return Err(format!("{}: not a FHIR Bundle", args.file.display()));
     }

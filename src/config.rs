@@ -125,8 +125,9 @@ pub struct LimitSettings {
     /// Request body bytes held by all requests together (then 503).
     #[arg(long, env = "CRAMP_CDS_MAX_BODY_BYTES_IN_FLIGHT", default_value_t = 128 * 1024 * 1024)]
     pub max_body_bytes_in_flight: usize,
-    /// Bundle entries read for one request: prefetch, draft orders and
-    /// fetched pages together (then 413).
+    /// Bundle entries the request itself may hold: prefetch and draft orders
+    /// (then 413). Pages fetched from the FHIR server fall under
+    /// --fhir-max-entries instead.
     #[arg(long, env = "CRAMP_CDS_MAX_ENTRIES", default_value_t = 50_000)]
     pub max_entries: usize,
     /// Bodies from this size up are read and evaluated on a separate pool of
@@ -205,6 +206,11 @@ pub struct EvaluateArgs {
     /// windows (labs in 90 days, symptoms in 30, ...) count back from it.
     #[arg(long, value_parser = parse_instant)]
     pub at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The URL the service is reached by: the cards' links to the guidance
+    /// pages and the handout sit under the first (default
+    /// http://127.0.0.1:8080, where `cramp-cds` serves them).
+    #[arg(long, env = "CRAMP_CDS_PUBLIC_BASE_URL", value_delimiter = ',')]
+    pub public_base_url: Vec<String>,
     #[command(flatten)]
     pub engine: EngineSettings,
 }

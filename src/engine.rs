@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use crate::cards::links::{CardLinks, RenderSettings};
 use crate::cards::CardRenderer;
 use crate::knowledge::KnowledgeBase;
 use crate::protocol::response::{CdsResponse, IncompleteKey, ResponseExtension, ResponseNotes};
@@ -13,6 +14,7 @@ use crate::rules::{Assessment, HookInput, RuleSettings, Rules};
 pub struct Engine {
     rules: Rules,
     renderer: CardRenderer,
+    links: CardLinks,
 }
 
 /// One evaluation: the record plus what the hook context adds (the rules'
@@ -20,10 +22,21 @@ pub struct Engine {
 pub type Evaluation<'a> = HookInput<'a>;
 
 impl Engine {
+    /// Cards link pages under the default address (`cramp-cds` with no
+    /// flags); the server passes its published base URL with [`Self::with_render`].
     pub fn new(kb: Arc<KnowledgeBase>, settings: RuleSettings) -> Result<Self, String> {
+        Self::with_render(kb, settings, &RenderSettings::default())
+    }
+
+    pub fn with_render(
+        kb: Arc<KnowledgeBase>,
+        settings: RuleSettings,
+        render: &RenderSettings,
+    ) -> Result<Self, String> {
         Ok(Self {
             renderer: CardRenderer::new(kb.clone()),
             rules: Rules::new(kb, settings)?,
+            links: CardLinks::new(render)?,
         })
     }
 
@@ -53,10 +66,9 @@ impl Engine {
         let extension = (!incomplete.is_empty()).then_some(ResponseExtension {
             cramp_cds: ResponseNotes { incomplete },
         });
-        CdsResponse {
-            cards: self.renderer.render(&assessment),
-            extension,
-        }
+        let mut cards = self.renderer.render(&assessment);
+        self.links.attach(&mut cards);
+        CdsResponse { cards, extension }
     }
 }
 

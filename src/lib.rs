@@ -15,6 +15,7 @@ pub mod fhir;
 pub mod http;
 pub mod knowledge;
 pub mod limits;
+pub mod pages;
 pub mod prefetch;
 pub mod protocol;
 pub mod record;

@@ -103,6 +103,16 @@ pub fn with_entry_limit<T>(limit: usize, read: impl FnOnce() -> T) -> (T, bool) 
     (result, hit)
 }
 
+/// Runs `read` outside the request's entry allowance: for pages fetched from
+/// the EHR's FHIR server, which have their own limit (`--fhir-max-entries`,
+/// counted as they arrive) and are not the request's to answer for.
+pub fn uncounted<T>(read: impl FnOnce() -> T) -> T {
+    let outer = ENTRIES_LEFT.with(|left| left.replace(None));
+    let result = read();
+    ENTRIES_LEFT.with(|left| left.set(outer));
+    result
+}
+
 /// Takes one entry from this thread's allowance: false when it is spent (the
 /// reader then stops reading entries).
 pub fn take_entry() -> bool {
@@ -144,6 +154,11 @@ mod tests {
         });
         assert!(hit);
         let ((), hit) = with_entry_limit(2, || assert!(take_entry()));
+        assert!(!hit);
+        let ((), hit) = with_entry_limit(1, || {
+            uncounted(|| assert!(take_entry() && take_entry()));
+            assert!(take_entry());
+        });
         assert!(!hit);
         assert!(take_entry(), "no limit outside a reading");
     }

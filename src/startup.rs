@@ -9,6 +9,7 @@ use actix_web::middleware::Compress;
 use actix_web::{web, App, HttpServer};
 
 use crate::auth::{issuers, Authenticator};
+use crate::cards::links::RenderSettings;
 use crate::config::{EngineSettings, ServeSettings};
 use crate::engine::Engine;
 use crate::http::{self, AppState};
@@ -32,16 +33,18 @@ pub struct Application {
 }
 
 /// Loads the knowledge base (embedded or from a directory) and binds the rules.
-pub fn build_engine(settings: &EngineSettings) -> Result<Engine, String> {
+/// Cards link the pages under `render.public_base_url`.
+pub fn build_engine(settings: &EngineSettings, render: &RenderSettings) -> Result<Engine, String> {
     let kb = match &settings.knowledge_dir {
         Some(dir) => KnowledgeBase::from_dir(dir)?,
         None => KnowledgeBase::embedded()?,
     };
-    Engine::new(
+    Engine::with_render(
         Arc::new(kb),
         RuleSettings {
             older_age_years: settings.older_age_years,
         },
+        render,
     )
 }
 
@@ -110,7 +113,13 @@ impl Application {
                 settings.max_token_lifetime_secs,
             )
         });
-        let engine = build_engine(&settings.engine)?;
+        let public_base_urls = settings.public_base_urls(port);
+        let engine = build_engine(
+            &settings.engine,
+            &RenderSettings {
+                public_base_url: public_base_urls[0].clone(),
+            },
+        )?;
         log::info!("knowledge base loaded ({})", engine.knowledge().origin);
         let store = Store::open(
             &settings.database_url,
@@ -126,6 +135,7 @@ impl Application {
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1);
+        let pages = crate::pages::Pages::build(engine.knowledge());
         let state = web::Data::new(AppState {
             catalog: ServiceCatalog::embedded(),
             schemas: Schemas::compile()?,
@@ -142,7 +152,7 @@ impl Application {
                 large_evaluations: Arc::new(tokio::sync::Semaphore::new(workers)),
                 max_feedback_entries: settings.limits.max_feedback_entries,
             },
-            public_base_urls: settings.public_base_urls(port),
+            public_base_urls,
             fetcher,
             authenticator,
             store,
@@ -151,6 +161,7 @@ impl Application {
             } else {
                 Conformance::Tolerant
             },
+            pages,
         });
         let origins = http::cors_origins(
             &settings.cors_origins,
@@ -175,6 +186,7 @@ impl Application {
         let peers = http::PeerTable::new(
             settings.limits.max_connections_per_peer,
             settings.limits.max_connections,
+            std::time::Duration::from_millis(settings.limits.header_timeout_ms),
         );
         server = server
             .workers(workers)

@@ -47,7 +47,9 @@ fn assert_both_readings_agree(text: &str) {
     };
     let catalog = ServiceCatalog::embedded();
     let service = catalog.get("leg-cramps-patient-view").unwrap();
-    let Ok(mut record) = cramp_cds::prefetch::resolve(service, request.prefetch, &[]) else {
+    let Ok(mut record) =
+        cramp_cds::prefetch::resolve(service, request.prefetch, &[], &request.context_values)
+    else {
         return;
     };
     // Keys the request did not send are about the request, not the reading.

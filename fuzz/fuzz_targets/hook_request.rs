@@ -44,7 +44,9 @@ fuzz_target!(|body: &[u8]| {
     let Some(service) = parts.catalog.for_hook(hook) else {
         return;
     };
-    let Ok(mut record) = cramp_cds::prefetch::resolve(service, request.prefetch, &[]) else {
+    let Ok(mut record) =
+        cramp_cds::prefetch::resolve(service, request.prefetch, &[], &request.context_values)
+    else {
         return;
     };
     record.keep_patient(request.context.patient_id.as_deref());

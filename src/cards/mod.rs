@@ -18,6 +18,7 @@ use crate::rules::{
 
 mod culprits;
 mod dvt;
+pub mod links;
 mod quinine;
 mod risk_factors;
 

@@ -25,7 +25,9 @@ pub async fn require_jwt(
             .map(ServiceResponse::map_into_boxed_body);
     };
     let Some(authenticator) = state.authenticator.as_ref().filter(|_| {
-        !super::operations::is_probe(request.path()) && !super::console::is_public(request.path())
+        !super::operations::is_probe(request.path())
+            && !super::console::is_public(request.path())
+            && !super::pages::is_public(request.path())
     }) else {
         return next
             .call(request)

@@ -6,7 +6,9 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use actix_web::body::{BoxBody, MessageBody};
 use actix_web::dev::{Extensions, ServiceRequest, ServiceResponse};
@@ -24,6 +26,9 @@ pub struct PeerTable {
     /// The server's cap on all connections: reaching it is counted, since
     /// the server then leaves further connections in the backlog.
     total_limit: usize,
+    /// The server's header timeout: a connection that closes after it
+    /// without one request read was closed by it (counted).
+    header_timeout: Duration,
 }
 
 /// Lives in a connection's data: counts it while it is open, and says
@@ -32,14 +37,18 @@ pub struct PeerConnection {
     table: PeerTable,
     peer: IpAddr,
     over_limit: bool,
+    opened: Instant,
+    /// A request's headers were read on this connection.
+    requested: AtomicBool,
 }
 
 impl PeerTable {
-    pub fn new(limit: usize, total_limit: usize) -> Self {
+    pub fn new(limit: usize, total_limit: usize, header_timeout: Duration) -> Self {
         Self {
             open: Arc::default(),
             limit: limit.max(1),
             total_limit,
+            header_timeout,
         }
     }
 
@@ -69,6 +78,8 @@ impl PeerTable {
             table: self.clone(),
             peer,
             over_limit,
+            opened: Instant::now(),
+            requested: AtomicBool::new(false),
         });
     }
 
@@ -94,6 +105,15 @@ impl Drop for PeerConnection {
         let total: usize = open.values().sum();
         drop(open);
         metrics::gauge!("http_open_connections").set(total as f64);
+        // actix closes a connection whose first request's headers do not
+        // arrive within the timeout, without telling the application: a
+        // connection that never got a request through and lived that long
+        // is the trace it leaves.
+        if !self.requested.load(Ordering::Relaxed)
+            && self.opened.elapsed() >= self.table.header_timeout
+        {
+            crate::limits::exceeded("header-timeout-ms");
+        }
     }
 }
 
@@ -104,10 +124,11 @@ pub async fn guard(
     mut request: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let over = request
-        .conn_data::<PeerConnection>()
-        .filter(|c| c.over_limit)
-        .map(|c| c.table.limit);
+    let connection = request.conn_data::<PeerConnection>();
+    if let Some(connection) = connection {
+        connection.requested.store(true, Ordering::Relaxed);
+    }
+    let over = connection.filter(|c| c.over_limit).map(|c| c.table.limit);
     if let Some(limit) = over {
         crate::limits::exceeded("max-connections-per-peer");
         let mut response = ApiError::over_limit(
@@ -134,12 +155,14 @@ mod tests {
 
     #[test]
     fn a_connection_counts_until_it_closes() {
-        let table = PeerTable::new(1, 10);
+        let table = PeerTable::new(1, 10, Duration::from_secs(5));
         let peer: IpAddr = "127.0.0.1".parse().unwrap();
         let first = PeerConnection {
             table: table.clone(),
             peer,
             over_limit: false,
+            opened: Instant::now(),
+            requested: AtomicBool::new(false),
         };
         table.open.lock().unwrap().insert(peer, 1);
         assert_eq!(table.open(peer), 1);

@@ -8,6 +8,7 @@ mod console;
 pub mod errors;
 mod feedback;
 mod operations;
+mod pages;
 mod routes;
 
 use actix_cors::Cors;
@@ -44,6 +45,8 @@ pub struct AppState {
     pub store: Store,
     /// Whether defects in members the rules do not read are tolerated.
     pub conformance: Conformance,
+    /// The guidance pages and the handout, built from the knowledge.
+    pub pages: crate::pages::Pages,
 }
 
 /// What one request may make the service read and hold.
@@ -61,6 +64,7 @@ pub fn configure(config: &mut web::ServiceConfig, catalog: &ServiceCatalog) {
     routes::configure_services(config, catalog);
     operations::configure(config);
     console::configure(config);
+    pages::configure(config);
     feedback::configure(config);
     routes::configure(config);
 }

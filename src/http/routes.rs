@@ -317,7 +317,11 @@ fn evaluate_hook(
                 medications_fetched,
             } => (fetched, medications_fetched),
             Pass::First { .. } => {
-                let keys = prefetch::keys_to_fetch(service, &hook_request.prefetch);
+                let keys = prefetch::keys_to_fetch(
+                    service,
+                    &hook_request.prefetch,
+                    &hook_request.context_values,
+                );
                 // Taken only when there is something to fetch: the server
                 // may still serve referenced Medications below.
                 match hook_request.fhir_server.take_if(|_| !keys.is_empty()) {
@@ -343,6 +347,7 @@ fn evaluate_hook(
             service,
             std::mem::take(&mut hook_request.prefetch),
             &fetched,
+            &hook_request.context_values,
         )
         .map_err(|unsatisfied| {
             ApiError::precondition_failed(

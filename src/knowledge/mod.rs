@@ -6,6 +6,7 @@
 pub mod codes;
 pub mod drugs;
 pub mod files;
+pub mod guidance;
 pub mod statements;
 pub mod units;
 pub mod valuesets;
@@ -17,6 +18,7 @@ use serde::Deserialize;
 pub use codes::CodeSystem;
 pub use drugs::{DrugClass, DrugIndex};
 pub use files::KnowledgeFiles;
+pub use guidance::{GuidanceTopic, Handout};
 pub use statements::{Say, Statement};
 pub use valuesets::{Memberships, ValueSetId, ValueSets};
 
@@ -135,6 +137,10 @@ pub struct KnowledgeBase {
     findings: HashMap<String, FindingDefinition>,
     sources: HashMap<String, Source>,
     statements: HashMap<String, Statement>,
+    /// The guidance pages' text, one topic per card (guidance.json).
+    guidance: Vec<GuidanceTopic>,
+    /// The patient handout's text (handout.json).
+    handout: Handout,
     /// Where it came from, for the logs and /readyz.
     pub origin: String,
 }
@@ -181,7 +187,13 @@ impl KnowledgeBase {
         let value_sets = ValueSets::from_documents(files.value_sets())?;
         let drugs = DrugIndex::from_json(files.text("drug-classes.json")?)?;
 
-        let kb = Self {
+        let statements: HashMap<String, Statement> = statements
+            .statements
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect();
+        let finding_order = findings.findings.clone();
+        let mut kb = Self {
             value_sets,
             drugs,
             labs: labs.labs,
@@ -191,15 +203,22 @@ impl KnowledgeBase {
                 .map(|f| (f.code.clone(), f))
                 .collect(),
             sources,
-            statements: statements
-                .statements
-                .into_iter()
-                .map(|s| (s.id.clone(), s))
-                .collect(),
+            statements,
+            guidance: Vec::new(),
+            handout: Handout::default(),
             origin: files.origin.clone(),
         };
         kb.check_references()?;
         kb.check_citations()?;
+        let known = guidance::Known {
+            sources: &kb.sources,
+            statements: &kb.statements,
+            findings: &finding_order,
+        };
+        let guidance = known.guidance(files.parse("guidance.json")?)?;
+        let handout = known.handout(files.parse("handout.json")?)?;
+        kb.guidance = guidance;
+        kb.handout = handout;
         Ok(kb)
     }
 
@@ -358,6 +377,19 @@ impl KnowledgeBase {
 
     pub fn findings(&self) -> impl Iterator<Item = &FindingDefinition> {
         self.findings.values()
+    }
+
+    /// The guidance page text of a card topic ("risk-factors", ...).
+    pub fn guidance(&self, topic: &str) -> Option<&GuidanceTopic> {
+        self.guidance.iter().find(|t| t.topic == topic)
+    }
+
+    pub fn guidance_topics(&self) -> &[GuidanceTopic] {
+        &self.guidance
+    }
+
+    pub fn handout(&self) -> &Handout {
+        &self.handout
     }
 
     pub fn source(&self, id: &str) -> Option<&Source> {
@@ -560,6 +592,81 @@ mod tests {
             unknown_support.contains("unknown finding or statement"),
             "{unknown_support}"
         );
+    }
+
+    #[test]
+    fn guidance_and_handout_ids_are_checked_at_start_up() {
+        let error = edited("guidance.json", |json| {
+            json["topics"][0]["trigger"][0]["sources"] = serde_json::json!(["no-such-source"]);
+        })
+        .err()
+        .expect("refused");
+        assert!(error.contains("unknown source 'no-such-source'"), "{error}");
+        let error = edited("handout.json", |json| {
+            json["sections"][0]["items"][0]["sources"] = serde_json::json!(["nope-2020"]);
+        })
+        .err()
+        .expect("refused");
+        assert!(
+            error.contains("handout.json") && error.contains("unknown source 'nope-2020'"),
+            "{error}"
+        );
+        let error = edited("handout.json", |json| {
+            json["sections"][0]["items"][0]["sources"] = serde_json::json!([]);
+        })
+        .err()
+        .expect("refused");
+        assert!(
+            error.contains("handout.json: 'A leg cramp is a sudden"),
+            "{error}"
+        );
+        let error = edited("guidance.json", |json| {
+            json["topics"][0]["nextSteps"] = serde_json::json!(["no-such-statement"]);
+        })
+        .err()
+        .expect("refused");
+        assert!(
+            error.contains("unknown statement 'no-such-statement'"),
+            "{error}"
+        );
+        let error = edited("guidance.json", |json| {
+            json["topics"][0]["findings"][0]["finding"] = serde_json::json!("no-such-finding");
+        })
+        .err()
+        .expect("refused");
+        assert!(
+            error.contains("unknown finding 'no-such-finding'"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn every_card_statement_is_on_its_guidance_page() {
+        let error = edited("guidance.json", |json| {
+            json["topics"][0]["nextSteps"]
+                .as_array_mut()
+                .unwrap()
+                .retain(|s| s != "fluids");
+        })
+        .err()
+        .expect("refused");
+        assert!(
+            error.contains("card statement 'fluids' is not on its guidance page"),
+            "{error}"
+        );
+        let kb = kb();
+        for topic in [
+            "risk-factors",
+            "medication-culprits",
+            "dvt-rule-out",
+            "quinine-warning",
+        ] {
+            let page = kb.guidance(topic).expect(topic);
+            assert!(
+                !page.findings.is_empty() && !page.trigger.is_empty(),
+                "{topic}"
+            );
+        }
     }
 
     #[test]

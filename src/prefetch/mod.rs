@@ -21,14 +21,18 @@ pub struct Unsatisfied {
 }
 
 /// The service's prefetch keys the EHR left for us to fetch: absent, or
-/// answered with an OperationOutcome (`null` means "no data": nothing to fetch).
+/// answered with an OperationOutcome (`null` means "no data": nothing to
+/// fetch); only keys whose template applies to this call's context.
 pub fn keys_to_fetch(
     service: &ServiceDefinition,
     sent: &BTreeMap<String, Option<Prefetched>>,
+    context: &BTreeMap<String, String>,
 ) -> Vec<String> {
     service
         .prefetch
-        .keys()
+        .iter()
+        .filter(|(_, query)| template::applies(query, context))
+        .map(|(key, _)| key)
         .filter(|key| match sent.get(*key) {
             None => true,
             Some(None) => false,
@@ -38,10 +42,12 @@ pub fn keys_to_fetch(
         .collect()
 }
 
+/// `context`: the call's context values, to tell which keys apply to it.
 pub fn resolve<'a>(
     service: &ServiceDefinition,
     sent: BTreeMap<String, Option<Prefetched<'a>>>,
     fetched: &'a [(String, Fetched)],
+    context: &BTreeMap<String, String>,
 ) -> Result<PatientRecord<'a>, Unsatisfied> {
     let mut builder = RecordBuilder::new();
     let mut problems: BTreeMap<String, String> = BTreeMap::new();
@@ -72,9 +78,13 @@ pub fn resolve<'a>(
         match result {
             Ok(pages) => {
                 problems.remove(key.as_str());
-                for page in &pages.documents {
-                    builder.add_json(page);
-                }
+                // Fetched pages count against --fhir-max-entries (as they
+                // arrived), not against the request's own entry limit.
+                crate::limits::uncounted(|| {
+                    for page in &pages.documents {
+                        builder.add_json(page);
+                    }
+                });
                 if let Some(why) = &pages.cut {
                     cut_short.push(Unread {
                         key: key.clone(),
@@ -104,10 +114,12 @@ pub fn resolve<'a>(
         // r2 §5: what could not be read is said, not hidden: an optional key
         // with no usable data (unreadable, not fetched, or neither sent nor
         // fetchable), and any key whose pages were cut short.
-        let absent = service.prefetch.keys().filter(|key| {
-            !sent_keys.contains(key)
+        let absent = service.prefetch.iter().filter_map(|(key, query)| {
+            let absent = template::applies(query, context)
+                && !sent_keys.contains(key)
                 && !problems.contains_key(key.as_str())
-                && !fetched.iter().any(|(k, _)| k == *key)
+                && !fetched.iter().any(|(k, _)| k == key);
+            absent.then_some(key)
         });
         let absent: Vec<Unread> = absent
             .map(|key| Unread {

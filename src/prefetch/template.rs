@@ -33,6 +33,14 @@ pub fn fill(template: &str, context: &BTreeMap<String, String>) -> Result<String
     Ok(out)
 }
 
+/// Whether every token of the template has a value in this call's context.
+/// A key whose template does not (`Encounter/{{context.encounterId}}` on a
+/// patient-view with no encounter) does not apply to the call: the EHR
+/// cannot send it and there is nothing to fetch or to report missing.
+pub fn applies(template: &str, context: &BTreeMap<String, String>) -> bool {
+    fill(template, context).is_ok()
+}
+
 fn lookup(token: &str, context: &BTreeMap<String, String>) -> Option<String> {
     if let Some(name) = token.strip_prefix("context.") {
         return context.get(name).cloned();

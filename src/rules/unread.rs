@@ -30,8 +30,11 @@ const READ_FOR: &[(&str, Part, &[&str])] = &[
         Part::Dvt,
         &["recent-surgery", "active-cancer", "immobilization", WORK_UP],
     ),
-    ("encounters", Part::RiskFactors, &["dialysis"]),
-    ("encounters", Part::Dvt, &["recent-surgery", "postpartum"]),
+    ("visitsByReason", Part::RiskFactors, &["dialysis"]),
+    ("visitsByType", Part::RiskFactors, &["dialysis"]),
+    ("visitsByReason", Part::Dvt, &["postpartum"]),
+    ("visitsByType", Part::Dvt, &["postpartum"]),
+    ("inpatientEncounters", Part::Dvt, &["recent-surgery"]),
     (
         "medicationStatements",
         Part::Culprits,

@@ -39,11 +39,21 @@ async fn discovery_lists_the_three_services_with_their_prefetch() {
             "medicationStatements",
             "observations",
             "procedures",
-            "encounters",
+            "encounter",
+            "inpatientEncounters",
+            "visitsByReason",
+            "visitsByType",
         ] {
             assert!(keys.contains(&key), "{key} missing from {keys:?}");
         }
         assert_eq!(prefetch["patient"], "Patient/{{context.patientId}}");
+        // The current encounter by id; past ones only by the searches the
+        // rules read (inpatient class, dialysis and postpartum codes).
+        assert_eq!(prefetch["encounter"], "Encounter/{{context.encounterId}}");
+        assert!(
+            !keys.contains(&"encounters"),
+            "no search for every encounter"
+        );
         // The query subset CDS Hooks recommends: reads and patient searches
         // with token and _sort parameters, no _include (referenced
         // Medications are fetched by id instead: tests/api/medications.rs).
@@ -89,6 +99,57 @@ async fn discovery_lists_the_three_services_with_their_prefetch() {
                     query.contains("patient={{context.patientId}}") && !query.contains("_include"),
                     "{query}"
                 );
+            }
+        }
+    }
+}
+
+/// The encounter searches ask for every code the rules accept on a visit:
+/// the dialysis and postpartum value sets (explicit concepts, and the
+/// ICD-10-CM codes under each `is-a` filter), so no visit the rules would
+/// count is left out by the query.
+#[test]
+fn the_encounter_searches_cover_the_value_sets_the_rules_read() {
+    let read = |name: &str| -> Value {
+        let path = format!(
+            "{}/cds-hooks/knowledge/valuesets/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let services: Value =
+        serde_json::from_str(include_str!("../../cds-hooks/services.json")).unwrap();
+    for service in services["services"].as_array().unwrap() {
+        for (key, parameter) in [
+            ("visitsByType", "&type="),
+            ("visitsByReason", "&reason-code="),
+        ] {
+            let template = service["prefetch"][key].as_str().unwrap();
+            let listed: Vec<&str> = template
+                .split(parameter)
+                .nth(1)
+                .unwrap()
+                .split(',')
+                .collect();
+            for set in [
+                "dialysis-encounter",
+                "dialysis-procedure",
+                "postpartum-encounter",
+            ] {
+                for include in read(set)["compose"]["include"].as_array().unwrap() {
+                    for concept in include["concept"].as_array().into_iter().flatten() {
+                        let code = concept["code"].as_str().unwrap();
+                        assert!(listed.contains(&code), "{key} lacks {code} of {set}");
+                    }
+                    for filter in include["filter"].as_array().into_iter().flatten() {
+                        let parent = filter["value"].as_str().unwrap();
+                        let children = listed.iter().filter(|c| c.starts_with(parent)).count();
+                        assert!(
+                            children > 1,
+                            "{key} lacks the codes under {parent} of {set}"
+                        );
+                    }
+                }
             }
         }
     }

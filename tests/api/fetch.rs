@@ -451,3 +451,166 @@ async fn a_dvt_prompt_without_the_work_up_keys_says_a_duplex_was_not_checked() {
     let detail = dvt["detail"].as_str().unwrap();
     assert!(detail.contains("Service requests could not be read: a duplex ultrasound already done or ordered not checked"), "{detail}");
 }
+
+/// A patient whose cramps are the reason for today's visit, with one
+/// dialysis visit, one inpatient stay and a routine check-up on file.
+fn visits() -> Vec<Value> {
+    let day = |days_ago: i64| {
+        (chrono::Utc::now() - chrono::Duration::days(days_ago))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let encounter = |id: &str,
+                     class: &str,
+                     kind: Value,
+                     reason: Value,
+                     from: String,
+                     to: String| {
+        json!({"resourceType": "Encounter", "id": id, "status": "finished",
+               "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": class},
+               "type": kind, "reasonCode": reason, "subject": {"reference": "Patient/p1"},
+               "period": {"start": format!("{from}T09:00:00Z"), "end": format!("{to}T17:00:00Z")}})
+    };
+    let snomed = |code: &str, display: &str| json!([{"coding": [{"system": "http://snomed.info/sct", "code": code, "display": display}]}]);
+    vec![
+        patient(),
+        encounter(
+            "today",
+            "AMB",
+            snomed("185349003", "Encounter for check up"),
+            json!([{"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "R25.2", "display": "Cramp and spasm"}]}]),
+            day(0),
+            day(0),
+        ),
+        encounter(
+            "dialysis",
+            "AMB",
+            snomed("302497006", "Hemodialysis"),
+            json!([]),
+            day(3),
+            day(3),
+        ),
+        encounter(
+            "stay",
+            "IMP",
+            snomed("32485007", "Hospital admission"),
+            json!([]),
+            day(20),
+            day(12),
+        ),
+        encounter(
+            "check-up",
+            "AMB",
+            snomed("185349003", "Encounter for check up"),
+            json!([]),
+            day(40),
+            day(40),
+        ),
+    ]
+}
+
+fn encounter_request(server: &str, encounter_id: Option<&str>) -> Value {
+    let mut request = request(PATIENT_ID, None, Some(server));
+    if let Some(id) = encounter_id {
+        request["context"]["encounterId"] = json!(id);
+    }
+    request
+}
+
+#[tokio::test]
+async fn the_current_encounter_is_read_by_id_and_past_ones_only_by_the_searches_the_rules_read() {
+    let fhir = FhirServer::start(visits()).await;
+    let url = fhir.url("");
+    let app = spawn_app_with(move |s| s.fhir.allowed_servers = vec![url]).await;
+
+    let body = assert_valid_cards(
+        app.post_json(SERVICE, &encounter_request(&fhir.url(""), Some("today")))
+            .await,
+    )
+    .await;
+    // The cramps are documented only as the reason for the current visit.
+    let risk = body["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == "risk-factors")
+        .unwrap_or_else(|| panic!("a risk-factors card: {body}"))
+        .clone();
+    let findings = risk["extension"]["cramp-cds"]["findings"].to_string();
+    assert!(findings.contains("Encounter/dialysis"), "{findings}");
+    assert!(!findings.contains("check-up"), "{findings}");
+    assert!(incomplete_keys(&body).is_empty(), "{body}");
+
+    let asked = fhir.asked.lock().unwrap().clone();
+    let encounters: Vec<&String> = asked.iter().filter(|a| a.contains("/Encounter")).collect();
+    assert!(
+        encounters
+            .iter()
+            .any(|a| a.ends_with("/fhir/Encounter/today")),
+        "{encounters:?}"
+    );
+    // Never every encounter of the patient: each search names what it wants.
+    for search in encounters.iter().filter(|a| a.contains("Encounter?")) {
+        assert!(
+            ["class=", "type=", "reason-code="]
+                .iter()
+                .any(|p| search.contains(p)),
+            "{search}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn without_an_encounter_in_context_the_current_encounter_key_does_not_apply() {
+    let fhir = FhirServer::start(visits()).await;
+    let url = fhir.url("");
+    let app = spawn_app_with(move |s| s.fhir.allowed_servers = vec![url]).await;
+    let body = assert_valid_cards(
+        app.post_json(SERVICE, &encounter_request(&fhir.url(""), None))
+            .await,
+    )
+    .await;
+    // No cramps without the visit's reason: no cards, and nothing reported
+    // missing for a key this call cannot have.
+    assert_eq!(body["cards"], json!([]), "{body}");
+    assert!(incomplete_keys(&body).is_empty(), "{body}");
+    let asked = fhir.asked.lock().unwrap().clone();
+    assert!(
+        !asked.iter().any(|a| a.contains("/Encounter/")),
+        "{asked:?}"
+    );
+
+    // The same without a fhirServer: not reported either.
+    let mut sent = patient_view_request();
+    sent["prefetch"]["visitsByType"] = json!(null);
+    let body = assert_valid_cards(app.post_json(SERVICE, &sent).await).await;
+    assert!(
+        !incomplete_keys(&body).contains(&"encounter".to_owned()),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn entries_fetched_from_the_fhir_server_do_not_count_against_the_request_entry_limit() {
+    // 30 procedures fetched; the request itself sends 4 entries; the
+    // request's limit is 25: the fetched pages have their own limit.
+    let mut resources = vec![patient(), cramp_condition()];
+    resources.extend((0..30).map(|i| {
+        json!({"resourceType": "Procedure", "id": format!("proc-{i}"), "status": "completed", "code": {"text": "Dental cleaning"},
+               "subject": {"reference": "Patient/p1"}, "performedDateTime": "2026-01-01"})
+    }));
+    let fhir = FhirServer::start(resources).await;
+    let url = fhir.url("");
+    let app = spawn_app_with(move |s| {
+        s.fhir.allowed_servers = vec![url];
+        s.limits.max_entries = 25;
+    })
+    .await;
+    let body = assert_valid_cards(
+        app.post_json(SERVICE, &without_procedures(Some(&fhir.url(""))))
+            .await,
+    )
+    .await;
+    assert!(incomplete_keys(&body).is_empty(), "{body}");
+    assert!(!body["cards"].as_array().unwrap().is_empty(), "{body}");
+}

@@ -18,12 +18,15 @@ const PAGE_SIZE: usize = 40;
 pub struct FhirServer {
     pub base: String,
     pub requests: Arc<AtomicUsize>,
+    /// Every request's path and query, in arrival order.
+    pub asked: Arc<std::sync::Mutex<Vec<String>>>,
     resources: Arc<Vec<Value>>,
 }
 
 struct Shared {
     resources: Arc<Vec<Value>>,
     requests: Arc<AtomicUsize>,
+    asked: Arc<std::sync::Mutex<Vec<String>>>,
     base: String,
 }
 
@@ -34,9 +37,11 @@ impl FhirServer {
         let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let resources = Arc::new(resources);
         let requests = Arc::new(AtomicUsize::new(0));
+        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
         let shared = web::Data::new(Shared {
             resources: resources.clone(),
             requests: requests.clone(),
+            asked: asked.clone(),
             base: base.clone(),
         });
         let server = HttpServer::new(move || {
@@ -52,6 +57,7 @@ impl FhirServer {
         Self {
             base,
             requests,
+            asked,
             resources,
         }
     }
@@ -75,6 +81,10 @@ impl FhirServer {
                 .as_str()
                 .unwrap()
                 .replace("{{context.patientId}}", patient_id);
+            // A template this context cannot fill (no encounterId) is not sent.
+            if query.contains("{{") {
+                continue;
+            }
             let everything =
                 search(&self.resources, &query, usize::MAX, 0, "").expect("a known query");
             prefetch.insert(key.clone(), everything);
@@ -100,6 +110,7 @@ pub fn dropping_server() -> String {
 
 async fn answer(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     shared.requests.fetch_add(1, Ordering::SeqCst);
+    shared.asked.lock().unwrap().push(request.uri().to_string());
     let path = request.path().to_owned();
     let (mode, rest) = match path.split_once("/fhir/") {
         Some((mode, rest)) => (mode.trim_start_matches('/'), rest.to_owned()),
@@ -195,17 +206,17 @@ fn search(
             Some(statuses) => statuses.split(',').any(|s| r["status"] == s),
             None => true,
         })
-        .filter(|r| match param("code") {
-            Some(codes) => r["code"]["coding"].as_array().is_some_and(|codings| {
-                codings.iter().any(|c| {
-                    codes.split(',').any(|wanted| {
-                        let (system, code) = wanted.split_once('|').unwrap_or(("", wanted));
-                        c["code"] == code && (system.is_empty() || c["system"] == system)
-                    })
-                })
-            }),
-            None => true,
+        .filter(|r| {
+            token(
+                param("code"),
+                r["code"]["coding"].as_array().into_iter().flatten(),
+            )
         })
+        // Encounter: `class` is one Coding, `type` and `reason-code` lists
+        // of CodeableConcepts.
+        .filter(|r| token(param("class"), std::iter::once(&r["class"])))
+        .filter(|r| token(param("type"), concepts(&r["type"])))
+        .filter(|r| token(param("reason-code"), concepts(&r["reasonCode"])))
         .collect();
     let mut included = Vec::new();
     if param("_include").is_some_and(|i| i.ends_with(":medication")) {
@@ -244,6 +255,26 @@ fn search(
         bundle["link"] = json!([{"relation": "next", "url": format!("{next_base}/{kind}?{}", next_query.join("&"))}]);
     }
     Some(bundle)
+}
+
+/// A token search: any coding matches any `[system|]code` of the list.
+fn token<'a>(wanted: Option<&str>, mut codings: impl Iterator<Item = &'a Value>) -> bool {
+    let Some(wanted) = wanted else {
+        return true;
+    };
+    codings.any(|c| {
+        wanted.split(',').any(|one| {
+            let (system, code) = one.split_once('|').unwrap_or(("", one));
+            c["code"] == code && (system.is_empty() || c["system"] == system)
+        })
+    })
+}
+
+fn concepts(list: &Value) -> impl Iterator<Item = &Value> {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|concept| concept["coding"].as_array().into_iter().flatten())
 }
 
 fn percent_decode(text: &str) -> String {

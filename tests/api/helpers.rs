@@ -199,7 +199,9 @@ pub fn patient_view_request() -> Value {
             "observations": searchset(vec![low_potassium()]),
             "medicationStatements": null,
             "procedures": null,
-            "encounters": null,
+            "inpatientEncounters": null,
+            "visitsByReason": null,
+            "visitsByType": null,
             "serviceRequests": null,
             "diagnosticReports": null,
             "imagingStudies": null

@@ -182,13 +182,18 @@ fn sample_prefetch(path: &PathBuf) -> (String, Value) {
     let take = |by_type: &mut std::collections::BTreeMap<String, Vec<Value>>, kind: &str| {
         by_type.remove(kind).map(searchset).unwrap_or(Value::Null)
     };
+    let encounters = take(&mut by_type, "Encounter");
     let prefetch = json!({
         "patient": by_type.remove("Patient").unwrap().remove(0),
         "conditions": searchset(conditions),
         "medicationRequests": take(&mut by_type, "MedicationRequest"),
         "observations": take(&mut by_type, "Observation"),
         "procedures": take(&mut by_type, "Procedure"),
-        "encounters": take(&mut by_type, "Encounter"),
+        // An EHR answers each Encounter search with what matches; the
+        // sample's whole list under each is a superset the service dedups.
+        "inpatientEncounters": encounters.clone(),
+        "visitsByReason": encounters.clone(),
+        "visitsByType": encounters,
         "medicationStatements": take(&mut by_type, "MedicationStatement"),
     });
     (patient_id, prefetch)

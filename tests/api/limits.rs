@@ -217,6 +217,40 @@ async fn a_stalled_body_times_out_with_408() {
 }
 
 #[tokio::test]
+async fn headers_that_never_end_are_cut_at_the_header_timeout_and_counted() {
+    let app = spawn_app_with(|s| s.limits.header_timeout_ms = 300).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    stream
+        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {address}\r\nX-Slow: ").as_bytes())
+        .await
+        .unwrap();
+    let started = Instant::now();
+    // The server answers 408 or just closes; either way the stream ends.
+    let mut rest = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut rest))
+        .await
+        .expect("the server closes a connection whose headers never end")
+        .ok();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    // The count is taken as the connection is dropped: give it a moment.
+    let mut counted = false;
+    for _ in 0..20 {
+        let metrics = app.get("/metrics").await.text().await.unwrap();
+        if metrics.contains(r#"limit_exceeded_total{limit="header-timeout-ms"}"#) {
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(counted, "the header timeout is counted in /metrics");
+}
+
+#[tokio::test]
 async fn connections_beyond_the_per_peer_limit_get_429() {
     let app = spawn_app_with(|s| s.limits.max_connections_per_peer = 2).await;
     let address = app.address.trim_start_matches("http://").to_owned();

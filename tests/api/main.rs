@@ -13,6 +13,7 @@ mod examples;
 mod feedback;
 mod fetch;
 mod fhir_server;
+mod guidance;
 mod helpers;
 mod hooks;
 mod hostile;

@@ -69,7 +69,7 @@ test('the request is built as an EHR would: context, searchset prefetch, draft o
   assert.deepEqual(view.prefetch.conditions, { resourceType: 'Bundle', type: 'searchset', total: 1, entry: [{ resource: bundle.entry[1].resource, search: { mode: 'match' } }] });
   assert.deepEqual(view.prefetch.medicationRequests.entry.map((e) => `${e.resource.id}:${e.search.mode}`), ['m1:match', 'med1:include']);
   assert.equal(view.prefetch.medicationRequests.total, 1);
-  for (const key of ['medicationStatements', 'observations', 'procedures', 'encounters']) assert.equal(view.prefetch[key], null, key);
+  for (const key of ['medicationStatements', 'observations', 'procedures', 'inpatientEncounters', 'visitsByReason', 'visitsByType']) assert.equal(view.prefetch[key], null, key);
 
   const draft = { resourceType: 'MedicationRequest', medicationCodeableConcept: { text: 'quinine' } };
   const select = buildRequest('order-select', analysis, [draft], '00000000-0000-4000-8000-000000000000');

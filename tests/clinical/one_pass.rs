@@ -31,7 +31,9 @@ fn read_as_hook_request(body: &str) -> Option<(PatientRecord<'_>, bool)> {
     let service = catalog.get("leg-cramps-patient-view").unwrap();
     let request = parse_hook_request(body.as_bytes(), crate::schemas()).ok()?;
     let read_in_one_pass = matches!(request.prefetch["conditions"], Some(Prefetched::Read(_)));
-    let mut record = cramp_cds::prefetch::resolve(service, request.prefetch, &[]).ok()?;
+    let mut record =
+        cramp_cds::prefetch::resolve(service, request.prefetch, &[], &request.context_values)
+            .ok()?;
     // The keys this request did not send are about the request, not about
     // how its resources were read.
     record.unread.clear();

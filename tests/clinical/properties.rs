@@ -98,7 +98,7 @@ fn answer(body: &[u8]) -> Option<cramp_cds::protocol::response::CdsResponse> {
     if request.hook != service.hook.as_str() {
         return None;
     }
-    let record = prefetch::resolve(service, request.prefetch, &[]).ok()?;
+    let record = prefetch::resolve(service, request.prefetch, &[], &request.context_values).ok()?;
     Some(crate::engine().run(&Evaluation {
         hook: service.hook,
         record: &record,

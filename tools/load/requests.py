@@ -34,7 +34,7 @@ def request(hook, labs):
                 {"resource": medicine("furosemide", "313988", "furosemide 40 MG Oral Tablet")},
                 {"resource": medicine("simvastatin", "314231", "simvastatin 10 MG Oral Tablet")}]},
             "observations": {"resourceType": "Bundle", "type": "searchset", "entry": [observation(i) for i in range(labs)]},
-            "procedures": None, "encounters": None, "medicationStatements": None,
+            "procedures": None, "inpatientEncounters": None, "visitsByReason": None, "visitsByType": None, "medicationStatements": None,
         },
     }
     if hook == "order-sign":

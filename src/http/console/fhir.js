@@ -226,7 +226,11 @@ const PREFETCH_KEYS = {
   MedicationStatement: 'medicationStatements',
   Observation: 'observations',
   Procedure: 'procedures',
-  Encounter: 'encounters',
+  // The services search encounters three ways (inpatient stays, visits by
+  // reason, visits by type); the console answers each with every encounter
+  // of the bundle, as an EHR without those filters would: the service reads
+  // each one once and keeps only what its rules need.
+  Encounter: 'inpatientEncounters',
   // The DVT work-up (§6 r2): read by the patient-view service only.
   ServiceRequest: 'serviceRequests',
   DiagnosticReport: 'diagnosticReports',
@@ -274,6 +278,8 @@ export function analyseBundle(bundle) {
     }
     prefetch[key] = searchset(entries);
   }
+  prefetch.visitsByReason = prefetch.inpatientEncounters;
+  prefetch.visitsByType = prefetch.inpatientEncounters;
   if (medications.length > 0 && buckets.medicationRequests.length === 0 && buckets.medicationStatements.length === 0) {
     ignored.Medication = medications.length;
   }
