@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use crate::knowledge::{KnowledgeBase, Say};
 use crate::protocol::response::{
-    Action, ActionKind, Card, CardExtension, CardFindings, Coding, FindingSummary, Indicator, Link,
+    Action, ActionKind, Card, CardExtension, CardFindings, Coding, FindingSummary, Indicator,
     SelectionBehavior, Source, Suggestion,
 };
 use crate::rules::{
@@ -69,11 +69,10 @@ pub struct CardRenderer {
     kb: Arc<KnowledgeBase>,
 }
 
-/// A card under construction: text plus the sources it cites.
+/// A card under construction: its detail text.
 struct Draft<'k> {
     renderer: &'k CardRenderer,
     detail: String,
-    sources: Vec<String>,
 }
 
 impl<'k> Draft<'k> {
@@ -81,24 +80,18 @@ impl<'k> Draft<'k> {
         Self {
             renderer,
             detail: String::with_capacity(512),
-            sources: Vec::new(),
         }
     }
 
-    /// The short tags of these sources ("[Garrison 2012; BMJ leaflet 2012]"),
-    /// noting them for the card's links.
+    /// The short tags of these sources ("[Garrison 2012; BMJ leaflet]"); the
+    /// full references are on the card's guidance page (its link).
     fn cite(&mut self, ids: &[String]) -> String {
         let mut tags = String::from("[");
-        for id in ids {
-            if !self.sources.contains(id) {
-                self.sources.push(id.clone());
+        for source in ids.iter().filter_map(|id| self.renderer.kb.source(id)) {
+            if tags.len() > 1 {
+                tags.push_str("; ");
             }
-            if let Some(source) = self.renderer.kb.source(id) {
-                if tags.len() > 1 {
-                    tags.push_str("; ");
-                }
-                tags.push_str(&source.tag);
-            }
+            tags.push_str(&source.tag);
         }
         tags.push(']');
         tags
@@ -157,44 +150,16 @@ impl<'k> Draft<'k> {
         self.detail.push('\n');
     }
 
-    /// The detail, and a link to each cited source that has a URL (the full
-    /// references are on the guidance page, not in the card text).
-    fn finish(self) -> (String, Vec<Link>, Option<String>) {
-        let mut links = Vec::new();
-        for id in &self.sources {
-            let Some(source) = self.renderer.kb.source(id) else {
-                continue;
-            };
-            if let Some(url) = &source.url {
-                links.push(Link {
-                    label: truncate(&source.short, 100),
-                    url: url.clone(),
-                    kind: "absolute",
-                });
-            }
-        }
-        let url = links.first().map(|l| l.url.clone());
+    fn finish(self) -> String {
         let mut detail = self.detail;
         detail.truncate(detail.trim_end().len());
-        (detail, links, url)
+        detail
     }
 }
 
 impl CardRenderer {
     pub fn new(kb: Arc<KnowledgeBase>) -> Self {
         Self { kb }
-    }
-
-    /// When a card cites no source with a URL: the first such source
-    /// behind its topic's statements (in statement order, so stable), for
-    /// the card's "learn more" source URL.
-    fn topic_reference_url(&self, topic: Topic) -> Option<String> {
-        Say::ALL
-            .iter()
-            .map(|say| self.kb.statement(*say))
-            .filter(|statement| statement.card == topic.code())
-            .flat_map(|statement| statement.sources.iter())
-            .find_map(|id| self.kb.source(id)?.url.clone())
     }
 
     /// A layout template's text ("Next step: {step}").
@@ -299,8 +264,7 @@ impl CardRenderer {
         draft: Draft,
         findings: Vec<FindingSummary>,
     ) -> Card {
-        let (detail, links, url) = draft.finish();
-        let url = url.or_else(|| self.topic_reference_url(topic));
+        let detail = draft.finish();
         Card {
             // Time-ordered (v7): the store keys cards by uuid, and ordered
             // keys append to its index instead of dirtying a random page each.
@@ -310,7 +274,9 @@ impl CardRenderer {
             indicator,
             source: Source {
                 label: SOURCE_LABEL.to_owned(),
-                url,
+                // The guidance page and the links are the engine's to attach
+                // (links.rs): they depend on the public base URL.
+                url: None,
                 topic: Coding {
                     system: TOPIC_SYSTEM.into(),
                     code: topic.code().into(),
@@ -320,7 +286,7 @@ impl CardRenderer {
             suggestions: Vec::new(),
             selection_behavior: None,
             override_reasons: Vec::new(),
-            links,
+            links: Vec::new(),
             extension: CardExtension {
                 cramp_cds: CardFindings { findings },
             },

@@ -335,6 +335,18 @@ impl KnowledgeBase {
                 ));
             }
         }
+        for statement in self.statements.values() {
+            if let Some(full) = statement.condenses.iter().find(|id| {
+                self.statements
+                    .get(id.as_str())
+                    .is_none_or(|full| full.card != statement.card)
+            }) {
+                return Err(format!(
+                    "statements.json: '{}' condenses '{full}', which is not a statement of its card",
+                    statement.id
+                ));
+            }
+        }
         if let Some(unused) = self
             .statements
             .keys()
@@ -567,6 +579,36 @@ mod tests {
         assert!(
             unsourced.contains("not marked a service decision"),
             "{unsourced}"
+        );
+        let template_citing = edited("statements.json", |json| {
+            let next = json["statements"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|s| s["id"] == "next-step")
+                .unwrap();
+            next["sources"] = serde_json::json!(["carenotes-2022"]);
+        })
+        .err()
+        .expect("refused");
+        assert!(
+            template_citing.contains("'next-step' is a template"),
+            "{template_citing}"
+        );
+        let condenses_other_card = edited("statements.json", |json| {
+            let short = json["statements"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|s| s["id"] == "quinine-fda-short")
+                .unwrap();
+            short["condenses"] = serde_json::json!(["stretching"]);
+        })
+        .err()
+        .expect("refused");
+        assert!(
+            condenses_other_card.contains("'quinine-fda-short' condenses 'stretching'"),
+            "{condenses_other_card}"
         );
         let missing = edited("statements.json", |json| {
             json["statements"]

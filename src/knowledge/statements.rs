@@ -95,6 +95,10 @@ pub struct Statement {
     /// text on its own.
     #[serde(default)]
     pub template: bool,
+    /// The full statements (same card) this concise card wording condenses:
+    /// the guidance page shows those in full, so the story is not lost.
+    #[serde(default)]
+    pub condenses: Vec<String>,
 }
 
 #[derive(Deserialize)]
