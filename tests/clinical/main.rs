@@ -1,6 +1,9 @@
-//! Clinical tests: the scenarios in tests/scenarios/ (the test oracle for
-//! clinical-rules.md) and every real sample bundle, run through the engine.
+//! Clinical tests: every real sample bundle, properties of the engine, and
+//! one-pass reading of the scenarios. The scenarios themselves (the test
+//! oracle for clinical-rules.md) run one test per file: tests/clinical/scenarios.rs.
 
+#[path = "../support/card_budget.rs"]
+mod card_budget;
 mod card_text;
 #[path = "../support/fhir_json.rs"]
 mod fhir_json;
@@ -9,34 +12,10 @@ mod hook_request;
 mod one_pass;
 mod properties;
 mod samples;
-mod scenarios;
+#[path = "../support/scenario_files.rs"]
+mod scenario_files;
+#[path = "../support/engine.rs"]
+mod shared;
 
-use std::sync::{Arc, OnceLock};
-
-use cramp_cds::engine::Engine;
-use cramp_cds::knowledge::KnowledgeBase;
-use cramp_cds::rules::RuleSettings;
-use cramp_cds::validation::Schemas;
-
-pub fn engine() -> &'static Engine {
-    static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        let kb = KnowledgeBase::embedded().expect("embedded knowledge loads");
-        Engine::new(Arc::new(kb), RuleSettings::default()).expect("rules bind to the knowledge")
-    })
-}
-
-pub fn schemas() -> &'static Schemas {
-    static SCHEMAS: OnceLock<Schemas> = OnceLock::new();
-    SCHEMAS.get_or_init(|| Schemas::compile().expect("schemas compile"))
-}
-
-/// Every card must validate against our published response schema.
-pub fn assert_schema_valid(response: &cramp_cds::protocol::response::CdsResponse, context: &str) {
-    let document = serde_json::to_value(response).unwrap();
-    let issues = schemas().check_response(&document);
-    assert!(
-        issues.is_empty(),
-        "{context}: response breaks the schema: {issues:?}"
-    );
-}
+pub use scenario_files::scenario_files;
+pub use shared::{assert_schema_valid, engine, schemas};

@@ -54,7 +54,7 @@ fn assert_same_record(bundle: &str, name: &str) -> bool {
 #[test]
 fn every_scenario_reads_the_same_in_one_pass_as_entry_by_entry() {
     let mut one_pass = 0;
-    let files = crate::scenarios::scenario_files();
+    let files = crate::scenario_files();
     for path in &files {
         let text = std::fs::read_to_string(path).unwrap();
         let member: RecordMember = serde_json::from_str(&text).unwrap();
@@ -91,7 +91,7 @@ fn every_sample_bundle_reads_the_same_in_one_pass_as_entry_by_entry() {
 #[test]
 fn resources_read_the_same_wherever_resource_type_stands() {
     let mut bundles: Vec<(String, String)> = Vec::new();
-    for path in crate::scenarios::scenario_files() {
+    for path in crate::scenario_files() {
         let scenario: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         bundles.push((name(&path), scenario["record"].to_string()));
@@ -145,7 +145,7 @@ fn a_malformed_resource_sends_the_request_the_careful_way_and_costs_only_itself(
 fn scenario_records() -> &'static [Value] {
     static RECORDS: OnceLock<Vec<Value>> = OnceLock::new();
     RECORDS.get_or_init(|| {
-        crate::scenarios::scenario_files()
+        crate::scenario_files()
             .iter()
             .map(|path| {
                 let scenario: Value =

@@ -2,19 +2,30 @@
 //! and the cards and findings it must (and must not) produce.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use cramp_cds::engine::Evaluation;
 use cramp_cds::protocol::response::{ActionKind, Card, CdsResponse};
 use cramp_cds::protocol::Hook;
 use cramp_cds::record::record_from;
+use libtest_mimic::{Arguments, Failed, Trial};
 use serde::Deserialize;
 use serde_json::Value;
 
+#[path = "../support/card_budget.rs"]
+mod card_budget;
+#[path = "../support/scenario_files.rs"]
+mod scenario_files;
+#[path = "../support/engine.rs"]
+mod shared;
+
+use scenario_files::scenario_files;
+use shared::{assert_schema_valid, engine};
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Scenario {
+struct Scenario {
     description: String,
     hook: Hook,
     now: DateTime<Utc>,
@@ -69,21 +80,10 @@ struct ExpectedSuggestion {
     is_recommended: bool,
 }
 
-pub fn scenario_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/scenarios");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("tests/scenarios exists")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files
-}
-
 /// Every scenario is one patient's chart, evaluated as a hook call for them.
 const PATIENT_ID: &str = "p1";
 
-pub fn run(scenario: &Scenario) -> CdsResponse {
+fn run(scenario: &Scenario) -> CdsResponse {
     let record_text = scenario.record.to_string();
     let mut record = record_from([record_text.as_str()]);
     record.keep_patient(Some(PATIENT_ID));
@@ -92,7 +92,7 @@ pub fn run(scenario: &Scenario) -> CdsResponse {
         .as_deref()
         .map(|t| record_from([t]).medications)
         .unwrap_or_default();
-    crate::engine().run(&Evaluation {
+    engine().run(&Evaluation {
         hook: scenario.hook,
         record: &record,
         draft_orders: &drafts,
@@ -275,44 +275,38 @@ fn differences(expect: &Expectations, response: &CdsResponse) -> Vec<String> {
     problems
 }
 
-#[test]
-fn every_scenario_produces_exactly_its_expected_cards() {
-    let files = scenario_files();
-    assert!(
-        files.len() >= 60,
-        "the scenario suite is incomplete: {} files",
-        files.len()
-    );
-    let mut failures = Vec::new();
-    for file in &files {
-        let name = file.file_name().unwrap().to_string_lossy().into_owned();
-        let text = std::fs::read_to_string(file).unwrap();
-        let scenario: Scenario =
-            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let response = run(&scenario);
-        crate::assert_schema_valid(&response, &name);
-        let problems = differences(&scenario.expect, &response);
-        if !problems.is_empty() {
-            failures.push(format!(
-                "{name} ({})\n    {}",
-                scenario.description,
-                problems.join("\n    ")
+/// One scenario file: its cards, schema-valid, exactly as it expects.
+fn check(file: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
+    let scenario: Scenario = serde_json::from_str(&text).map_err(|e| e.to_string())?;
+    let response = run(&scenario);
+    let name = file.display().to_string();
+    assert_schema_valid(&response, &name);
+    let mut problems = differences(&scenario.expect, &response);
+    // Issue 19: every card a clinician is shown fits the length budget.
+    for card in &response.cards {
+        for problem in card_budget::over_budget(card) {
+            problems.push(format!(
+                "{}: over the length budget: {problem}\n{}",
+                topic(card),
+                card.detail
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} scenarios failed:\n{}",
-        failures.len(),
-        files.len(),
-        failures.join("\n")
-    );
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}\n    {}",
+            scenario.description,
+            problems.join("\n    ")
+        ))
+    }
 }
 
 /// The oracle itself must cover every finding the knowledge base can report,
 /// positively and negatively, so a rule cannot silently go untested.
-#[test]
-fn scenarios_cover_every_finding_both_ways() {
+fn scenarios_cover_every_finding_both_ways() -> Result<(), String> {
     let mut positive = BTreeSet::new();
     let mut negative = BTreeSet::new();
     for file in scenario_files() {
@@ -323,7 +317,7 @@ fn scenarios_cover_every_finding_both_ways() {
         }
         negative.extend(scenario.expect.absent_findings.iter().cloned());
     }
-    let kb = crate::engine().knowledge();
+    let kb = engine().knowledge();
     let reportable = kb
         .findings()
         .map(|f| f.code.clone())
@@ -338,8 +332,37 @@ fn scenarios_cover_every_finding_both_ways() {
             )
         })
         .collect();
-    assert!(
-        missing.is_empty(),
-        "findings without a positive and a negative scenario: {missing:#?}"
-    );
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "findings without a positive and a negative scenario: {missing:#?}"
+        ))
+    }
+}
+
+/// One test per scenario file, named by it (`cargo test --test scenarios
+/// dvt-` runs the DVT ones), and the suite-wide checks.
+fn main() {
+    let arguments = Arguments::from_args();
+    let files = scenario_files();
+    let count = files.len();
+    let mut trials: Vec<Trial> = files
+        .into_iter()
+        .map(|file| {
+            let name = file.file_stem().unwrap().to_string_lossy().into_owned();
+            Trial::test(name, move || check(&file).map_err(Failed::from))
+        })
+        .collect();
+    trials.push(Trial::test("suite::every_finding_both_ways", || {
+        scenarios_cover_every_finding_both_ways().map_err(Failed::from)
+    }));
+    trials.push(Trial::test("suite::at_least_60_scenarios", move || {
+        if count >= 60 {
+            Ok(())
+        } else {
+            Err(format!("the scenario suite is incomplete: {count} files").into())
+        }
+    }));
+    libtest_mimic::run(&arguments, trials).exit();
 }

@@ -83,15 +83,17 @@ export function renderCard(card, context) {
     article.append(detail);
   }
 
+  // Links right under the detail, as buttons, the way EHRs offer them
+  // ("Why this card", the patient handout): each opens in a new tab.
+  if (Array.isArray(card.links) && card.links.length > 0) {
+    article.append(h('nav', { class: 'card__links', 'aria-label': 'Links' },
+      h('ul', {}, card.links.map((link) => h('li', {},
+        externalLink(link.url, link.label || link.url, { class: 'button button--quiet card__link' }))))));
+  }
+
   const findings = card.extension && card.extension['cramp-cds'] && card.extension['cramp-cds'].findings;
   if (Array.isArray(findings) && findings.length > 0) {
     article.append(renderFindings(findings, context.resources));
-  }
-
-  if (Array.isArray(card.links) && card.links.length > 0) {
-    article.append(h('div', { class: 'card__links' },
-      h('h4', { class: 'card__subhead' }, 'Links'),
-      h('ul', {}, card.links.map((link) => h('li', {}, externalLink(link.url, link.label || link.url))))));
   }
 
   article.append(renderActions(card, context));
