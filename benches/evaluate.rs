@@ -8,12 +8,13 @@
 use std::sync::{Arc, OnceLock};
 
 use chrono::Utc;
+use cramp_cds::application::{self, Chart, Drafts, Pipeline};
 use cramp_cds::engine::{Engine, Evaluation};
 use cramp_cds::knowledge::KnowledgeBase;
 use cramp_cds::protocol::discovery::ServiceCatalog;
-use cramp_cds::protocol::request::parse_hook_request;
+use cramp_cds::protocol::request::{parse_hook_request, Conformance};
 use cramp_cds::protocol::Hook;
-use cramp_cds::record::{record_from, PatientRecord};
+use cramp_cds::record::PatientRecord;
 use cramp_cds::rules::RuleSettings;
 use cramp_cds::validation::Schemas;
 use divan::{black_box, Bencher};
@@ -126,14 +127,17 @@ fn build_record(request: &str) -> PatientRecord<'_> {
 }
 
 fn evaluation<'a>(record: &'a PatientRecord<'a>) -> Evaluation<'a> {
-    Evaluation {
-        hook: Hook::PatientView,
-        record,
-        draft_orders: &[],
-        selections: &[],
-        encounter_id: None,
-        patient_id: None,
-        now: Utc::now(),
+    application::patient_view(record, Utc::now())
+}
+
+fn pipeline() -> Pipeline<'static> {
+    let fixture = fixture();
+    Pipeline {
+        engine: &fixture.engine,
+        catalog: &fixture.catalog,
+        schemas: &fixture.schemas,
+        conformance: Conformance::Tolerant,
+        max_entries: 50_000,
     }
 }
 
@@ -211,10 +215,14 @@ fn whole_hook_call(bencher: Bencher, size: &str) {
     bencher
         .counter(divan::counter::BytesCount::of_str(request))
         .bench(|| {
-            let record = build_record(black_box(request));
-            serde_json::to_vec(&fixture().engine.run(&evaluation(&record)))
-                .unwrap()
-                .len()
+            let answer = application::answer_without_fetching(
+                &pipeline(),
+                "leg-cramps-patient-view",
+                black_box(request.as_bytes()),
+                Utc::now(),
+            )
+            .unwrap();
+            serde_json::to_vec(&answer.response).unwrap().len()
         });
 }
 
@@ -228,8 +236,18 @@ fn full_synthea_patient(bencher: Bencher) {
     bencher
         .counter(divan::counter::BytesCount::of_str(bundle))
         .bench(|| {
-            let mut record = record_from([black_box(bundle)]);
-            record.keep_patient(None);
-            fixture().engine.run(&evaluation(&record)).cards.len()
+            let chart = Chart {
+                hook: Hook::PatientView,
+                bundle: black_box(bundle),
+                drafts: Drafts::InBundle,
+                selections: &[],
+                encounter_id: None,
+                patient_id: None,
+                now: Utc::now(),
+            };
+            application::evaluate_chart(&fixture().engine, &chart)
+                .response
+                .cards
+                .len()
         });
 }

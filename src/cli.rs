@@ -4,11 +4,10 @@ use std::io::Read;
 
 use chrono::Utc;
 
+use crate::application;
 use crate::cards::links::RenderSettings;
 use crate::config::{EvaluateArgs, OutputFormat};
-use crate::engine::{split_drafts, Evaluation};
 use crate::protocol::response::{CdsResponse, Indicator};
-use crate::record::{Payload, RecordBuilder};
 use crate::startup::build_engine;
 
 pub fn evaluate(args: &EvaluateArgs) -> Result<String, String> {
@@ -31,28 +30,16 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<String, String> {
         })
         .unwrap_or_default();
     let engine = build_engine(&args.engine, &render)?;
-    if crate::fhir::resource_type_of(&text) != Some("Bundle") {
-        return Err(format!("{}: not a FHIR Bundle", args.file.display()));
-    }
-    let mut builder = RecordBuilder::new();
-    if builder.add_json(&text) != Payload::Data {
-        return Err(format!(
-            "{}: not a readable FHIR Bundle",
-            args.file.display()
-        ));
-    }
-    let mut record = builder.finish();
-    record.keep_patient(None);
-    let drafts = split_drafts(&mut record, args.hook);
-    let response = engine.run(&Evaluation {
-        hook: args.hook,
-        record: &record,
-        draft_orders: &drafts,
-        selections: &[],
-        encounter_id: None,
-        patient_id: None,
-        now: args.at.unwrap_or_else(Utc::now),
-    });
+    // A file the user chose: no entry limit.
+    let answer = application::analyze_bundle(
+        &engine,
+        usize::MAX,
+        args.hook,
+        text.as_bytes(),
+        args.at.unwrap_or_else(Utc::now),
+    )
+    .map_err(|refusal| format!("{}: {refusal}", args.file.display()))?;
+    let response = answer.response;
     Ok(match args.format {
         OutputFormat::Json => serde_json::to_string_pretty(&response).map_err(|e| e.to_string())?,
         OutputFormat::Text => as_text(&response),

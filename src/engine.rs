@@ -1,5 +1,5 @@
-//! The one-way pipeline: patient record and hook context -> findings -> cards.
-//! Used alike by the hook endpoint, /analyze and the `evaluate` command.
+//! Patient record and hook context -> findings -> cards: the rules, then
+//! the cards. Called by [`crate::application`], which alone builds its input.
 
 use std::sync::Arc;
 

@@ -1,11 +1,15 @@
 //! cramp-cds: a CDS Hooks 2.0 service for leg cramps.
 //!
-//! Data flows one way: an HTTP request ([`http`]) is parsed and validated
-//! ([`protocol`], [`validation`]), its prefetch becomes a patient record
-//! ([`prefetch`], [`record`], [`fhir`]), the rules ([`rules`]) read the record
-//! with the knowledge base ([`knowledge`]) and return findings, and
-//! [`cards`] renders them. [`engine`] is that pipeline.
+//! Data flows one way: request -> patient record -> findings -> cards.
+//! [`application`] owns that flow: a request is parsed and validated
+//! ([`protocol`], [`validation`]), its prefetch (and what [`prefetch`]
+//! fetches) becomes a patient record ([`record`], [`fhir`]), the rules
+//! ([`rules`]) read it with the knowledge base ([`knowledge`]) and return
+//! findings, and [`cards`] renders them ([`engine`]: rules then cards).
+//! [`http`], [`cli`], the tests, benches and fuzz targets call
+//! [`application`].
 
+pub mod application;
 pub mod auth;
 pub mod cards;
 pub mod cli;

@@ -5,6 +5,8 @@
 
 use foldhash::{HashMap, HashSet};
 
+use crate::fhir::reference::{id_from_full_url, is_fhir_id, relative_reference, type_and_id};
+
 use crate::fhir::model::{
     CodeableConcept, Condition, DateSpan, DiagnosticReport, Encounter, FhirValue, ImagingStudy,
     Medication, MedicationOrder, Observation, Patient, Procedure, Quantity, RawBundle, Reference,
@@ -549,43 +551,6 @@ enum Claim {
     Malformed,
 }
 
-/// "urn:uuid:abc" -> "abc"; "https://x/fhir/Condition/abc" -> "abc".
-fn id_from_full_url(full_url: &str) -> Option<&str> {
-    let id = full_url
-        .strip_prefix("urn:uuid:")
-        .unwrap_or_else(|| full_url.rsplit('/').next().unwrap_or(""));
-    (!id.is_empty()).then_some(id)
-}
-
-/// "https://x/fhir/Medication/m1/_history/2" -> "Medication/m1".
-fn relative_reference(reference: &str) -> String {
-    match type_and_id(reference) {
-        Some((kind, id)) => format!("{kind}/{id}"),
-        None => without_history(reference).to_owned(),
-    }
-}
-
-/// "https://x/fhir/Medication/m1/_history/2" -> ("Medication", "m1").
-fn type_and_id(reference: &str) -> Option<(&str, &str)> {
-    let mut parts = without_history(reference).rsplitn(3, '/');
-    match (parts.next(), parts.next()) {
-        (Some(id), Some(kind)) => Some((kind, id)),
-        _ => None,
-    }
-}
-
-fn without_history(reference: &str) -> &str {
-    reference.split("/_history/").next().unwrap_or(reference)
-}
-
-/// FHIR id: 1-64 of [A-Za-z0-9\-\.].
-pub fn is_fhir_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-}
-
 /// Builds a record from any number of JSON values (prefetch values, a Bundle).
 /// At most this many referenced Medications are fetched for one call.
 pub const MAX_MEDICATION_FETCHES: usize = 50;
@@ -833,15 +798,5 @@ mod tests {
         assert_eq!(patient_named("Group/p1", &urls), None);
         assert_eq!(patient_named("Patient?identifier=x|1", &urls), None);
         assert_eq!(patient_named("Patient/", &urls), None);
-    }
-
-    #[test]
-    fn references_are_normalised() {
-        assert_eq!(
-            relative_reference("https://ehr/fhir/Medication/m1/_history/3"),
-            "Medication/m1"
-        );
-        assert_eq!(relative_reference("Medication/m1"), "Medication/m1");
-        assert_eq!(id_from_full_url("urn:uuid:abc"), Some("abc"));
     }
 }

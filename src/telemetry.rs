@@ -135,7 +135,7 @@ pub async fn observe(
     let served = response.request();
     let route = served.match_pattern().unwrap_or_else(|| "unmatched".into());
     let service = served
-        .app_data::<crate::http::DeclaredService>()
+        .app_data::<crate::protocol::discovery::DeclaredService>()
         .map_or_else(|| "-".to_owned(), |s| s.0.clone());
     let note = served
         .extensions_mut()

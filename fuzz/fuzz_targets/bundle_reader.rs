@@ -5,7 +5,8 @@
 
 use std::sync::{Arc, OnceLock};
 
-use cramp_cds::engine::{split_drafts, Engine, Evaluation};
+use cramp_cds::application::{self, Chart, Drafts};
+use cramp_cds::engine::Engine;
 use cramp_cds::knowledge::KnowledgeBase;
 use cramp_cds::protocol::discovery::ServiceCatalog;
 use cramp_cds::protocol::request::parse_hook_request;
@@ -64,18 +65,16 @@ fn assert_both_readings_agree(text: &str) {
 fuzz_target!(|text: &str| {
     assert_both_readings_agree(text);
     for hook in [Hook::PatientView, Hook::OrderSign] {
-        let mut record = record_from([text]);
-        record.keep_patient(Some("p1"));
-        let drafts = split_drafts(&mut record, hook);
-        let response = engine().run(&Evaluation {
+        let chart = Chart {
             hook,
-            record: &record,
-            draft_orders: &drafts,
+            bundle: text,
+            drafts: Drafts::InBundle,
             selections: &[],
             encounter_id: None,
             patient_id: Some("p1"),
             now: chrono::Utc::now(),
-        });
+        };
+        let response = application::evaluate_chart(engine(), &chart).response;
         for card in &response.cards {
             assert!(card.summary.chars().count() < 140);
             assert!(card

@@ -4,12 +4,12 @@
 
 use std::sync::{Arc, OnceLock};
 
-use cramp_cds::engine::{Engine, Evaluation};
+use cramp_cds::application::{self, Pipeline};
+use cramp_cds::engine::Engine;
 use cramp_cds::knowledge::KnowledgeBase;
 use cramp_cds::protocol::discovery::ServiceCatalog;
-use cramp_cds::protocol::request::parse_hook_request;
+use cramp_cds::protocol::request::{parse_hook_request, Conformance};
 use cramp_cds::protocol::Hook;
-use cramp_cds::record::record_from;
 use cramp_cds::rules::RuleSettings;
 use cramp_cds::validation::Schemas;
 use libfuzzer_sys::fuzz_target;
@@ -35,6 +35,8 @@ fn parts() -> &'static Parts {
 
 fuzz_target!(|body: &[u8]| {
     let parts = parts();
+    // The service the body names; the rest is the request path as
+    // production runs it (minus fetching).
     let Ok(request) = parse_hook_request(body, &parts.schemas) else {
         return;
     };
@@ -44,27 +46,19 @@ fuzz_target!(|body: &[u8]| {
     let Some(service) = parts.catalog.for_hook(hook) else {
         return;
     };
-    let Ok(mut record) =
-        cramp_cds::prefetch::resolve(service, request.prefetch, &[], &request.context_values)
+    let pipeline = Pipeline {
+        engine: &parts.engine,
+        catalog: &parts.catalog,
+        schemas: &parts.schemas,
+        conformance: Conformance::Tolerant,
+        max_entries: 50_000,
+    };
+    let Ok(answer) =
+        application::answer_without_fetching(&pipeline, &service.id, body, chrono::Utc::now())
     else {
         return;
     };
-    record.keep_patient(request.context.patient_id.as_deref());
-    let drafts = request
-        .context
-        .draft_orders
-        .map(|raw| record_from([raw.get()]).medications)
-        .unwrap_or_default();
-    let response = parts.engine.run(&Evaluation {
-        hook: service.hook,
-        record: &record,
-        draft_orders: &drafts,
-        selections: &request.context.selections,
-        encounter_id: request.context.encounter_id.as_deref(),
-        patient_id: request.context.patient_id.as_deref(),
-        now: chrono::Utc::now(),
-    });
-    let document = serde_json::to_value(&response).unwrap();
+    let document = serde_json::to_value(&answer.response).unwrap();
     assert!(
         parts.schemas.check_response(&document).is_empty(),
         "an invalid response"

@@ -3,6 +3,7 @@
 
 pub mod model;
 pub mod outcome;
+pub mod reference;
 pub mod time;
 
 use serde::Deserialize;

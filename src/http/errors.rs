@@ -149,3 +149,18 @@ impl ResponseError for ApiError {
         response.content_type(FHIR_JSON).json(&self.outcome)
     }
 }
+
+impl From<crate::application::Refusal> for ApiError {
+    fn from(refusal: crate::application::Refusal) -> Self {
+        use crate::application::Refusal;
+        match refusal {
+            Refusal::Invalid(issues) => Self::bad_request(issues),
+            Refusal::Unsatisfied(issues) => Self::precondition_failed(issues),
+            Refusal::TooManyEntries { limit } => Self::over_limit(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("the request holds more than {limit} Bundle entries (--max-entries)"),
+            ),
+            Refusal::Internal(why) => Self::internal(why),
+        }
+    }
+}

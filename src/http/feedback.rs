@@ -9,9 +9,10 @@ use uuid::Uuid;
 
 use super::body::read_json_body;
 use super::errors::ApiError;
-use super::routes::{requested_service, DeclaredService};
+use super::routes::requested_service;
 use super::AppState;
 use crate::fhir::outcome::Issue;
+use crate::protocol::discovery::DeclaredService;
 use crate::protocol::request::json_syntax_issue;
 use crate::store::{FeedbackEntry, Outcome, OverrideReason, StoreError};
 

@@ -1,5 +1,6 @@
-//! The HTTP layer: routes, body limits, CORS and error answers. It turns
-//! requests into engine calls and never looks at clinical codes.
+//! The HTTP layer: routes, body limits, CORS and error answers. It reads a
+//! body, hands it to [`crate::application`], answers, and queues the store's
+//! records; it never looks at clinical codes.
 
 mod authentication;
 mod body;
@@ -27,7 +28,6 @@ pub use authentication::require_jwt;
 pub use body::BodyLimits;
 pub use connections::{guard as connection_guard, PeerTable};
 pub use errors::ApiError;
-pub use routes::DeclaredService;
 
 /// What every handler shares, built once at start-up.
 pub struct AppState {
@@ -47,6 +47,19 @@ pub struct AppState {
     pub conformance: Conformance,
     /// The guidance pages and the handout, built from the knowledge.
     pub pages: crate::pages::Pages,
+}
+
+impl AppState {
+    /// What the application layer needs for a hook call.
+    pub fn pipeline(&self) -> crate::application::Pipeline<'_> {
+        crate::application::Pipeline {
+            engine: &self.engine,
+            catalog: &self.catalog,
+            schemas: &self.schemas,
+            conformance: self.conformance,
+            max_entries: self.request_limits.max_entries,
+        }
+    }
 }
 
 /// What one request may make the service read and hold.

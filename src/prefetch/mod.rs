@@ -4,8 +4,11 @@
 //! unsatisfied (412), with the reason.
 
 pub mod fetch;
+mod orchestrate;
 pub mod template;
 pub mod trust;
+
+pub use orchestrate::{fetch_missing, FetchPlan};
 
 use std::collections::BTreeMap;
 

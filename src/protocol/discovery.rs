@@ -8,6 +8,11 @@ use super::Hook;
 
 /// One CDS service: what discovery shows plus which prefetch keys the rules
 /// cannot do without.
+/// The service a hook route was declared for (set by the routes, read by
+/// the request metrics: a label from our catalogue, never a typed id).
+#[derive(Clone)]
+pub struct DeclaredService(pub String);
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ServiceDefinition {

@@ -9,8 +9,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use crate::fhir::outcome::Issue;
+use crate::fhir::reference::is_fhir_id;
 use crate::fhir::resource_type_of;
-use crate::record::{is_fhir_id, record_from};
+use crate::record::record_from;
 
 #[derive(Deserialize)]
 struct DraftBundle<'a> {

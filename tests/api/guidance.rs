@@ -126,8 +126,8 @@ async fn the_pages_need_no_token_when_authentication_is_on() {
     assert_eq!(app.get("/guidance/a/b").await.status(), 401);
 }
 
-/// Every card links its guidance page, the risk-factors card the handout,
-/// under the published base URL.
+/// Every card of every example patient links its guidance page, the
+/// risk-factors card the handout, under the published base URL.
 #[tokio::test]
 async fn every_card_links_its_page_under_the_public_base_url() {
     let app = spawn_app_with(|s| {
@@ -137,32 +137,48 @@ async fn every_card_links_its_page_under_the_public_base_url() {
         ]
     })
     .await;
-    let bundle: Value = serde_json::from_str(
-        &std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/cds-hooks/examples/cramps-dialysis-diabetes.json"
-        ))
-        .unwrap(),
-    )
-    .unwrap();
-    let response = app.post_json("/analyze", &bundle).await;
-    assert_eq!(response.status(), 200);
-    let answer: Value = response.json().await.unwrap();
-    let cards = answer["cards"].as_array().unwrap();
-    assert!(!cards.is_empty());
-    for card in cards {
-        let topic = card["source"]["topic"]["code"].as_str().unwrap();
-        let links = card["links"].as_array().unwrap();
-        let why = format!("https://cds.example.org/cramps/guidance/{topic}");
-        assert_eq!(
-            links[0],
-            json!({"label": "Why this card", "url": why, "type": "absolute"})
-        );
-        assert_eq!(card["source"]["url"], why.as_str());
-        let handout = links
-            .iter()
-            .any(|l| l["url"] == "https://cds.example.org/cramps/handouts/leg-cramps");
-        assert_eq!(handout, topic == "risk-factors", "{topic}: handout link");
-        assert!(links.len() <= 3, "{topic}: a few links, not every source");
+    let index: Value = app.get("/examples").await.json().await.unwrap();
+    let mut topics_seen = std::collections::BTreeSet::new();
+    for patient in index["patients"].as_array().unwrap() {
+        let file = patient["file"].as_str().unwrap();
+        let bundle: Value = app
+            .get(&format!("/examples/{file}"))
+            .await
+            .json()
+            .await
+            .unwrap();
+        let response = app.post_json("/analyze", &bundle).await;
+        assert_eq!(response.status(), 200, "{file}");
+        let answer: Value = response.json().await.unwrap();
+        for card in answer["cards"].as_array().unwrap() {
+            let topic = card["source"]["topic"]["code"].as_str().unwrap();
+            topics_seen.insert(topic.to_owned());
+            let links = card["links"].as_array().unwrap();
+            let why = format!("https://cds.example.org/cramps/guidance/{topic}");
+            assert_eq!(
+                links[0],
+                json!({"label": "Why this card", "url": why, "type": "absolute"}),
+                "{file} {topic}"
+            );
+            assert_eq!(card["source"]["url"], why.as_str());
+            let handout = links.iter().any(|l| {
+                l == &json!({
+                    "label": "Patient handout: leg cramps",
+                    "url": "https://cds.example.org/cramps/handouts/leg-cramps",
+                    "type": "absolute"
+                })
+            });
+            assert_eq!(handout, topic == "risk-factors", "{file} {topic}: handout");
+            assert_eq!(links.len(), 1 + usize::from(handout), "{file} {topic}");
+        }
     }
+    assert_eq!(
+        topics_seen.into_iter().collect::<Vec<_>>(),
+        [
+            "dvt-rule-out",
+            "medication-culprits",
+            "quinine-warning",
+            "risk-factors"
+        ]
+    );
 }

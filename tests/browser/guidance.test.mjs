@@ -116,7 +116,7 @@ test('the console shows a card\'s links and opens its guidance page and the hand
   const session = await openConsole(browser, { width: 1280, height: 900 });
   const { page, problems } = session;
   try {
-    await choosePatient(page, 'cramps-dialysis-diabetes.json');
+    await choosePatient(page, 'cramps-ckd-low-potassium.json');
     await send(page);
     const risk = page.locator('#cards .card[data-topic="risk-factors"]');
     const links = risk.locator('.card__links a');

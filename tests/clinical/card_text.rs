@@ -7,10 +7,9 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use cramp_cds::engine::{split_drafts, Evaluation};
+use cramp_cds::application::{self, Chart, Drafts};
 use cramp_cds::protocol::response::CdsResponse;
 use cramp_cds::protocol::Hook;
-use cramp_cds::record::record_from;
 use serde_json::{json, Value};
 
 use crate::card_budget::over_budget;
@@ -28,18 +27,19 @@ fn read_json(path: &Path) -> Value {
 /// examples' `asOf` day, noon UTC) so that the text is stable.
 fn evaluate(bundle: &Value, hook: Hook, now: DateTime<Utc>) -> CdsResponse {
     let text = bundle.to_string();
-    let mut record = record_from([text.as_str()]);
-    record.keep_patient(None);
-    let drafts = split_drafts(&mut record, hook);
-    crate::engine().run(&Evaluation {
-        hook,
-        record: &record,
-        draft_orders: &drafts,
-        selections: &[],
-        encounter_id: None,
-        patient_id: None,
-        now,
-    })
+    application::evaluate_chart(
+        crate::engine(),
+        &Chart {
+            hook,
+            bundle: &text,
+            drafts: Drafts::InBundle,
+            selections: &[],
+            encounter_id: None,
+            patient_id: None,
+            now,
+        },
+    )
+    .response
 }
 
 /// (name, response) for every example patient in index.json and every

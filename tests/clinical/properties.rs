@@ -3,12 +3,10 @@
 //! record holds, every card the engine makes is valid and cites evidence.
 
 use chrono::{Duration, TimeZone, Utc};
-use cramp_cds::engine::Evaluation;
-use cramp_cds::prefetch;
+use cramp_cds::application::{self, Drafts, Pipeline};
 use cramp_cds::protocol::discovery::ServiceCatalog;
-use cramp_cds::protocol::request::parse_hook_request;
+use cramp_cds::protocol::request::Conformance;
 use cramp_cds::protocol::Hook;
-use cramp_cds::record::record_from;
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
@@ -92,22 +90,17 @@ pub(crate) fn replace_at(value: &mut Value, path: &[String], replacement: Value)
 
 /// The request path as the HTTP handler runs it, minus HTTP.
 fn answer(body: &[u8]) -> Option<cramp_cds::protocol::response::CdsResponse> {
-    let catalog = ServiceCatalog::embedded();
-    let request = parse_hook_request(body, crate::schemas()).ok()?;
-    let service = catalog.get("leg-cramps-patient-view").unwrap();
-    if request.hook != service.hook.as_str() {
-        return None;
-    }
-    let record = prefetch::resolve(service, request.prefetch, &[], &request.context_values).ok()?;
-    Some(crate::engine().run(&Evaluation {
-        hook: service.hook,
-        record: &record,
-        draft_orders: &[],
-        selections: &request.context.selections,
-        encounter_id: request.context.encounter_id.as_deref(),
-        patient_id: request.context.patient_id.as_deref(),
-        now: Utc::now(),
-    }))
+    static CATALOG: std::sync::OnceLock<ServiceCatalog> = std::sync::OnceLock::new();
+    let pipeline = Pipeline {
+        engine: crate::engine(),
+        catalog: CATALOG.get_or_init(ServiceCatalog::embedded),
+        schemas: crate::schemas(),
+        conformance: Conformance::Tolerant,
+        max_entries: 50_000,
+    };
+    application::answer_without_fetching(&pipeline, "leg-cramps-patient-view", body, Utc::now())
+        .ok()
+        .map(|answer| answer.response)
 }
 
 proptest! {
@@ -228,18 +221,19 @@ impl Chart {
 }
 
 fn evaluate_for_p1(text: &str, hook: Hook) -> cramp_cds::protocol::response::CdsResponse {
-    let mut record = record_from([text]);
-    record.keep_patient(Some("p1"));
-    let drafts = cramp_cds::engine::split_drafts(&mut record, hook);
-    crate::engine().run(&Evaluation {
-        hook,
-        record: &record,
-        draft_orders: &drafts,
-        selections: &[],
-        encounter_id: None,
-        patient_id: Some("p1"),
-        now: Utc.with_ymd_and_hms(2026, 6, 15, 10, 0, 0).unwrap(),
-    })
+    application::evaluate_chart(
+        crate::engine(),
+        &application::Chart {
+            hook,
+            bundle: text,
+            drafts: Drafts::InBundle,
+            selections: &[],
+            encounter_id: None,
+            patient_id: Some("p1"),
+            now: Utc.with_ymd_and_hms(2026, 6, 15, 10, 0, 0).unwrap(),
+        },
+    )
+    .response
 }
 
 fn bundle(entries: Vec<Value>) -> String {

@@ -4,10 +4,9 @@
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
-use cramp_cds::engine::{split_drafts, Evaluation};
+use cramp_cds::application::{self, Answer, Chart, Drafts};
 use cramp_cds::protocol::response::{CdsResponse, Indicator};
 use cramp_cds::protocol::Hook;
-use cramp_cds::record::{record_from, PatientRecord};
 use serde_json::{json, Value};
 
 /// The sample bundles, or None when this checkout has no shared/ beside it
@@ -101,31 +100,33 @@ pub fn cramp_condition(sample: &Sample) -> Value {
     })
 }
 
-pub fn evaluate(text: &str, hook: Hook, now: DateTime<Utc>) -> CdsResponse {
-    let mut record = record_from([text]);
-    assert_eq!(
-        record.stats.malformed, 0,
-        "a real sample resource was rejected as malformed"
-    );
-    record.keep_patient(None);
-    assert_eq!(
-        record.stats.other_patient, 0,
-        "a real sample resource was taken for another patient's"
-    );
-    run(record, hook, now)
+/// A sample's Bundle evaluated as /analyze reads one.
+fn chart(text: &str, hook: Hook, now: DateTime<Utc>) -> Answer {
+    application::evaluate_chart(
+        crate::engine(),
+        &Chart {
+            hook,
+            bundle: text,
+            drafts: Drafts::InBundle,
+            selections: &[],
+            encounter_id: None,
+            patient_id: None,
+            now,
+        },
+    )
 }
 
-fn run(mut record: PatientRecord, hook: Hook, now: DateTime<Utc>) -> CdsResponse {
-    let drafts = split_drafts(&mut record, hook);
-    crate::engine().run(&Evaluation {
-        hook,
-        record: &record,
-        draft_orders: &drafts,
-        selections: &[],
-        encounter_id: None,
-        patient_id: None,
-        now,
-    })
+pub fn evaluate(text: &str, hook: Hook, now: DateTime<Utc>) -> CdsResponse {
+    let answer = chart(text, hook, now);
+    assert_eq!(
+        answer.stats.malformed, 0,
+        "a real sample resource was rejected as malformed"
+    );
+    assert_eq!(
+        answer.stats.other_patient, 0,
+        "a real sample resource was taken for another patient's"
+    );
+    answer.response
 }
 
 fn topics(response: &CdsResponse) -> Vec<&str> {
@@ -235,8 +236,7 @@ fn another_real_patients_resources_in_the_bundle_change_nothing() {
         let theirs = stranger.bundle["entry"].as_array().unwrap().clone();
         mixed["entry"].as_array_mut().unwrap().extend(theirs);
         let mixed = mixed.to_string();
-        let mut record = record_from([mixed.as_str()]);
-        record.keep_patient(None);
+        let answer = chart(&mixed, Hook::PatientView, patient.last_visit);
         // Every one of theirs that has a subject goes (a Medication has none).
         let read_types = [
             "Patient",
@@ -259,11 +259,11 @@ fn another_real_patients_resources_in_the_bundle_change_nothing() {
             })
             .count();
         assert_eq!(
-            record.stats.other_patient, with_subject,
+            answer.stats.other_patient, with_subject,
             "{} mixed with {}",
             patient.name, stranger.name
         );
-        let response = run(record, Hook::PatientView, patient.last_visit);
+        let response = answer.response;
         assert_eq!(
             findings_with_evidence(&response),
             expected,

@@ -5,10 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
-use cramp_cds::engine::Evaluation;
+use cramp_cds::application::{self, Chart, Drafts};
 use cramp_cds::protocol::response::{ActionKind, Card, CdsResponse};
 use cramp_cds::protocol::Hook;
-use cramp_cds::record::record_from;
 use libtest_mimic::{Arguments, Failed, Trial};
 use serde::Deserialize;
 use serde_json::Value;
@@ -84,23 +83,21 @@ struct ExpectedSuggestion {
 const PATIENT_ID: &str = "p1";
 
 fn run(scenario: &Scenario) -> CdsResponse {
-    let record_text = scenario.record.to_string();
-    let mut record = record_from([record_text.as_str()]);
-    record.keep_patient(Some(PATIENT_ID));
-    let drafts_text = scenario.draft_orders.as_ref().map(Value::to_string);
-    let drafts = drafts_text
-        .as_deref()
-        .map(|t| record_from([t]).medications)
-        .unwrap_or_default();
-    engine().run(&Evaluation {
-        hook: scenario.hook,
-        record: &record,
-        draft_orders: &drafts,
-        selections: &scenario.selections,
-        encounter_id: scenario.encounter_id.as_deref(),
-        patient_id: Some(PATIENT_ID),
-        now: scenario.now,
-    })
+    let record = scenario.record.to_string();
+    let drafts = scenario.draft_orders.as_ref().map(Value::to_string);
+    application::evaluate_chart(
+        engine(),
+        &Chart {
+            hook: scenario.hook,
+            bundle: &record,
+            drafts: Drafts::Separate(drafts.as_deref()),
+            selections: &scenario.selections,
+            encounter_id: scenario.encounter_id.as_deref(),
+            patient_id: Some(PATIENT_ID),
+            now: scenario.now,
+        },
+    )
+    .response
 }
 
 fn topic(card: &Card) -> &str {
