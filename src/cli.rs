@@ -29,7 +29,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<String, String> {
             public_base_url: u.to_owned(),
         })
         .unwrap_or_default();
-    let engine = build_engine(&args.engine, &render)?;
+    let engine = build_engine(&args.engine, &render).map_err(|e| e.to_string())?;
     // A file the user chose: no entry limit.
     let answer = application::analyze_bundle(
         &engine,

@@ -18,7 +18,9 @@ fn main() -> std::process::ExitCode {
     };
     telemetry::init_logging(log_format);
     let result = match cli.command {
-        Some(Command::Evaluate(args)) => cramp_cds::cli::evaluate(&args).map(|out| print!("{out}")),
+        Some(Command::Evaluate(args)) => cramp_cds::cli::evaluate(&args)
+            .map(|out| print!("{out}"))
+            .map_err(Into::into),
         Some(Command::Serve(settings)) => serve(settings),
         None => serve(cli.serve),
     };
@@ -31,9 +33,10 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn serve(settings: ServeSettings) -> Result<(), String> {
+fn serve(settings: ServeSettings) -> Result<(), Box<dyn std::error::Error>> {
     actix_web::rt::System::new().block_on(async {
         let app = Application::build(settings).await?;
-        app.run_until_stopped().await.map_err(|e| e.to_string())
+        app.run_until_stopped().await?;
+        Ok(())
     })
 }

@@ -34,11 +34,15 @@ pub struct Application {
 
 /// Loads the knowledge base (embedded or from a directory) and binds the rules.
 /// Cards link the pages under `render.public_base_url`.
-pub fn build_engine(settings: &EngineSettings, render: &RenderSettings) -> Result<Engine, String> {
+pub fn build_engine(
+    settings: &EngineSettings,
+    render: &RenderSettings,
+) -> Result<Engine, StartupError> {
     let kb = match &settings.knowledge_dir {
-        Some(dir) => KnowledgeBase::from_dir(dir)?,
-        None => KnowledgeBase::embedded()?,
-    };
+        Some(dir) => KnowledgeBase::from_dir(dir),
+        None => KnowledgeBase::embedded(),
+    }
+    .map_err(StartupError::Knowledge)?;
     Engine::with_render(
         Arc::new(kb),
         RuleSettings {
@@ -46,6 +50,7 @@ pub fn build_engine(settings: &EngineSettings, render: &RenderSettings) -> Resul
         },
         render,
     )
+    .map_err(StartupError::Knowledge)
 }
 
 /// Which FHIR servers may receive the EHRs' tokens: the allow-list and the
@@ -54,7 +59,7 @@ pub fn build_engine(settings: &EngineSettings, render: &RenderSettings) -> Resul
 fn server_trust(
     settings: &ServeSettings,
     issuers: &[issuers::TrustedIssuer],
-) -> Result<ServerTrust, String> {
+) -> Result<ServerTrust, StartupError> {
     let allow = AllowList::parse(&settings.fhir.allowed_servers)?;
     let bindings = issuers
         .iter()
@@ -67,24 +72,55 @@ fn server_trust(
     if allow.any {
         log::warn!("--fhir-server-allow any: the EHRs' access tokens may be sent to any public FHIR server a caller names");
     }
-    ServerTrust::new(allow, bindings, !issuers.is_empty(), &key_urls)
+    Ok(ServerTrust::new(
+        allow,
+        bindings,
+        !issuers.is_empty(),
+        &key_urls,
+    )?)
+}
+
+/// Why the service does not start: each names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot listen on {address}: {source}")]
+    Listen {
+        address: String,
+        source: std::io::Error,
+    },
+    #[error("refusing to serve {0} without authentication: configure trusted issuers (--issuers) or, on a closed test network only, pass --allow-unauthenticated")]
+    Unauthenticated(std::net::IpAddr),
+    #[error("--fhir-server-allow {0}")]
+    AllowList(#[from] crate::prefetch::trust::PatternError),
+    #[error(transparent)]
+    NothingTrusted(#[from] crate::prefetch::trust::NothingTrusted),
+    #[error(transparent)]
+    Issuers(#[from] crate::auth::issuers::IssuersError),
+    #[error("FHIR client: {0}")]
+    FhirClient(String),
+    #[error("knowledge base: {0}")]
+    Knowledge(String),
+    #[error("store: {0}")]
+    Store(String),
+    #[error(transparent)]
+    Schemas(#[from] crate::validation::SchemaError),
 }
 
 impl Application {
-    pub async fn build(settings: ServeSettings) -> Result<Self, String> {
-        let listener = TcpListener::bind((settings.host, settings.port))
-            .map_err(|e| format!("cannot listen on {}:{}: {e}", settings.host, settings.port))?;
-        let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    pub async fn build(settings: ServeSettings) -> Result<Self, StartupError> {
+        let listen = |source| StartupError::Listen {
+            address: format!("{}:{}", settings.host, settings.port),
+            source,
+        };
+        let listener = TcpListener::bind((settings.host, settings.port)).map_err(listen)?;
+        let port = listener.local_addr().map_err(listen)?.port();
         let issuers = match &settings.issuers {
             Some(path) => issuers::load(path)?,
             None => Vec::new(),
         };
         if issuers.is_empty() {
             if !settings.host.is_loopback() && !settings.allow_unauthenticated {
-                return Err(format!(
-                    "refusing to serve {} without authentication: configure trusted issuers (--issuers) or, on a closed test network only, pass --allow-unauthenticated",
-                    settings.host
-                ));
+                return Err(StartupError::Unauthenticated(settings.host));
             }
             if !settings.host.is_loopback() {
                 log::warn!("!!! AUTHENTICATION IS OFF on {}: anyone who can reach this port can send patient data and read advice. Use --issuers outside a closed test network. !!!", settings.host);
@@ -105,7 +141,8 @@ impl Application {
                 memory: ByteBudget::new(settings.fhir.fhir_memory_budget_bytes),
             },
             trust,
-        )?;
+        )
+        .map_err(StartupError::FhirClient)?;
         let authenticator = (!issuers.is_empty()).then(|| {
             Authenticator::new(
                 issuers,
@@ -125,7 +162,8 @@ impl Application {
             &settings.database_url,
             settings.patient_hash_key.clone(),
             settings.limits.retention_days,
-        )?;
+        )
+        .map_err(StartupError::Store)?;
         if !store.wait_until_ready(STORE_STARTUP_WAIT).await {
             log::error!("store ({}) not reachable within {STORE_STARTUP_WAIT:?}: serving without it until it is", store.description());
         }
@@ -197,7 +235,7 @@ impl Application {
             ))
             .on_connect(move |connection, data| peers.on_connect(connection, data));
         server = server.shutdown_timeout(settings.shutdown_timeout_secs);
-        let server = server.listen(listener).map_err(|e| e.to_string())?;
+        let server = server.listen(listener).map_err(listen)?;
         log::info!("cramp-cds listening on {}:{port}", settings.host);
         Ok(Self {
             port,

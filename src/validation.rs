@@ -20,10 +20,28 @@ pub struct Schemas {
     discovery: Validator,
 }
 
+/// A built-in schema that does not compile: a build defect, caught at
+/// start-up (and by every test that starts the service).
+#[derive(Debug, thiserror::Error)]
+#[error("schemas/{file}: {why}")]
+pub struct SchemaError {
+    pub file: String,
+    pub why: String,
+}
+
+impl SchemaError {
+    fn new(file: &str, why: impl std::fmt::Display) -> Self {
+        Self {
+            file: file.to_owned(),
+            why: why.to_string(),
+        }
+    }
+}
+
 impl Schemas {
     /// Compiles every schema against one in-memory registry (no network, no
     /// file system): a broken schema stops start-up, not a request.
-    pub fn compile() -> Result<Self, String> {
+    pub fn compile() -> Result<Self, SchemaError> {
         let mut documents = Vec::new();
         for file in SCHEMA_DIR
             .files()
@@ -32,11 +50,12 @@ impl Schemas {
             let name = file.path().display().to_string();
             let text = file
                 .contents_utf8()
-                .ok_or_else(|| format!("{name}: not UTF-8"))?;
-            let document: Value = serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))?;
+                .ok_or_else(|| SchemaError::new(&name, "not UTF-8"))?;
+            let document: Value =
+                serde_json::from_str(text).map_err(|e| SchemaError::new(&name, e))?;
             let id = document["$id"]
                 .as_str()
-                .ok_or_else(|| format!("{name}: no $id"))?
+                .ok_or_else(|| SchemaError::new(&name, "no $id"))?
                 .to_owned();
             documents.push((name, id, document));
         }
@@ -47,18 +66,18 @@ impl Schemas {
                     .map(|(_, id, doc)| (id.clone(), doc.clone())),
             )
             .and_then(|builder| builder.prepare())
-            .map_err(|e| format!("schema registry: {e}"))?;
-        let build = |file: &str| -> Result<Validator, String> {
+            .map_err(|e| SchemaError::new("the schema registry", e))?;
+        let build = |file: &str| -> Result<Validator, SchemaError> {
             let (_, _, document) = documents
                 .iter()
                 .find(|(name, _, _)| name == file)
-                .ok_or_else(|| format!("schemas/{file} is missing"))?;
+                .ok_or_else(|| SchemaError::new(file, "missing"))?;
             jsonschema::draft202012::options()
                 .with_registry(&registry)
                 .should_validate_formats(true)
                 .offline()
                 .build(document)
-                .map_err(|e| format!("schemas/{file}: {e}"))
+                .map_err(|e| SchemaError::new(file, e))
         };
         Ok(Self {
             request: build("request.schema.json")?,

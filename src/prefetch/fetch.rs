@@ -36,7 +36,7 @@ pub struct FetchSettings {
 pub enum FetchError {
     /// Refused by the trust policy (see `trust`): nothing is sent.
     NotTrusted(Untrusted),
-    Template(String),
+    Template(super::template::TemplateError),
     Timeout,
     Unauthorized(u16),
     Status(u16),

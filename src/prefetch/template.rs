@@ -13,8 +13,18 @@ const VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
+/// Why a template cannot be filled for a call.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("unclosed token in '{0}'")]
+    Unclosed(String),
+    /// The token (`context.encounterId`) this call has no value for.
+    #[error("no value for {{{{{0}}}}}")]
+    NoValue(String),
+}
+
 /// Fills a template. Fails with the token that has no value.
-pub fn fill(template: &str, context: &BTreeMap<String, String>) -> Result<String, String> {
+pub fn fill(template: &str, context: &BTreeMap<String, String>) -> Result<String, TemplateError> {
     let mut out = String::with_capacity(template.len() + 32);
     let mut rest = template;
     while let Some(start) = rest.find("{{") {
@@ -22,10 +32,10 @@ pub fn fill(template: &str, context: &BTreeMap<String, String>) -> Result<String
         let after = &rest[start + 2..];
         let end = after
             .find("}}")
-            .ok_or_else(|| format!("unclosed token in '{template}'"))?;
+            .ok_or_else(|| TemplateError::Unclosed(template.to_owned()))?;
         let token = after[..end].trim();
         let value =
-            lookup(token, context).ok_or_else(|| format!("no value for {{{{{token}}}}}"))?;
+            lookup(token, context).ok_or_else(|| TemplateError::NoValue(token.to_owned()))?;
         out.extend(utf8_percent_encode(&value, VALUE));
         rest = &after[end + 2..];
     }
@@ -85,9 +95,14 @@ mod tests {
 
     #[test]
     fn a_token_without_a_value_fails() {
-        assert!(fill("Encounter/{{context.encounterId}}", &context())
-            .unwrap_err()
-            .contains("context.encounterId"));
+        assert_eq!(
+            fill("Encounter/{{context.encounterId}}", &context()),
+            Err(TemplateError::NoValue("context.encounterId".into()))
+        );
+        assert_eq!(
+            TemplateError::NoValue("context.encounterId".into()).to_string(),
+            "no value for {{context.encounterId}}"
+        );
         assert!(fill("Patient/{{userPatientId}}", &context()).is_err());
         assert!(fill("Patient/{{context.patientId", &context()).is_err());
     }

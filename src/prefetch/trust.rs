@@ -27,9 +27,40 @@ pub struct ServerPattern {
     segments: Vec<String>,
 }
 
+/// Why a text is not a FHIR base URL the service can trust.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BaseUrlError {
+    #[error("not a URL ({0})")]
+    NotAUrl(url::ParseError),
+    #[error("not an http(s) URL")]
+    NotHttp,
+    #[error("it carries userinfo (user@host)")]
+    Userinfo,
+    #[error("it has no host")]
+    NoHost,
+    #[error("a base URL has no query or fragment")]
+    QueryOrFragment,
+}
+
+/// Authentication on and no FHIR server trusted: start-up refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("authentication is on but no FHIR server is trusted: bind servers to issuers (\"fhirServers\" in the issuers file), list them with --fhir-server-allow, or pass --fhir-server-allow any to let any public server receive the EHRs' access tokens")]
+pub struct NothingTrusted;
+
+/// A server pattern that could not be read, with its text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("'{text}': {why}")]
+pub struct PatternError {
+    pub text: String,
+    pub why: BaseUrlError,
+}
+
 impl ServerPattern {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let url = parse_base(text).map_err(|why| format!("'{text}': {why}"))?;
+    pub fn parse(text: &str) -> Result<Self, PatternError> {
+        let url = parse_base(text).map_err(|why| PatternError {
+            text: text.to_owned(),
+            why,
+        })?;
         Ok(Self {
             scheme: url.scheme().to_owned(),
             host: host_key(&url),
@@ -51,8 +82,8 @@ impl ServerPattern {
 }
 
 impl TryFrom<String> for ServerPattern {
-    type Error = String;
-    fn try_from(text: String) -> Result<Self, String> {
+    type Error = PatternError;
+    fn try_from(text: String) -> Result<Self, PatternError> {
         Self::parse(&text)
     }
 }
@@ -80,15 +111,13 @@ pub struct AllowList {
 
 impl AllowList {
     /// `any` or FHIR base URLs; blanks ignored.
-    pub fn parse(entries: &[String]) -> Result<Self, String> {
+    pub fn parse(entries: &[String]) -> Result<Self, PatternError> {
         let mut list = Self::default();
         for entry in entries.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
             if entry.eq_ignore_ascii_case("any") {
                 list.any = true;
             } else {
-                list.servers.push(
-                    ServerPattern::parse(entry).map_err(|e| format!("--fhir-server-allow {e}"))?,
-                );
+                list.servers.push(ServerPattern::parse(entry)?);
             }
         }
         Ok(list)
@@ -145,9 +174,9 @@ impl ServerTrust {
         bindings: HashMap<String, Vec<ServerPattern>>,
         authentication: bool,
         extra_hosts: &[String],
-    ) -> Result<Self, String> {
+    ) -> Result<Self, NothingTrusted> {
         if authentication && allow.is_empty() && bindings.values().all(Vec::is_empty) {
-            return Err("authentication is on but no FHIR server is trusted: bind servers to issuers (\"fhirServers\" in the issuers file), list them with --fhir-server-allow, or pass --fhir-server-allow any to let any public server receive the EHRs' access tokens".into());
+            return Err(NothingTrusted);
         }
         let mut explicit: HashSet<String> = allow
             .servers
@@ -181,7 +210,7 @@ impl ServerTrust {
     pub async fn check(&self, server: &str, issuer: Option<&str>) -> Result<String, Untrusted> {
         let url = match parse_base(server) {
             Ok(url) => url,
-            Err(why) => return untrusted(why),
+            Err(why) => return untrusted(why.to_string()),
         };
         let bound = issuer
             .and_then(|iss| self.bindings.get(iss))
@@ -242,19 +271,19 @@ fn refuse_private(ip: IpAddr) -> Result<(), Untrusted> {
 }
 
 /// An absolute http(s) URL with a host, no userinfo, no query or fragment.
-fn parse_base(text: &str) -> Result<Url, String> {
-    let url = Url::parse(text.trim()).map_err(|e| format!("not a URL ({e})"))?;
+fn parse_base(text: &str) -> Result<Url, BaseUrlError> {
+    let url = Url::parse(text.trim()).map_err(BaseUrlError::NotAUrl)?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err("not an http(s) URL".into());
+        return Err(BaseUrlError::NotHttp);
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("it carries userinfo (user@host)".into());
+        return Err(BaseUrlError::Userinfo);
     }
     if url.host().is_none() {
-        return Err("it has no host".into());
+        return Err(BaseUrlError::NoHost);
     }
     if url.query().is_some() || url.fragment().is_some() {
-        return Err("a base URL has no query or fragment".into());
+        return Err(BaseUrlError::QueryOrFragment);
     }
     Ok(url)
 }

@@ -165,16 +165,15 @@ impl Tally {
 /// first replica to start after the migration does it; the others find it
 /// done). The cards are grouped by the database, so memory grows with the
 /// kinds of card per hour, not with the cards.
-pub async fn build_once(pool: &AnyPool) -> Result<(), String> {
-    let mut transaction = pool.begin().await.map_err(|e| e.to_string())?;
+pub async fn build_once(pool: &AnyPool) -> Result<(), sqlx::Error> {
+    let mut transaction = pool.begin().await?;
     let claimed = sqlx::query(
         "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
     )
     .bind(BUILT_SETTING)
     .bind(chrono::Utc::now().to_rfc3339())
     .execute(&mut *transaction)
-    .await
-    .map_err(|e| e.to_string())?
+    .await?
     .rows_affected();
     if claimed == 0 {
         return Ok(());
@@ -183,8 +182,7 @@ pub async fn build_once(pool: &AnyPool) -> Result<(), String> {
     for table in ["card_counts", "override_counts"] {
         sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
             .execute(&mut *transaction)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
     }
     let mut tally = Tally::default();
     let groups = sqlx::query(
@@ -193,16 +191,15 @@ pub async fn build_once(pool: &AnyPool) -> Result<(), String> {
     )
     .fetch_all(&mut *transaction)
     .await
-    .map_err(|e| e.to_string())?;
+    ?;
     for row in &groups {
-        let get = |e: sqlx::Error| e.to_string();
-        let service: String = row.try_get(0).map_err(get)?;
-        let hour: i64 = row.try_get(1).map_err(get)?;
-        let card_type: String = row.try_get(2).map_err(get)?;
-        let findings: String = row.try_get(3).map_err(get)?;
-        let outcome: Option<String> = row.try_get(4).map_err(get)?;
-        let changed: i64 = row.try_get(5).map_err(get)?;
-        let n: i64 = row.try_get(6).map_err(get)?;
+        let service: String = row.try_get(0)?;
+        let hour: i64 = row.try_get(1)?;
+        let card_type: String = row.try_get(2)?;
+        let findings: String = row.try_get(3)?;
+        let outcome: Option<String> = row.try_get(4)?;
+        let changed: i64 = row.try_get(5)?;
+        let n: i64 = row.try_get(6)?;
         let delta = Counts {
             issued: n,
             accepted: if outcome.as_deref() == Some("accepted") {
@@ -226,16 +223,15 @@ pub async fn build_once(pool: &AnyPool) -> Result<(), String> {
     )
     .fetch_all(&mut *transaction)
     .await
-    .map_err(|e| e.to_string())?;
+    ?;
     for row in &reasons {
-        let get = |e: sqlx::Error| e.to_string();
-        let service: String = row.try_get(0).map_err(get)?;
-        let hour: i64 = row.try_get(1).map_err(get)?;
-        let card_type: String = row.try_get(2).map_err(get)?;
-        let system: Option<String> = row.try_get(3).map_err(get)?;
-        let code: Option<String> = row.try_get(4).map_err(get)?;
-        let display: Option<String> = row.try_get(5).map_err(get)?;
-        let n: i64 = row.try_get(6).map_err(get)?;
+        let service: String = row.try_get(0)?;
+        let hour: i64 = row.try_get(1)?;
+        let card_type: String = row.try_get(2)?;
+        let system: Option<String> = row.try_get(3)?;
+        let code: Option<String> = row.try_get(4)?;
+        let display: Option<String> = row.try_get(5)?;
+        let n: i64 = row.try_get(6)?;
         tally.reason(
             &service,
             hour,
@@ -244,11 +240,8 @@ pub async fn build_once(pool: &AnyPool) -> Result<(), String> {
             n,
         );
     }
-    tally
-        .apply(&mut transaction)
-        .await
-        .map_err(|e| e.to_string())?;
-    transaction.commit().await.map_err(|e| e.to_string())?;
+    tally.apply(&mut transaction).await?;
+    transaction.commit().await?;
     log::info!(
         "card counts built from {} group(s) of stored cards in {:?}",
         groups.len(),

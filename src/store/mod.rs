@@ -91,14 +91,23 @@ pub struct OverrideReason {
     pub display: Option<String>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached or is not migrated yet.
+    #[error("the store is unavailable: {0}")]
     Unavailable(String),
     /// No card with this uuid was issued by this service.
+    #[error("no card {0} was issued by this service")]
     UnknownCard(Uuid),
     /// The entry accepts a suggestion the card did not carry.
+    #[error("card {0} carried no suggestion {1}")]
     UnknownSuggestion(Uuid, Uuid),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Unavailable(error.to_string())
+    }
 }
 
 struct Shared {
@@ -352,7 +361,7 @@ async fn migrate_until_done(shared: Arc<Shared>) {
     }
 }
 
-async fn migrate(shared: &Shared) -> Result<(), String> {
+async fn migrate(shared: &Shared) -> Result<(), sqlx::Error> {
     if shared.is_sqlite {
         // Write-ahead logging: a commit is one fsync of the log instead of
         // the rollback journal's several, and readers do not block the card
@@ -360,13 +369,9 @@ async fn migrate(shared: &Shared) -> Result<(), String> {
         // mode is kept in the database file.
         sqlx::query("PRAGMA journal_mode = WAL")
             .execute(&shared.pool)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
     }
-    MIGRATOR
-        .run(&shared.pool)
-        .await
-        .map_err(|e| e.to_string())?;
+    MIGRATOR.run(&shared.pool).await?;
     aggregates::build_once(&shared.pool).await?;
     let key = match &shared.configured_hash_key {
         Some(key) => key.clone(),
@@ -382,14 +387,12 @@ async fn migrate(shared: &Shared) -> Result<(), String> {
             .bind(HASH_KEY_SETTING)
             .bind(fresh)
             .execute(&shared.pool)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
             sqlx::query("SELECT value FROM settings WHERE name = $1")
                 .bind(HASH_KEY_SETTING)
                 .fetch_one(&shared.pool)
                 .await
-                .and_then(|row| row.try_get::<String, _>(0))
-                .map_err(|e| e.to_string())?
+                .and_then(|row| row.try_get::<String, _>(0))?
         }
     };
     let _ = shared.hash_key.set(aws_lc_rs::hmac::Key::new(
@@ -467,9 +470,9 @@ fn insert_cards_sql(rows: usize, numbered: bool) -> String {
     sql
 }
 
-async fn insert_cards(shared: &Shared, cards: &[IssuedCard]) -> Result<(), String> {
-    ready(shared).map_err(|_| "the database is not reachable yet".to_owned())?;
-    let mut transaction = shared.pool.begin().await.map_err(|e| e.to_string())?;
+async fn insert_cards(shared: &Shared, cards: &[IssuedCard]) -> Result<(), StoreError> {
+    ready(shared)?;
+    let mut transaction = shared.pool.begin().await?;
     for chunk in cards.chunks(ROWS_PER_INSERT) {
         // Built from constants and row counts only, never from input.
         let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_cards_sql(
@@ -479,10 +482,7 @@ async fn insert_cards(shared: &Shared, cards: &[IssuedCard]) -> Result<(), Strin
         for card in chunk {
             query = bind_card(query, shared, card);
         }
-        query
-            .execute(&mut *transaction)
-            .await
-            .map_err(|e| e.to_string())?;
+        query.execute(&mut *transaction).await?;
     }
     let mut tally = aggregates::Tally::default();
     let issued = aggregates::Counts {
@@ -499,11 +499,8 @@ async fn insert_cards(shared: &Shared, cards: &[IssuedCard]) -> Result<(), Strin
             issued,
         );
     }
-    tally
-        .apply(&mut transaction)
-        .await
-        .map_err(|e| e.to_string())?;
-    transaction.commit().await.map_err(|e| e.to_string())
+    tally.apply(&mut transaction).await?;
+    Ok(transaction.commit().await?)
 }
 
 fn bind_card<'q>(

@@ -182,3 +182,40 @@ async fn every_card_links_its_page_under_the_public_base_url() {
         ]
     );
 }
+
+/// `evaluate` links under its own `--public-base-url`, by default where
+/// `cramp-cds` serves, and refuses a base no page can be under.
+#[test]
+fn evaluate_links_under_its_public_base_url() {
+    const EXAMPLE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/cds-hooks/examples/cramps-dialysis-diabetes.json"
+    );
+    let run = |extra: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_cramp-cds"))
+            .arg("evaluate")
+            .args(extra)
+            .arg(EXAMPLE)
+            .env_remove("CRAMP_CDS_PUBLIC_BASE_URL")
+            .output()
+            .unwrap()
+    };
+    for (extra, expected) in [
+        (
+            &["--public-base-url", "https://cds.example.org/"][..],
+            "https://cds.example.org/guidance/risk-factors",
+        ),
+        (&[][..], "http://127.0.0.1:8080/guidance/risk-factors"),
+    ] {
+        let output = run(extra);
+        assert!(output.status.success(), "{extra:?}");
+        let response: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(
+            response["cards"][0]["links"][0]["url"], expected,
+            "{extra:?}"
+        );
+    }
+    let refused = run(&["--public-base-url", "ftp://cds.example.org"]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("public base URL"));
+}

@@ -182,6 +182,7 @@ async fn authentication_without_trusted_fhir_servers_does_not_start() {
     let error = cramp_cds::startup::Application::build(settings)
         .await
         .err()
-        .expect("start-up is refused");
+        .expect("start-up is refused")
+        .to_string();
     assert!(error.contains("--fhir-server-allow any"), "{error}");
 }
