@@ -94,8 +94,8 @@ pub enum StartupError {
     AllowList(#[from] crate::prefetch::trust::PatternError),
     #[error(transparent)]
     NothingTrusted(#[from] crate::prefetch::trust::NothingTrusted),
-    #[error("issuers: {0}")]
-    Issuers(String),
+    #[error(transparent)]
+    Issuers(#[from] crate::auth::issuers::IssuersError),
     #[error("FHIR client: {0}")]
     FhirClient(String),
     #[error("knowledge base: {0}")]
@@ -115,7 +115,7 @@ impl Application {
         let listener = TcpListener::bind((settings.host, settings.port)).map_err(listen)?;
         let port = listener.local_addr().map_err(listen)?.port();
         let issuers = match &settings.issuers {
-            Some(path) => issuers::load(path).map_err(StartupError::Issuers)?,
+            Some(path) => issuers::load(path)?,
             None => Vec::new(),
         };
         if issuers.is_empty() {

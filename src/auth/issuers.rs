@@ -41,27 +41,53 @@ struct IssuersFile {
     issuers: Vec<TrustedIssuer>,
 }
 
-pub fn load(path: &Path) -> Result<Vec<TrustedIssuer>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("issuers file {}: {e}", path.display()))?;
-    parse(&text).map_err(|e| format!("issuers file {}: {e}", path.display()))
+/// Why the issuers file cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum IssuersError {
+    #[error("issuers file {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("issuers file {path}: {why}")]
+    Invalid { path: String, why: InvalidIssuers },
 }
 
-pub fn parse(text: &str) -> Result<Vec<TrustedIssuer>, String> {
-    let file: IssuersFile = serde_json::from_str(text).map_err(|e| e.to_string())?;
+/// What is wrong with the file's content.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidIssuers {
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
+    #[error("issuer '{0}' names no keys (jwksUrl, jwks or allowedJku)")]
+    NoKeys(String),
+    #[error("issuer '{iss}': '{url}' is not an http(s) URL")]
+    NotHttp { iss: String, url: String },
+}
+
+pub fn load(path: &Path) -> Result<Vec<TrustedIssuer>, IssuersError> {
+    let name = || path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| IssuersError::Read {
+        path: name(),
+        source,
+    })?;
+    parse(&text).map_err(|why| IssuersError::Invalid { path: name(), why })
+}
+
+pub fn parse(text: &str) -> Result<Vec<TrustedIssuer>, InvalidIssuers> {
+    let file: IssuersFile = serde_json::from_str(text)?;
     for issuer in &file.issuers {
         if issuer.jwks_url.is_none() && issuer.jwks.is_none() && issuer.allowed_jku.is_empty() {
-            return Err(format!(
-                "issuer '{}' names no keys (jwksUrl, jwks or allowedJku)",
-                issuer.iss
-            ));
+            return Err(InvalidIssuers::NoKeys(issuer.iss.clone()));
         }
         for url in issuer.jwks_url.iter().chain(&issuer.allowed_jku) {
-            if !url.starts_with("https://") && !url.starts_with("http://") {
-                return Err(format!(
-                    "issuer '{}': '{url}' is not an http(s) URL",
-                    issuer.iss
-                ));
+            // Parsed, never prefix-matched.
+            let http = url::Url::parse(url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some());
+            if !http {
+                return Err(InvalidIssuers::NotHttp {
+                    iss: issuer.iss.clone(),
+                    url: url.clone(),
+                });
             }
         }
     }
@@ -74,9 +100,11 @@ mod tests {
 
     #[test]
     fn an_issuer_must_name_its_keys() {
-        assert!(parse(r#"{"issuers":[{"iss":"x"}]}"#)
-            .unwrap_err()
-            .contains("names no keys"));
+        assert!(matches!(
+            parse(r#"{"issuers":[{"iss":"x"}]}"#),
+            Err(InvalidIssuers::NoKeys(_))
+        ));
+        assert!(parse(r#"{"issuers":[{"iss":"x","jwksUrl":"https://"}]}"#).is_err());
         assert!(parse(r#"{"issuers":[{"iss":"x","jwksUrl":"file:///etc/passwd"}]}"#).is_err());
         assert_eq!(
             parse(r#"{"issuers":[{"iss":"x","jwksUrl":"https://x/jwks"}]}"#)
