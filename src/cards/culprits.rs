@@ -24,7 +24,7 @@ impl CardRenderer {
             .collect();
         let names: Vec<String> = actionable
             .iter()
-            .map(|(f, _)| self.display(&f.code))
+            .map(|(f, _)| self.display(&f.code).to_lowercase())
             .collect();
         let summary = match (drafts, names.is_empty(), shown.is_empty()) {
             (true, _, _) => listing("Ordered medicine may cause leg cramps: ", &names),
@@ -43,45 +43,33 @@ impl CardRenderer {
             Indicator::Info
         };
 
+        // Current medicines strongest first, then the possibly outdated
+        // orders; one line each, the first few and "and N more".
+        let listed: Vec<(&Finding, &DrugClass)> =
+            current.iter().chain(shown.iter()).copied().collect();
+        let (in_full, rest) = risk_factors::split_shown(&listed);
         let mut draft = Draft::new(self);
-        if !current.is_empty() {
-            draft.line(if drafts {
-                "**This patient has documented leg cramps. The medicine being ordered is associated with cramps:**"
-            } else {
-                "**Leg cramps are documented. Current medicines associated with cramps:**"
-            });
-            draft.line("");
-            for (finding, class) in &current {
-                self.culprit_line(&mut draft, finding, class);
-            }
+        for (finding, class) in in_full {
+            self.culprit_line(&mut draft, finding, class);
         }
-        if !shown.is_empty() {
-            if !current.is_empty() {
-                draft.line("");
-            }
-            draft.line(if current.is_empty() {
-                "**Leg cramps are documented. Active orders over 13 months old, possibly outdated:**"
-            } else {
-                "**Active orders over 13 months old, possibly outdated:**"
-            });
-            draft.line("");
-            for (finding, class) in &shown {
-                self.culprit_line(&mut draft, finding, class);
-            }
+        let rest: Vec<String> = rest.iter().map(|(f, _)| self.display(&f.code)).collect();
+        draft.and_more(&rest);
+        if drafts && !actionable.is_empty() {
+            draft.next_step(&[Say::CulpritsNextStepDraft]);
+        } else if !actionable.is_empty() {
+            draft.next_step(&[Say::CulpritsNextStep]);
+        } else if !shown.is_empty() {
+            draft.next_step(&[Say::CulpritsNextStepOutdated]);
         }
-        draft.line("");
-        let strength = draft.say(Say::EvidenceStrengthExplained);
-        draft.line(format!("_{strength}_"));
-        draft.line("");
-        draft.line("**What to do**");
-        if !actionable.is_empty() {
-            draft.point(Say::ReviewMedicineNeed);
-        }
-        draft.point(Say::DoNotStopAbruptly);
 
-        let mut card = self.card(Topic::MedicationCulprits, indicator, summary, draft, &[]);
-        card.extension.cramp_cds.findings = self.culprit_summaries(&current, &outdated);
-        card
+        let findings = self.culprit_summaries(&current, &outdated);
+        self.card(
+            Topic::MedicationCulprits,
+            indicator,
+            summary,
+            draft,
+            findings,
+        )
     }
 
     /// Findings with their class, strongest evidence first (stable: the
@@ -105,14 +93,13 @@ impl CardRenderer {
         let name = self.display(&finding.code);
         let strength = class.strength.as_str();
         let line = if class.strength == Strength::Conflicting {
-            // The statements say why the evidence conflicts, with their sources.
-            let why = draft.say(Say::BetaBlockerConflicting);
+            // Why the evidence conflicts, with its sources; information only.
+            let why = draft.say(Say::BetaBlockerEvidenceShort);
             let only = draft.say(Say::BetaBlockerInformationOnly);
-            format!("- **{name}** ({medicines}). Evidence: **{strength}**. {why} {only}")
+            format!("- **{name}**: {medicines}. Evidence **{strength}**: {why} {only}")
         } else {
             let cite = draft.cite(&class.sources);
-            let note = markdown_escape(&class.strength_note);
-            format!("- **{name}** ({medicines}). Evidence: **{strength}**, {note}. {cite}")
+            format!("- **{name}**: {medicines}. Evidence **{strength}** {cite}")
         };
         draft.line(line);
     }
@@ -124,8 +111,7 @@ impl CardRenderer {
         current: &[(&Finding, &DrugClass)],
         outdated: &[(&Finding, &DrugClass)],
     ) -> Vec<FindingSummary> {
-        let current: Vec<Finding> = current.iter().map(|(f, _)| (*f).clone()).collect();
-        let mut summaries = self.summaries(&current);
+        let mut summaries = self.summaries(current.iter().map(|(f, _)| *f));
         for (finding, _) in outdated {
             match summaries.iter_mut().find(|s| s.code == finding.code) {
                 Some(summary) => {
@@ -135,7 +121,7 @@ impl CardRenderer {
                         .extend(finding.evidence.iter().cloned());
                 }
                 None => {
-                    let mut summary = self.summaries(std::slice::from_ref(*finding)).remove(0);
+                    let mut summary = self.summaries([*finding]).remove(0);
                     summary.possibly_outdated = finding.evidence.clone();
                     summaries.push(summary);
                 }

@@ -5,9 +5,10 @@ use super::*;
 impl CardRenderer {
     pub(super) fn dvt(&self, dvt: &DvtAssessment) -> Card {
         let mut draft = Draft::new(self);
-        let opening = draft.say(Say::DvtOpening);
-        draft.line(format!("**{opening}**"));
-        draft.line("");
+        // The summary is the opening line (r2 §6: it names the finding); the
+        // detail starts with the record's facts behind it, citing it.
+        let opening = self.kb.statement(Say::DvtOpening);
+        let opening_tags = draft.cite(&opening.sources);
         let findings = dvt.findings.as_slice();
         let with_code = |codes: &'static [&'static str]| {
             findings
@@ -15,25 +16,24 @@ impl CardRenderer {
                 .filter(move |f| codes.contains(&f.code.as_str()))
         };
         let next_step = dvt.next_step();
-        // In pregnancy and after childbirth the card cites Le Gal 2012 and
-        // RCOG 37b, not the Wells pathway, which does not cover them.
-        let in_pregnancy = next_step == DvtNextStep::UltrasoundInPregnancy;
-        for finding in with_code(&[
-            "leg-swelling",
-            "leg-pain",
-            "leg-cramps",
-            "active-dvt",
-            "d-dimer-positive",
-        ]) {
-            self.dvt_bullet(&mut draft, finding, in_pregnancy);
+        // The presenting findings, on one line: what the opening names.
+        let presenting: Vec<String> = with_code(&["leg-swelling", "leg-pain", "leg-cramps"])
+            .map(|f| describe_notes(&f.notes))
+            .collect();
+        draft.line(format!("- {} {opening_tags}", presenting.join("; ")));
+        // Facts that change the question: a DVT of the other leg, a D-dimer
+        // that is not negative.
+        for finding in with_code(&["active-dvt", "d-dimer-positive"]) {
+            self.bullet(&mut draft, finding);
         }
-        draft.line("");
         let chart_items: Vec<&Finding> = findings
             .iter()
             .filter(|f| CHART_WELLS_ITEMS.contains(&f.code.as_str()))
             .collect();
         if next_step == DvtNextStep::UltrasoundInPregnancy {
-            // Facts from the record only: no cramp wording, no score.
+            // In pregnancy and after childbirth the card cites Le Gal 2012
+            // and RCOG 37b, not the Wells pathway, which does not cover
+            // them: facts from the record only, no cramp wording, no score.
             for finding in with_code(&["pregnancy", "postpartum"]) {
                 let label = if finding.code == "pregnancy" {
                     "Pregnancy"
@@ -43,70 +43,71 @@ impl CardRenderer {
                 draft.line(format!("- **{label}**: {}", describe_notes(&finding.notes)));
             }
             if !chart_items.is_empty() {
-                draft.point(Say::DvtPregnancyNotScored);
-                for finding in &chart_items {
-                    self.dvt_bullet(&mut draft, finding, in_pregnancy);
-                }
+                let items: Vec<String> = chart_items
+                    .iter()
+                    .map(|f| {
+                        let display = self.display(&f.code);
+                        let display = display.trim_end_matches(" (Wells +1)");
+                        format!("{display}: {}", describe_notes(&f.notes))
+                    })
+                    .collect();
+                let not_scored = draft.say(Say::DvtPregnancyNotScoredShort);
+                draft.line(format!("- {not_scored} {}", items.join("; ")));
             }
         } else {
-            draft.line("**Wells items the record shows**");
-            if chart_items.is_empty() {
-                draft.line("- None found in the record.");
-            }
             for finding in &chart_items {
-                self.dvt_bullet(&mut draft, finding, in_pregnancy);
+                draft.line(format!(
+                    "- **{}**: {}",
+                    self.display(&finding.code),
+                    describe_notes(&finding.notes)
+                ));
             }
-            let not_a_score = draft.say(Say::DvtChartIsNotAWellsScore);
+            // The points and the bedside items in one line, one citation.
+            let not_a_score = self.kb.statement(Say::DvtPointsNotAScore);
+            let to_assess = self.kb.statement(Say::DvtStillToAssess);
+            let mut sources = not_a_score.sources.clone();
+            sources.extend(
+                to_assess
+                    .sources
+                    .iter()
+                    .filter(|s| !not_a_score.sources.contains(s))
+                    .cloned(),
+            );
+            let tags = draft.cite(&sources);
             draft.line(format!(
-                "- Points known from the record: **{}**. {not_a_score}",
-                dvt.known_points
+                "- Points known from the record: **{}**, {} {} {tags}",
+                dvt.known_points, not_a_score.text, to_assess.text
             ));
-            draft.line("");
-            draft.line("**Still to assess at the bedside (Wells)**");
-            for item in [
-                "Localised tenderness along the deep venous system (+1)",
-                "Entire leg swollen (+1)",
-                "Calf swelling at least 3 cm more than the other leg, 10 cm below the tibial tuberosity (+1)",
-                "Pitting oedema confined to the symptomatic leg (+1)",
-                "Collateral superficial veins, not varicose (+1)",
-                "An alternative diagnosis at least as likely as DVT (-2)",
-            ] {
-                draft.line(format!("- {item}"));
-            }
         }
-        let alternatives: Vec<&Finding> = with_code(&["bakers-cyst", "leg-injury"]).collect();
-        if !alternatives.is_empty() {
-            draft.line("");
-            draft.line("**Alternatives seen in the record**");
-            for finding in alternatives {
-                self.dvt_bullet(&mut draft, finding, in_pregnancy);
-            }
+        for finding in with_code(&["bakers-cyst", "leg-injury", "anticoagulated"]) {
+            draft.line(format!(
+                "- **{}**: {}",
+                self.display(&finding.code),
+                describe_notes(&finding.notes)
+            ));
         }
-        for finding in with_code(&["anticoagulated"]) {
-            draft.line("");
-            self.dvt_bullet(&mut draft, finding, in_pregnancy);
-        }
-        draft.line("");
-        draft.line("**Next step**");
+        let mut steps = Vec::with_capacity(3);
         match next_step {
-            DvtNextStep::UltrasoundInPregnancy => draft.point(Say::DvtPregnantUltrasound),
+            DvtNextStep::UltrasoundInPregnancy => steps.push(Say::DvtPregnantUltrasound),
             DvtNextStep::UltrasoundRecommended => {
                 if dvt.d_dimer_not_negative {
-                    draft.point(Say::DvtDDimerNotNegativeUltrasound);
+                    steps.push(Say::DvtDDimerNotNegativeUltrasound);
                 }
                 if dvt.known_points >= 2 {
-                    draft.point(Say::DvtTwoPointsUltrasound);
+                    steps.push(Say::DvtTwoPointsUltrasoundShort);
                 }
                 if dvt.anticoagulated {
-                    draft.point(Say::DvtAnticoagulatedUltrasound);
+                    steps.push(Say::DvtAnticoagulatedUltrasound);
                 }
             }
-            DvtNextStep::BedsideScoreDecides => draft.point(Say::DvtCompleteWellsAtBedside),
+            DvtNextStep::BedsideScoreDecides => steps.push(Say::DvtBedsideDecides),
         }
+        draft.next_step(&steps);
+        let opening = opening.text.trim_end_matches('.');
         let summary = match (dvt.pregnant, dvt.postpartum) {
-            (true, _) => "Leg swelling with pain or cramps: rule out DVT (pregnant: compression ultrasound)",
-            (false, true) => "Leg swelling with pain or cramps: rule out DVT (after childbirth: compression ultrasound)",
-            _ => "Leg swelling with pain or cramps: rule out DVT",
+            (true, _) => format!("{opening} (pregnant: compression ultrasound)"),
+            (false, true) => format!("{opening} (after childbirth: compression ultrasound)"),
+            _ => opening.to_owned(),
         };
         if dvt.patient.is_none() {
             draft.line("");
@@ -117,9 +118,9 @@ impl CardRenderer {
         let mut card = self.card(
             Topic::DvtRuleOut,
             Indicator::Warning,
-            summary.to_owned(),
+            summary,
             draft,
-            findings,
+            self.summaries(findings),
         );
         let Some(patient) = dvt.patient.as_deref() else {
             return card;
@@ -138,46 +139,6 @@ impl CardRenderer {
         };
         card.selection_behavior = Some(SelectionBehavior::AtMostOne);
         card
-    }
-
-    /// A finding as a bullet with its rationale and sources; in pregnancy
-    /// without what only the Wells pathway says (its rationale, its points).
-    fn dvt_bullet(&self, draft: &mut Draft, finding: &Finding, in_pregnancy: bool) {
-        let Some(definition) = self.kb.finding(&finding.code) else {
-            return self.bullet(draft, finding);
-        };
-        if finding.code == "anticoagulated" {
-            // A record fact, shown not scored: what it changes is the next
-            // step's service decision, which cites no source.
-            draft.line(format!(
-                "- **{}**: {}.",
-                definition.display,
-                describe_notes(&finding.notes)
-            ));
-            return;
-        }
-        if !in_pregnancy {
-            return self.bullet(draft, finding);
-        }
-        let evidence = describe_notes(&finding.notes);
-        let display = definition.display.trim_end_matches(" (Wells +1)");
-        let sources: Vec<String> = definition
-            .sources
-            .iter()
-            .filter(|s| *s != WELLS_SOURCE)
-            .cloned()
-            .collect();
-        if sources.len() == definition.sources.len()
-            || (!sources.is_empty() && finding.code.starts_with("leg-"))
-        {
-            let cite = draft.cite(&sources);
-            draft.line(format!(
-                "- **{display}**: {evidence}. {} {cite}",
-                definition.rationale
-            ));
-        } else {
-            draft.line(format!("- **{display}**: {evidence}."));
-        }
     }
 
     fn service_request(&self, dvt: &DvtAssessment, patient: &str, test: Test) -> (String, Action) {
@@ -210,9 +171,6 @@ impl CardRenderer {
         (label.to_owned(), action)
     }
 }
-
-/// The Wells 2003 / NICE NG158 source: not cited for pregnancy.
-const WELLS_SOURCE: &str = "wells-2003";
 
 enum Test {
     Ultrasound,

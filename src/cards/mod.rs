@@ -2,7 +2,6 @@
 //! clinician can read in seconds, the machine-readable findings, and the
 //! sources behind every statement.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::json;
@@ -10,7 +9,7 @@ use uuid::Uuid;
 
 use crate::knowledge::{KnowledgeBase, Say};
 use crate::protocol::response::{
-    Action, ActionKind, Card, CardExtension, CardFindings, Coding, FindingSummary, Indicator, Link,
+    Action, ActionKind, Card, CardExtension, CardFindings, Coding, FindingSummary, Indicator,
     SelectionBehavior, Source, Suggestion,
 };
 use crate::rules::{
@@ -26,7 +25,6 @@ mod risk_factors;
 pub const TOPIC_SYSTEM: &str = "https://cramp-cds.example.org/fhir/CodeSystem/card-topic";
 pub const OVERRIDE_REASON_SYSTEM: &str =
     "https://cramp-cds.example.org/fhir/CodeSystem/override-reason";
-const SOURCES_HEADING: &str = "**Sources**";
 const SOURCE_LABEL: &str = "cramp-cds leg cramp guidance";
 const MAX_SUMMARY_CHARS: usize = 139;
 const ELECTROLYTE_FINDINGS: [&str; 4] = [
@@ -65,41 +63,38 @@ impl Topic {
     }
 }
 
-/// Renders assessments; holds the knowledge for displays and sources, and
-/// each source's citation line already made Markdown-safe (built once, not
-/// escaped again for every card).
+/// Renders assessments; holds the knowledge for displays, sources and the
+/// cards' wording.
 pub struct CardRenderer {
     kb: Arc<KnowledgeBase>,
-    citation_lines: HashMap<String, String>,
 }
 
-/// A card under construction: text plus the sources it cites.
+/// A card under construction: its detail text.
 struct Draft<'k> {
     renderer: &'k CardRenderer,
     detail: String,
-    sources: Vec<String>,
 }
 
 impl<'k> Draft<'k> {
     fn new(renderer: &'k CardRenderer) -> Self {
         Self {
             renderer,
-            detail: String::new(),
-            sources: Vec::new(),
+            detail: String::with_capacity(512),
         }
     }
 
+    /// The short tags of these sources ("[Garrison 2012; BMJ leaflet]"); the
+    /// full references are on the card's guidance page (its link).
     fn cite(&mut self, ids: &[String]) -> String {
-        let mut shorts = Vec::new();
-        for id in ids {
-            if !self.sources.contains(id) {
-                self.sources.push(id.clone());
+        let mut tags = String::from("[");
+        for source in ids.iter().filter_map(|id| self.renderer.kb.source(id)) {
+            if tags.len() > 1 {
+                tags.push_str("; ");
             }
-            if let Some(source) = self.renderer.kb.source(id) {
-                shorts.push(source.short.clone());
-            }
+            tags.push_str(&source.tag);
         }
-        format!("[{}]", shorts.join("; "))
+        tags.push(']');
+        tags
     }
 
     /// A statement from statements.json with its source tags ("" for a
@@ -119,48 +114,57 @@ impl<'k> Draft<'k> {
         self.line(format!("- {text}"));
     }
 
+    /// The card's one next step, after a blank line (a paragraph, not a
+    /// continuation of the findings' list).
+    fn next_step(&mut self, steps: &[Say]) {
+        let mut step = String::new();
+        for say in steps {
+            if !step.is_empty() {
+                step.push(' ');
+            }
+            step.push_str(&self.say(*say));
+        }
+        let line = self
+            .renderer
+            .template(Say::NextStep)
+            .replace("{step}", &step);
+        self.line("");
+        self.line(line);
+    }
+
+    /// "- and 3 more: diabetes, …" after the findings shown.
+    fn and_more(&mut self, names: &[String]) {
+        if names.is_empty() {
+            return;
+        }
+        let line = self
+            .renderer
+            .template(Say::AndMore)
+            .replace("{count}", &names.len().to_string())
+            .replace("{names}", &names.join(", "));
+        self.line(format!("- {line}"));
+    }
+
     fn line(&mut self, text: impl AsRef<str>) {
         self.detail.push_str(text.as_ref());
         self.detail.push('\n');
     }
 
-    fn finish(mut self) -> (String, Vec<Link>, Option<String>) {
-        self.line("");
-        self.line(SOURCES_HEADING);
-        let mut links = Vec::new();
-        for id in &self.sources {
-            let (Some(source), Some(line)) = (
-                self.renderer.kb.source(id),
-                self.renderer.citation_lines.get(id),
-            ) else {
-                continue;
-            };
-            self.detail.push_str(line);
-            if let Some(url) = &source.url {
-                links.push(Link {
-                    label: truncate(&source.short, 100),
-                    url: url.clone(),
-                    kind: "absolute",
-                });
-            }
-        }
-        let url = links.first().map(|l| l.url.clone());
-        (self.detail.trim_end().to_owned(), links, url)
+    fn finish(self) -> String {
+        let mut detail = self.detail;
+        detail.truncate(detail.trim_end().len());
+        detail
     }
 }
 
 impl CardRenderer {
     pub fn new(kb: Arc<KnowledgeBase>) -> Self {
-        let citation_lines = kb
-            .sources()
-            .map(|source| {
-                (
-                    source.id.clone(),
-                    format!("- {}\n", markdown_escape(&source.citation)),
-                )
-            })
-            .collect();
-        Self { kb, citation_lines }
+        Self { kb }
+    }
+
+    /// A layout template's text ("Next step: {step}").
+    fn template(&self, say: Say) -> &str {
+        &self.kb.statement(say).text
     }
 
     pub fn render(&self, assessment: &Assessment) -> Vec<Card> {
@@ -192,7 +196,7 @@ impl CardRenderer {
 
     /// r2 §5: one line per prefetch key the record lacks, naming what it
     /// left unchecked ("Procedures could not be read: dialysis not
-    /// checked"), placed before the sources.
+    /// checked"), at the end of the detail.
     fn say_unchecked(&self, card: &mut Card, assessment: &Assessment, part: Part) {
         let lines: Vec<String> = assessment
             .unchecked
@@ -220,14 +224,8 @@ impl CardRenderer {
         if lines.is_empty() {
             return;
         }
-        let text = format!("{}\n\n", lines.join("\n"));
-        match card.detail.find(SOURCES_HEADING) {
-            Some(at) => card.detail.insert_str(at, &text),
-            None => {
-                card.detail.push_str("\n\n");
-                card.detail.push_str(text.trim_end());
-            }
-        }
+        card.detail.push_str("\n\n");
+        card.detail.push_str(&lines.join("\n"));
     }
 
     fn display(&self, code: &str) -> String {
@@ -237,9 +235,12 @@ impl CardRenderer {
             .unwrap_or_else(|| code.to_owned())
     }
 
-    fn summaries(&self, findings: &[Finding]) -> Vec<FindingSummary> {
+    fn summaries<'f>(
+        &self,
+        findings: impl IntoIterator<Item = &'f Finding>,
+    ) -> Vec<FindingSummary> {
         findings
-            .iter()
+            .into_iter()
             .map(|f| FindingSummary {
                 code: f.code.clone(),
                 category: self
@@ -261,9 +262,9 @@ impl CardRenderer {
         indicator: Indicator,
         summary: String,
         draft: Draft,
-        findings: &[Finding],
+        findings: Vec<FindingSummary>,
     ) -> Card {
-        let (detail, links, url) = draft.finish();
+        let detail = draft.finish();
         Card {
             // Time-ordered (v7): the store keys cards by uuid, and ordered
             // keys append to its index instead of dirtying a random page each.
@@ -273,7 +274,9 @@ impl CardRenderer {
             indicator,
             source: Source {
                 label: SOURCE_LABEL.to_owned(),
-                url,
+                // The guidance page and the links are the engine's to attach
+                // (links.rs): they depend on the public base URL.
+                url: None,
                 topic: Coding {
                     system: TOPIC_SYSTEM.into(),
                     code: topic.code().into(),
@@ -283,27 +286,39 @@ impl CardRenderer {
             suggestions: Vec::new(),
             selection_behavior: None,
             override_reasons: Vec::new(),
-            links,
+            links: Vec::new(),
             extension: CardExtension {
-                cramp_cds: CardFindings {
-                    findings: self.summaries(findings),
-                },
+                cramp_cds: CardFindings { findings },
             },
         }
     }
 
-    /// A finding as a bullet: display, the dated evidence, why it matters.
+    /// A finding as one line: display, its newest (most telling) evidence,
+    /// and the short tags of its sources; why it matters is on the guidance
+    /// page.
     fn bullet(&self, draft: &mut Draft, finding: &Finding) {
-        let definition = self.kb.finding(&finding.code);
         let evidence = describe_notes(&finding.notes);
-        let (rationale, cite) = match definition {
-            Some(d) => (d.rationale.clone(), draft.cite(&d.sources)),
-            None => (String::new(), String::new()),
+        match self.kb.finding(&finding.code) {
+            Some(d) => {
+                let cite = draft.cite(&d.sources);
+                draft.line(format!("- **{}**: {evidence} {cite}", d.display));
+            }
+            None => draft.line(format!("- **{}**: {evidence}", finding.code)),
+        }
+    }
+
+    /// A finding as the summary names it: "low potassium 3.1 mmol/L", "age 72".
+    fn fact(&self, finding: &Finding) -> String {
+        let definition = self.kb.finding(&finding.code);
+        let mut fact = match definition.and_then(|d| d.short.as_deref()) {
+            Some(short) => short.to_owned(),
+            None => self.display(&finding.code).to_lowercase(),
         };
-        draft.line(format!(
-            "- **{}**: {evidence}. {rationale} {cite}",
-            self.display(&finding.code)
-        ));
+        if let Some(value) = &finding.value {
+            fact.push(' ');
+            fact.push_str(value);
+        }
+        fact
     }
 }
 
@@ -324,48 +339,32 @@ fn key_label(key: &str) -> String {
     label
 }
 
-/// At most this many distinct evidence notes per finding in card text; the
+/// A finding's evidence in card text: its first note (the newest, most
+/// telling), Markdown-escaped, with a count when the record repeats it
+/// (refills of one medicine, say) and how many other records there are; the
 /// finding's `evidence` still lists every resource.
-const NOTES_SHOWN: usize = 8;
-
-/// Evidence notes for the text: each distinct note once, with a count when
-/// the record repeats it (refills of one medicine, say), Markdown-escaped;
-/// past NOTES_SHOWN distinct notes, how many more records there are.
 fn describe_notes(notes: &[String]) -> String {
-    let mut distinct: Vec<(&str, usize)> = Vec::new();
-    let mut positions: HashMap<&str, usize> = HashMap::default();
-    for note in notes {
-        let at = *positions.entry(note).or_insert_with(|| {
-            distinct.push((note, 0));
-            distinct.len() - 1
-        });
-        distinct[at].1 += 1;
+    let Some(first) = notes.first() else {
+        return String::new();
+    };
+    let same = notes.iter().filter(|note| *note == first).count();
+    let mut text = markdown_escape(first);
+    if same > 1 {
+        text.push_str(&format!(" ({same} records)"));
     }
-    let shown = distinct.len().min(NOTES_SHOWN);
-    let mut parts: Vec<String> = distinct[..shown]
-        .iter()
-        .map(|(note, count)| match count {
-            1 => markdown_escape(note),
-            _ => format!("{} ({count} records)", markdown_escape(note)),
-        })
-        .collect();
-    match distinct[shown..]
-        .iter()
-        .map(|(_, count)| count)
-        .sum::<usize>()
-    {
+    match notes.len() - same {
         0 => {}
-        1 => parts.push("and 1 more record".into()),
-        more => parts.push(format!("and {more} more records")),
+        1 => text.push_str("; and 1 more record"),
+        more => text.push_str(&format!("; and {more} more records")),
     }
-    parts.join("; ")
+    text
 }
 
 /// "Prefix: a, b and 2 more", within the summary limit.
 fn listing(prefix: &str, names: &[String]) -> String {
     let mut shown = names.len();
     loop {
-        let mut text = format!("{prefix}{}", names[..shown].join(", ").to_lowercase());
+        let mut text = format!("{prefix}{}", names[..shown].join(", "));
         if shown < names.len() {
             text.push_str(&format!(" and {} more", names.len() - shown));
         }
@@ -421,19 +420,16 @@ mod tests {
         let notes = |texts: &[&str]| texts.iter().map(|t| t.to_string()).collect::<Vec<_>>();
         assert_eq!(
             describe_notes(&notes(&["furosemide", "atenolol", "furosemide"])),
-            "furosemide (2 records); atenolol"
+            "furosemide (2 records); and 1 more record"
         );
+        assert_eq!(describe_notes(&notes(&["Age 72"])), "Age 72");
         let many: Vec<String> = (0..20_000)
             .map(|day| format!("Diabetes (recorded day {})", day % 10_000))
             .collect();
-        let text = describe_notes(&many);
-        assert!(
-            text.starts_with("Diabetes (recorded day 0) (2 records); "),
-            "{text}"
+        assert_eq!(
+            describe_notes(&many),
+            "Diabetes (recorded day 0) (2 records); and 19998 more records"
         );
-        assert!(text.ends_with("; and 19984 more records"), "{text}");
-        assert_eq!(text.matches("; ").count(), NOTES_SHOWN);
-        assert!(describe_notes(&many[..NOTES_SHOWN + 1]).ends_with("; and 1 more record"));
     }
 
     #[test]

@@ -8,26 +8,22 @@ impl CardRenderer {
         let ordered = !alert.drafts.is_empty();
         let medicines = describe_notes(&alert.finding.notes);
         draft.line(if ordered {
-            format!("**Quinine is being ordered** ({medicines}).")
+            format!("**Quinine is being ordered**: {medicines}")
         } else {
-            format!("**The patient is taking quinine** ({medicines}).")
+            format!("**The patient is taking quinine**: {medicines}")
         });
-        draft.line("");
-        draft.point(Say::QuinineFda);
-        draft.point(Say::QuinineAan);
-        draft.point(Say::QuinineAlternatives);
-        let next = if ordered {
-            Say::QuinineMalariaOverride
+        draft.point(Say::QuinineFdaShort);
+        draft.next_step(&[if ordered {
+            Say::QuinineNextStepOrdered
         } else {
-            Say::QuinineDiscussStopping
-        };
-        draft.point(next);
+            Say::QuinineNextStepTaking
+        }]);
         let summary = if ordered {
             "Quinine must not be used for leg cramps (FDA): risk of life-threatening blood disorders"
         } else {
             "Patient takes quinine: not for leg cramps (FDA), risk of serious blood disorders"
         };
-        let findings = std::slice::from_ref(&alert.finding);
+        let findings = self.summaries([&alert.finding]);
         let indicator = if ordered {
             Indicator::Critical
         } else {

@@ -289,12 +289,19 @@ impl Known<'_> {
                 .map(String::as_str)
                 .chain(topic.notes.iter().filter_map(|n| n.statement.as_deref()))
                 .collect();
+            // Layout templates state nothing; concise card wording is on
+            // the page through the full statements it condenses.
             if let Some(missing) = self
                 .statements
                 .values()
-                .filter(|s| s.card == topic.topic)
+                .filter(|s| s.card == topic.topic && !s.template)
+                .filter(|s| {
+                    s.condenses.is_empty()
+                        || !s.condenses.iter().all(|id| shown.contains(id.as_str()))
+                })
                 .map(|s| s.id.as_str())
-                .find(|id| !shown.contains(id))
+                .filter(|id| !shown.contains(id))
+                .min()
             {
                 return Err(format!(
                     "{owner}: card statement '{missing}' is not on its guidance page"
@@ -305,6 +312,7 @@ impl Known<'_> {
         if let Some(orphan) = self
             .statements
             .values()
+            .filter(|s| !s.template)
             .find(|s| !topics.iter().any(|t| t.topic == s.card))
         {
             return Err(format!(

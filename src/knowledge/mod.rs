@@ -50,6 +50,10 @@ pub struct FindingDefinition {
     pub code: String,
     pub category: Category,
     pub display: String,
+    /// The words a card's summary names it by ("low potassium"), before
+    /// the patient's value; the display, lower-cased, when absent.
+    #[serde(default)]
+    pub short: Option<String>,
     /// Say in one line why it matters for cramps (or for DVT).
     pub rationale: String,
     pub sources: Vec<String>,
@@ -60,6 +64,9 @@ pub struct FindingDefinition {
 pub struct Source {
     pub id: String,
     pub short: String,
+    /// The tag a card line cites it by ("Allen 2012"): a card names its
+    /// sources in a few characters; the full citation is on the guidance page.
+    pub tag: String,
     pub citation: String,
     pub url: Option<String>,
     /// What the source says, finding by finding and statement by
@@ -285,6 +292,17 @@ impl KnowledgeBase {
             }
         }
         for statement in self.statements.values() {
+            if statement.template {
+                // Card layout wording ("Next step: {step}"): it states no
+                // medical fact, so it cites nothing and decides nothing.
+                if !statement.sources.is_empty() || statement.decision {
+                    return Err(format!(
+                        "statements.json: '{}' is a template and cannot cite sources or be a service decision",
+                        statement.id
+                    ));
+                }
+                continue;
+            }
             match (statement.sources.is_empty(), statement.decision) {
                 (true, false) => {
                     return Err(format!(
@@ -314,6 +332,18 @@ impl KnowledgeBase {
                 return Err(format!(
                     "statements.json: no text for statement '{}'",
                     say.id()
+                ));
+            }
+        }
+        for statement in self.statements.values() {
+            if let Some(full) = statement.condenses.iter().find(|id| {
+                self.statements
+                    .get(id.as_str())
+                    .is_none_or(|full| full.card != statement.card)
+            }) {
+                return Err(format!(
+                    "statements.json: '{}' condenses '{full}', which is not a statement of its card",
+                    statement.id
                 ));
             }
         }
@@ -549,6 +579,36 @@ mod tests {
         assert!(
             unsourced.contains("not marked a service decision"),
             "{unsourced}"
+        );
+        let template_citing = edited("statements.json", |json| {
+            let next = json["statements"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|s| s["id"] == "next-step")
+                .unwrap();
+            next["sources"] = serde_json::json!(["carenotes-2022"]);
+        })
+        .err()
+        .expect("refused");
+        assert!(
+            template_citing.contains("'next-step' is a template"),
+            "{template_citing}"
+        );
+        let condenses_other_card = edited("statements.json", |json| {
+            let short = json["statements"]
+                .as_array_mut()
+                .unwrap()
+                .iter_mut()
+                .find(|s| s["id"] == "quinine-fda-short")
+                .unwrap();
+            short["condenses"] = serde_json::json!(["stretching"]);
+        })
+        .err()
+        .expect("refused");
+        assert!(
+            condenses_other_card.contains("'quinine-fda-short' condenses 'stretching'"),
+            "{condenses_other_card}"
         );
         let missing = edited("statements.json", |json| {
             json["statements"]

@@ -55,6 +55,25 @@ statements! {
     QuinineAlternatives => "quinine-alternatives",
     QuinineMalariaOverride => "quinine-malaria-override",
     QuinineDiscussStopping => "quinine-discuss-stopping",
+    // The concise cards (issue 19): the one next step and short lines; the
+    // statements above are the guidance pages' full text.
+    NextStep => "next-step",
+    AndMore => "and-more",
+    RiskFactorsSummary => "risk-factors-summary",
+    RiskFactorsNextStep => "risk-factors-next-step",
+    RiskFactorsNextStepLowElectrolyte => "risk-factors-next-step-low-electrolyte",
+    CulpritsNextStep => "culprits-next-step",
+    CulpritsNextStepDraft => "culprits-next-step-draft",
+    CulpritsNextStepOutdated => "culprits-next-step-outdated",
+    BetaBlockerEvidenceShort => "beta-blocker-evidence-short",
+    DvtPointsNotAScore => "dvt-points-not-a-score",
+    DvtStillToAssess => "dvt-still-to-assess",
+    DvtBedsideDecides => "dvt-bedside-decides",
+    DvtTwoPointsUltrasoundShort => "dvt-two-points-ultrasound-short",
+    DvtPregnancyNotScoredShort => "dvt-pregnancy-not-scored-short",
+    QuinineFdaShort => "quinine-fda-short",
+    QuinineNextStepOrdered => "quinine-next-step-ordered",
+    QuinineNextStepTaking => "quinine-next-step-taking",
 }
 
 /// One entry of statements.json.
@@ -71,6 +90,15 @@ pub struct Statement {
     /// A service decision: no source says it; docs/clinical-rules.md lists it.
     #[serde(default)]
     pub decision: bool,
+    /// Card layout wording with {placeholders} ("Next step: {step}"): no
+    /// medical statement, so neither sources nor a decision; not guidance
+    /// text on its own.
+    #[serde(default)]
+    pub template: bool,
+    /// The full statements (same card) this concise card wording condenses:
+    /// the guidance page shows those in full, so the story is not lost.
+    #[serde(default)]
+    pub condenses: Vec<String>,
 }
 
 #[derive(Deserialize)]

@@ -34,13 +34,13 @@ pub fn keys_to_fetch(
     service
         .prefetch
         .iter()
-        .filter(|(_, query)| template::applies(query, context))
-        .map(|(key, _)| key)
-        .filter(|key| match sent.get(*key) {
+        .filter(|(key, _)| match sent.get(*key) {
             None => true,
             Some(None) => false,
             Some(Some(value)) => value.is_operation_outcome(),
         })
+        .filter(|(_, query)| template::applies(query, context))
+        .map(|(key, _)| key)
         .cloned()
         .collect()
 }
@@ -118,10 +118,11 @@ pub fn resolve<'a>(
         // with no usable data (unreadable, not fetched, or neither sent nor
         // fetchable), and any key whose pages were cut short.
         let absent = service.prefetch.iter().filter_map(|(key, query)| {
-            let absent = template::applies(query, context)
-                && !sent_keys.contains(key)
+            // Cheapest first: most keys were sent.
+            let absent = !sent_keys.contains(key)
                 && !problems.contains_key(key.as_str())
-                && !fetched.iter().any(|(k, _)| k == key);
+                && !fetched.iter().any(|(k, _)| k == key)
+                && template::applies(query, context);
             absent.then_some(key)
         });
         let absent: Vec<Unread> = absent

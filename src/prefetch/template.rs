@@ -26,20 +26,7 @@ pub enum TemplateError {
 /// Fills a template. Fails with the token that has no value.
 pub fn fill(template: &str, context: &BTreeMap<String, String>) -> Result<String, TemplateError> {
     let mut out = String::with_capacity(template.len() + 32);
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| TemplateError::Unclosed(template.to_owned()))?;
-        let token = after[..end].trim();
-        let value =
-            lookup(token, context).ok_or_else(|| TemplateError::NoValue(token.to_owned()))?;
-        out.extend(utf8_percent_encode(&value, VALUE));
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
+    walk(template, context, Some(&mut out))?;
     Ok(out)
 }
 
@@ -47,13 +34,41 @@ pub fn fill(template: &str, context: &BTreeMap<String, String>) -> Result<String
 /// A key whose template does not (`Encounter/{{context.encounterId}}` on a
 /// patient-view with no encounter) does not apply to the call: the EHR
 /// cannot send it and there is nothing to fetch or to report missing.
+/// Checks without building the query (it runs for each key of each call).
 pub fn applies(template: &str, context: &BTreeMap<String, String>) -> bool {
-    fill(template, context).is_ok()
+    walk(template, context, None).is_ok()
 }
 
-fn lookup(token: &str, context: &BTreeMap<String, String>) -> Option<String> {
+/// Reads the template's tokens; with `out`, writes the filled query.
+fn walk(
+    template: &str,
+    context: &BTreeMap<String, String>,
+    mut out: Option<&mut String>,
+) -> Result<(), TemplateError> {
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        let after = &rest[start + 2..];
+        let end = after
+            .find("}}")
+            .ok_or_else(|| TemplateError::Unclosed(template.to_owned()))?;
+        let token = after[..end].trim();
+        let value =
+            lookup(token, context).ok_or_else(|| TemplateError::NoValue(token.to_owned()))?;
+        if let Some(out) = out.as_deref_mut() {
+            out.push_str(&rest[..start]);
+            out.extend(utf8_percent_encode(value, VALUE));
+        }
+        rest = &after[end + 2..];
+    }
+    if let Some(out) = out {
+        out.push_str(rest);
+    }
+    Ok(())
+}
+
+fn lookup<'c>(token: &str, context: &'c BTreeMap<String, String>) -> Option<&'c str> {
     if let Some(name) = token.strip_prefix("context.") {
-        return context.get(name).cloned();
+        return context.get(name).map(String::as_str);
     }
     let user = context.get("userId")?;
     let (kind, id) = user.split_once('/')?;
@@ -64,7 +79,7 @@ fn lookup(token: &str, context: &BTreeMap<String, String>) -> Option<String> {
         "userRelatedPersonId" => "RelatedPerson",
         _ => return None,
     };
-    (kind == wanted).then(|| id.to_owned())
+    (kind == wanted).then_some(id)
 }
 
 #[cfg(test)]
@@ -91,6 +106,17 @@ mod tests {
             fill("Patient/{{ context.patientId }}", &context()).unwrap(),
             "Patient/p%201%26x%3D2"
         );
+    }
+
+    #[test]
+    fn a_template_applies_when_every_token_has_a_value() {
+        assert!(applies(
+            "Condition?patient={{context.patientId}}",
+            &context()
+        ));
+        assert!(!applies("Encounter/{{context.encounterId}}", &context()));
+        assert!(!applies("Patient/{{context.patientId", &context()));
+        assert!(applies("Observation?code=x", &context()));
     }
 
     #[test]

@@ -71,6 +71,9 @@ pub struct Finding {
     pub code: String,
     pub evidence: Vec<String>,
     pub notes: Vec<String>,
+    /// The measured value the card's summary quotes ("3.1 mmol/L" for a low
+    /// potassium, "72" for age), when the finding has one.
+    pub value: Option<String>,
     /// Per piece of evidence: how telling it is (higher first) and when.
     ranks: Vec<(u8, Option<DateTime<Utc>>)>,
 }
@@ -81,6 +84,7 @@ impl Finding {
             code: code.to_owned(),
             evidence: Vec::new(),
             notes: Vec::new(),
+            value: None,
             ranks: Vec::new(),
         }
     }
@@ -153,6 +157,13 @@ impl Findings {
         }
     }
 
+    /// The value a finding's summary quotes (the first one set wins).
+    fn set_value(&mut self, code: &str, value: String) {
+        if let Some(finding) = self.list.iter_mut().find(|f| f.code == code) {
+            finding.value.get_or_insert(value);
+        }
+    }
+
     /// Each finding's evidence, most telling and newest first.
     fn sort_evidence(&mut self) {
         for finding in &mut self.list {
@@ -182,6 +193,9 @@ impl Findings {
                 .zip(&finding.ranks)
             {
                 self.add_ranked(&finding.code, reference, note.clone(), *rank, *at);
+            }
+            if let Some(value) = &finding.value {
+                self.set_value(&finding.code, value.clone());
             }
         }
     }

@@ -210,6 +210,7 @@ impl Rules {
             if let Some(age) = birth.zip(on).and_then(|(b, on)| age_in_years(b, on)) {
                 if age >= self.settings.older_age_years {
                     found.add("older-age", &patient.reference, format!("Age {age}"));
+                    found.set_value("older-age", age.to_string());
                 }
             }
         }
@@ -375,7 +376,13 @@ impl Rules {
             };
             match judgement {
                 Judgement::Low(_) => {
-                    found.add_dated(&lab.finding, &observation.reference, note, Some(at))
+                    found.add_dated(&lab.finding, &observation.reference, note, Some(at));
+                    // A total calcium is judged adjusted or asks for a
+                    // corrected one: the summary quotes no single value.
+                    let quantity = observation.resource.value_quantity.as_ref();
+                    if !lab.albumin_adjusted && quantity.is_some_and(|q| q.value.is_some()) {
+                        found.set_value(&lab.finding, measured(&observation.resource));
+                    }
                 }
                 Judgement::NotLow => verdicts.normal(&lab.finding, at),
                 Judgement::Unknown | Judgement::Impossible => {}

@@ -111,12 +111,12 @@ async fn the_dvt_cards_speak_to_pregnancy_and_to_the_wells_points() {
         .contains("pregnant: compression ultrasound"));
     // §6 r2: Le Gal 2012 and RCOG 37b, not the Wells pathway; no score.
     assert!(
-        detail.contains("RCOG Green-top Guideline 37b") && detail.contains("Le Gal"),
+        detail.contains("[Le Gal 2012; RCOG Green-top 37b]"),
         "{detail}"
     );
     assert!(
         !detail.contains("Points known")
-            && !detail.contains("bedside (Wells)")
+            && !detail.contains("Still to assess at the bedside")
             && !detail.contains("NG158"),
         "{detail}"
     );
@@ -135,7 +135,11 @@ async fn the_dvt_cards_speak_to_pregnancy_and_to_the_wells_points() {
         detail.contains("Points known from the record: **1**"),
         "{detail}"
     );
-    assert!(detail.contains("bedside (Wells)") && detail.contains("under 2, D-dimer first"));
+    assert!(
+        detail.contains("Still to assess at the bedside")
+            && detail.contains("under 2, D-dimer first"),
+        "{detail}"
+    );
     let suggestions = card["suggestions"].as_array().unwrap();
     assert!(
         suggestions.iter().all(|s| s["isRecommended"] != true),

@@ -310,16 +310,21 @@ fn risk_detail(body: &Value) -> String {
     card["detail"].as_str().unwrap().to_owned()
 }
 
+/// The patient with cramps and `count` routine procedures (none dialysis).
+fn with_procedures(count: usize) -> Vec<Value> {
+    let mut resources = vec![patient(), cramp_condition()];
+    resources.extend((0..count).map(|i| {
+        json!({"resourceType": "Procedure", "id": format!("proc-{i}"), "status": "completed", "code": {"text": "Dental cleaning"},
+               "subject": {"reference": "Patient/p1"}, "performedDateTime": "2026-01-01"})
+    }));
+    resources
+}
+
 #[tokio::test]
 async fn an_optional_key_cut_at_the_page_limit_is_said_on_the_card_and_in_the_extension() {
     // 50 procedures, none of them dialysis: two pages of the stand-in's 40
     // (a server that ignores `_count`).
-    let mut resources = vec![patient(), cramp_condition()];
-    resources.extend((0..50).map(|i| {
-        json!({"resourceType": "Procedure", "id": format!("proc-{i}"), "status": "completed", "code": {"text": "Dental cleaning"},
-               "subject": {"reference": "Patient/p1"}, "performedDateTime": "2026-01-01"})
-    }));
-    let fhir = FhirServer::start_with(resources, ignoring_count()).await;
+    let fhir = FhirServer::start_with(with_procedures(50), ignoring_count()).await;
     let url = fhir.url("");
     let app = spawn_app_with(move |s| {
         s.fhir.allowed_servers = vec![url];
@@ -605,12 +610,7 @@ async fn without_an_encounter_in_context_the_current_encounter_key_does_not_appl
 async fn entries_fetched_from_the_fhir_server_do_not_count_against_the_request_entry_limit() {
     // 30 procedures fetched; the request itself sends 4 entries; the
     // request's limit is 25: the fetched pages have their own limit.
-    let mut resources = vec![patient(), cramp_condition()];
-    resources.extend((0..30).map(|i| {
-        json!({"resourceType": "Procedure", "id": format!("proc-{i}"), "status": "completed", "code": {"text": "Dental cleaning"},
-               "subject": {"reference": "Patient/p1"}, "performedDateTime": "2026-01-01"})
-    }));
-    let fhir = FhirServer::start(resources).await;
+    let fhir = FhirServer::start(with_procedures(30)).await;
     let url = fhir.url("");
     let app = spawn_app_with(move |s| {
         s.fhir.allowed_servers = vec![url];

@@ -343,10 +343,11 @@ test('markup in the record or in a card\'s Markdown renders as inert text', LIMI
   const bundle = await getJson(`/examples/${DIALYSIS}`);
   const probe = await postJson('/cds-services/leg-cramps-patient-view',
     buildRequest('patient-view', analyseBundle(bundle), [], randomUUID()));
+  // The card line shows a finding's first evidence (issue 19): pick one led by a Condition.
   const finding = probe.cards.find((c) => c.source.topic.code === 'risk-factors').extension['cramp-cds'].findings
-    .find((f) => f.code !== 'leg-cramps' && f.evidence.some((e) => e.startsWith('Condition/')));
+    .find((f) => f.code !== 'leg-cramps' && f.evidence[0].startsWith('Condition/'));
   assert.ok(finding, 'a risk factor found from a Condition');
-  const conditionId = finding.evidence.find((e) => e.startsWith('Condition/')).slice('Condition/'.length);
+  const conditionId = finding.evidence[0].slice('Condition/'.length);
   const condition = bundle.entry.map((e) => e.resource).find((r) => r.resourceType === 'Condition' && r.id === conditionId);
   condition.code.text = hostile;
   await onConsole(async (page) => {

@@ -2,6 +2,9 @@
 //! one-pass reading of the scenarios. The scenarios themselves (the test
 //! oracle for clinical-rules.md) run one test per file: tests/clinical/scenarios.rs.
 
+#[path = "../support/card_budget.rs"]
+mod card_budget;
+mod card_text;
 #[path = "../support/fhir_json.rs"]
 mod fhir_json;
 #[path = "../support/hook_request.rs"]

@@ -42,15 +42,15 @@ pub fn sample_files() -> Option<Vec<PathBuf>> {
     Some(files)
 }
 
-struct Sample {
-    name: String,
-    bundle: Value,
-    patient_id: String,
+pub struct Sample {
+    pub name: String,
+    pub bundle: Value,
+    pub patient_id: String,
     /// The last encounter's start: windows are judged as of the last visit.
-    last_visit: DateTime<Utc>,
+    pub last_visit: DateTime<Utc>,
 }
 
-fn load(path: &PathBuf) -> Sample {
+pub fn load(path: &PathBuf) -> Sample {
     let bundle: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let entries = bundle["entry"].as_array().unwrap();
     let patient_id = entries
@@ -83,14 +83,14 @@ fn load(path: &PathBuf) -> Sample {
     }
 }
 
-fn with_entries(sample: &Sample, resources: Vec<Value>) -> String {
+pub fn with_entries(sample: &Sample, resources: Vec<Value>) -> String {
     let mut bundle = sample.bundle.clone();
     let entries = bundle["entry"].as_array_mut().unwrap();
     entries.extend(resources.into_iter().map(|r| json!({ "resource": r })));
     bundle.to_string()
 }
 
-fn cramp_condition(sample: &Sample) -> Value {
+pub fn cramp_condition(sample: &Sample) -> Value {
     json!({
         "resourceType": "Condition", "id": "test-cramp",
         "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "active"}]},
@@ -116,7 +116,7 @@ fn chart(text: &str, hook: Hook, now: DateTime<Utc>) -> Answer {
     )
 }
 
-fn evaluate(text: &str, hook: Hook, now: DateTime<Utc>) -> CdsResponse {
+pub fn evaluate(text: &str, hook: Hook, now: DateTime<Utc>) -> CdsResponse {
     let answer = chart(text, hook, now);
     assert_eq!(
         answer.stats.malformed, 0,

@@ -12,6 +12,8 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use serde::Deserialize;
 use serde_json::Value;
 
+#[path = "../support/card_budget.rs"]
+mod card_budget;
 #[path = "../support/scenario_files.rs"]
 mod scenario_files;
 #[path = "../support/engine.rs"]
@@ -277,7 +279,17 @@ fn check(file: &Path) -> Result<(), String> {
     let response = run(&scenario);
     let name = file.display().to_string();
     assert_schema_valid(&response, &name);
-    let problems = differences(&scenario.expect, &response);
+    let mut problems = differences(&scenario.expect, &response);
+    // Issue 19: every card a clinician is shown fits the length budget.
+    for card in &response.cards {
+        for problem in card_budget::over_budget(card) {
+            problems.push(format!(
+                "{}: over the length budget: {problem}\n{}",
+                topic(card),
+                card.detail
+            ));
+        }
+    }
     if problems.is_empty() {
         Ok(())
     } else {

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Load harness: the release server with its store on, and beside it a bare
-# Node.js baseline, both driven by wrk with the same realistic requests.
+# Node.js baseline and the framework's ceiling (examples/ceiling.rs: bare
+# actix-web reading the body, and lexing it with IgnoredAny), all driven by
+# wrk with the same realistic requests and settings in the same run.
 # Prints requests/s, p50, p99, errors and peak RSS, the ratio to the
-# baseline, start-up time, and a soak run's memory over time.
+# baseline and to each ceiling, start-up time, a soak run's memory over
+# time, and cards recorded against cards answered.
 #
 #   tools/load/run.sh                # 30 s per run, 60 s soak
 #   DURATION=10 SOAK=20 tools/load/run.sh
@@ -20,7 +23,7 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 command -v node >/dev/null || { echo "node is not installed" >&2; exit 1; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-cargo build --release --locked --bin cramp-cds >&2
+cargo build --release --locked --bin cramp-cds --example ceiling >&2
 python3 tools/load/requests.py "$work" >&2
 
 server_port=$(free_port)
@@ -32,9 +35,15 @@ ready_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
 
 baseline_port=$(free_port)
 PORT=$baseline_port node tools/load/baseline.mjs >/dev/null &
+baseline_pid=$!
 until curl -fs -X POST -H 'Content-Type: application/json' -d '{}' "http://127.0.0.1:$baseline_port/" >/dev/null 2>&1; do sleep 0.05; done
 
-# wrk's summary -> "rps p50 p99 errors"
+ceiling_port=$(free_port)
+target/release/examples/ceiling "$ceiling_port" &
+ceiling_pid=$!
+until curl -fs -X POST -H 'Content-Type: application/json' -d '{}' "http://127.0.0.1:$ceiling_port/lex" >/dev/null 2>&1; do sleep 0.05; done
+
+# wrk's summary -> "rps p50 p99 errors answered" (answered: 2xx responses)
 measure() {
     local url=$1 body=$2 seconds=$3
     BODY="$body" wrk -t2 -c"$CONNECTIONS" -d"${seconds}s" --latency -s tools/load/post.lua "$url" >"$work/wrk.txt"
@@ -49,22 +58,46 @@ rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
 errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(int(g) for g in socket.groups()) if socket else 0)
-print(f"{rps:.0f} {latency(50):.2f} {latency(99):.2f} {errors}")
+answered = int(re.search(r"(\d+) requests in", text).group(1)) - (int(non_2xx.group(1)) if non_2xx else 0)
+print(f"{rps:.0f} {latency(50):.2f} {latency(99):.2f} {errors} {answered}")
 PY
 }
 peak_rss_mb() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
+metric_sum() { curl -fs "http://127.0.0.1:$server_port/metrics" | awk -v name="$1" '{split($1, key, "{")} key[1] == name {n += $2} END {printf "%d", n}'; }
+# Cards in one answer to this body (every answer to the same body has as many).
+cards_per_answer() {
+    curl -fs -X POST -H 'Content-Type: application/json' --data-binary "@$2" "$1" |
+        python3 -c 'import json, sys; print(len(json.load(sys.stdin)["cards"]))'
+}
+ratio() { python3 -c "print(f'{$1 / $2:.2f}x ({100 * $1 / $2:.0f}%)' if $2 else 'n/a')"; }
+cards_seen=0
 
 echo
 echo "cramp-cds ready ${ready_ms} ms after start (store: SQLite, on)"
 echo
 printf '| request | cramp-cds req/s | p50 ms | p99 ms | errors | Node baseline req/s | ratio |\n|---|---|---|---|---|---|---|\n'
+ceilings=$'| request | cramp-cds req/s | Node req/s | ceiling: read body req/s | ceiling: IgnoredAny req/s | to Node | to read ceiling | to IgnoredAny ceiling |\n|---|---|---|---|---|---|---|---|\n'
 for name in patient-view-4k patient-view-100k order-sign-4k order-sign-100k; do
     body="$work/$name.json"
-    read -r rps p50 p99 errors < <(measure "http://127.0.0.1:$server_port/cds-services/leg-cramps-${name%-*k}" "$body" "$DURATION")
-    read -r base _ _ base_errors < <(measure "http://127.0.0.1:$baseline_port/" "$body" "$DURATION")
+    url="http://127.0.0.1:$server_port/cds-services/leg-cramps-${name%-*k}"
+    per_answer=$(cards_per_answer "$url" "$body")
+    cards_seen=$((cards_seen + per_answer))
+    read -r rps p50 p99 errors answered < <(measure "$url" "$body" "$DURATION")
+    cards_seen=$((cards_seen + per_answer * answered))
+    read -r base _ _ base_errors _ < <(measure "http://127.0.0.1:$baseline_port/" "$body" "$DURATION")
+    read -r read_rps _ _ read_errors _ < <(measure "http://127.0.0.1:$ceiling_port/read" "$body" "$DURATION")
+    read -r lex_rps _ _ lex_errors _ < <(measure "http://127.0.0.1:$ceiling_port/lex" "$body" "$DURATION")
     ratio=$(python3 -c "print(f'{$rps / $base:.1f}x')")
     printf '| %s (%s bytes) | %s | %s | %s | %s | %s | %s |\n' "$name" "$(stat -c %s "$body")" "$rps" "$p50" "$p99" "$errors" "$base" "$ratio"
+    ceilings+=$(printf '| %s | %s | %s | %s | %s | %s | %s | %s |' "$name" "$rps" "$base" "$read_rps" "$lex_rps" \
+        "$(ratio "$rps" "$base")" "$(ratio "$rps" "$read_rps")" "$(ratio "$rps" "$lex_rps")")$'\n'
+    [ "$base_errors$read_errors$lex_errors" = 000 ] || ceilings+="  (errors: Node $base_errors, read ceiling $read_errors, IgnoredAny ceiling $lex_errors)"$'\n'
 done
+echo
+echo "the same run, beside the framework's ceiling (examples/ceiling.rs, same wrk settings and bodies):"
+echo
+printf '%s' "$ceilings"
+echo "peak RSS: Node $(peak_rss_mb $baseline_pid) MB, ceiling $(peak_rss_mb $ceiling_pid) MB"
 echo
 echo "peak RSS after the runs: $(peak_rss_mb $server_pid) MB"
 
@@ -79,10 +112,34 @@ while kill -0 $soak_pid 2>/dev/null; do
     sleep 5
 done
 wait $soak_pid
+read -r _ _ _ _ soak_answered < <(python3 - "$work/soak.txt" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+print(0, 0, 0, 0, int(re.search(r"(\d+) requests in", text).group(1)) - (int(non_2xx.group(1)) if non_2xx else 0))
+PY
+)
+soak_per_answer=$(cards_per_answer "http://127.0.0.1:$server_port/cds-services/leg-cramps-patient-view" "$work/patient-view-100k.json")
+cards_seen=$((cards_seen + soak_per_answer * (soak_answered + 1)))
 echo "RSS MB:$samples"
 grep -E "Requests/sec|Non-2xx|Socket errors" "$work/soak.txt" || true
 echo "soak errors: $(grep -oE 'Non-2xx or 3xx responses: [0-9]+' "$work/soak.txt" | grep -oE '[0-9]+$' || echo 0)"
 echo "peak RSS: $(peak_rss_mb $server_pid) MB"
 echo "server log lines with ERROR: $(grep -c ERROR "$work/server.log" || true)"
-echo "cards not recorded (store_failures_total): $(curl -fs "http://127.0.0.1:$server_port/metrics" | awk '/^store_failures_total/ {n += $2} END {print n + 0}')"
-echo "cards recorded: $(curl -fs "http://127.0.0.1:$server_port/metrics" | awk '/^store_cards_written_total/ {n += $2} END {print n + 0}')"
+# The writer drains on its own clock: wait until the count settles.
+recorded=-1
+for _ in $(seq 50); do
+    now=$(metric_sum store_cards_written_total)
+    [ "$now" = "$recorded" ] && break
+    recorded=$now
+    sleep 0.2
+done
+answered_cards=$(metric_sum cds_cards_total)
+echo "cards not recorded (store_failures_total): $(metric_sum store_failures_total)"
+echo "cards recorded: $recorded"
+echo "cards answered: $answered_cards (the service's cds_cards_total); received by wrk: $cards_seen (wrk does not count answers in flight when a run stops)"
+if [ "$recorded" = "$answered_cards" ]; then
+    echo "no card lost: cards recorded = cards answered"
+else
+    echo "CARDS LOST: $((answered_cards - recorded)) answered but not recorded"
+fi
