@@ -20,7 +20,7 @@ use foldhash::HashSet;
 
 use crate::fhir::model::{CodeableConcept, Condition};
 use crate::fhir::time::age_in_years;
-use crate::knowledge::{Category, KnowledgeBase, Memberships, ValueSetId};
+use crate::knowledge::{Category, KnowledgeBase, KnowledgeError, Memberships, ValueSetId};
 use crate::protocol::Hook;
 use crate::record::{MedicationUse, PatientRecord};
 use clinical::{
@@ -311,7 +311,7 @@ struct Classified {
 
 impl Rules {
     /// Binds the rules to a knowledge base; fails if anything they need is missing.
-    pub fn new(kb: Arc<KnowledgeBase>, settings: RuleSettings) -> Result<Self, String> {
+    pub fn new(kb: Arc<KnowledgeBase>, settings: RuleSettings) -> Result<Self, KnowledgeError> {
         let vs = |name: &str| kb.value_sets.id(name);
         let sets = ValueSetIds {
             leg_cramps: vs("leg-cramps")?,
@@ -328,13 +328,13 @@ impl Rules {
             condition_risks: CONDITION_RISK_FACTORS
                 .iter()
                 .map(|(finding, set)| Ok((*finding, vs(set)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, KnowledgeError>>()?,
             labs: kb
                 .labs
                 .iter()
                 .enumerate()
                 .map(|(i, lab)| Ok((i, vs(&lab.value_set)?, vs(&lab.condition_value_set)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, KnowledgeError>>()?,
             leg_swelling: vs("leg-swelling")?,
             leg_pain: vs("leg-pain")?,
             active_dvt: vs("active-dvt")?,
@@ -354,13 +354,22 @@ impl Rules {
         let class = |code: &str| {
             kb.drugs
                 .position(code)
-                .ok_or_else(|| format!("knowledge: drug class '{code}' is missing"))
+                .ok_or_else(|| KnowledgeError::UnknownText {
+                    file: "drug-classes.json".into(),
+                    owner: "the rules".into(),
+                    kind: "drug class",
+                    key: code.into(),
+                })
         };
         let quinine = class("quinine")?;
         let anticoagulant = class("anticoagulated")?;
         for (finding, _) in CONDITION_RISK_FACTORS {
             kb.finding(finding)
-                .ok_or_else(|| format!("knowledge: finding '{finding}' is missing"))?;
+                .ok_or_else(|| KnowledgeError::UnknownFinding {
+                    file: "findings.json".into(),
+                    owner: "the rules".into(),
+                    id: (*finding).into(),
+                })?;
         }
         Ok(Self {
             kb,

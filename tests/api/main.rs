@@ -17,6 +17,7 @@ mod guidance;
 mod helpers;
 mod hooks;
 mod hostile;
+mod knowledge;
 mod limits;
 mod medications;
 mod merges;
