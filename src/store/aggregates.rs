@@ -3,7 +3,7 @@
 //! depend on the window's hours and the kinds of card, never on how many
 //! cards the table holds.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use sqlx::{AnyConnection, AnyPool, Row};
 
@@ -43,11 +43,15 @@ type CountKey = (String, i64, String, String);
 /// (service, hour, card type, system, code, display), '' for an absent part
 type ReasonKey = (String, i64, String, String, String, String);
 
-/// Count changes gathered in memory and written in one go.
+/// Count changes gathered in memory and written in one go, in key order:
+/// every replica's writer locks the rows it upserts in the same order, so
+/// two writers on one PostgreSQL never deadlock (with a HashMap each process
+/// had its own order, and three replicas under load lost batches of cards to
+/// "deadlock detected").
 #[derive(Default)]
 pub struct Tally {
-    counts: HashMap<CountKey, Counts>,
-    reasons: HashMap<ReasonKey, i64>,
+    counts: BTreeMap<CountKey, Counts>,
+    reasons: BTreeMap<ReasonKey, i64>,
 }
 
 /// An override reason worth counting: it has a code or a display.

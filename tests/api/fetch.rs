@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::fhir_server::{dropping_server, FhirServer, ACCESS_TOKEN};
+use crate::fhir_server::{dropping_server, Behaviour, FhirServer, ACCESS_TOKEN};
 use crate::helpers::*;
 
 const SERVICE: &str = "/cds-services/leg-cramps-patient-view";
 
 /// Verna Satterfield (a diuretic, a beta-blocker, 1,600 observations), with
 /// documented cramps added; None when ../shared/samples is absent.
-fn sample_resources() -> Option<(String, Vec<Value>)> {
+pub(crate) fn sample_resources() -> Option<(String, Vec<Value>)> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/samples/generated/Verna_Satterfield_afe4d0ff.json");
     if !path.exists() {
@@ -48,7 +48,7 @@ fn sample_resources() -> Option<(String, Vec<Value>)> {
     Some((patient_id, resources))
 }
 
-fn request(patient_id: &str, prefetch: Option<Value>, server: Option<&str>) -> Value {
+pub(crate) fn request(patient_id: &str, prefetch: Option<Value>, server: Option<&str>) -> Value {
     let mut request = json!({
         "hook": "patient-view", "hookInstance": uuid::Uuid::new_v4().to_string(),
         "context": {"userId": "Practitioner/1", "patientId": patient_id},
@@ -61,6 +61,14 @@ fn request(patient_id: &str, prefetch: Option<Value>, server: Option<&str>) -> V
         request["fhirAuthorization"] = json!({"access_token": ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 300, "scope": "patient/*.read", "subject": "cramp-cds"});
     }
     request
+}
+
+/// A server that pages by 40 whatever `_count` asks (some do).
+fn ignoring_count() -> Behaviour {
+    Behaviour {
+        max_count: 0,
+        ..Behaviour::default()
+    }
 }
 
 /// The cards without what differs per call (uuids).
@@ -95,7 +103,8 @@ async fn fetched_prefetch_gives_the_same_cards_as_full_prefetch() {
     let Some((patient_id, resources)) = sample_resources() else {
         return;
     };
-    let fhir = FhirServer::start(resources).await;
+    // A server that ignores `_count`, so that pages are followed.
+    let fhir = FhirServer::start_with(resources, ignoring_count()).await;
     let app = spawn_app_with(|s| s.fhir.allowed_servers = vec![fhir.url("")]).await;
     let templates = templates(&app).await;
 
@@ -149,7 +158,8 @@ async fn every_fhir_fault_is_a_412_within_the_deadline() {
     let Some((patient_id, resources)) = sample_resources() else {
         return;
     };
-    let fhir = FhirServer::start(resources).await;
+    // Ignoring `_count`: the foreign mode needs a next link.
+    let fhir = FhirServer::start_with(resources, ignoring_count()).await;
     let closed_port = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!(
@@ -280,7 +290,7 @@ fn without_procedures(server: Option<&str>) -> Value {
     request
 }
 
-fn incomplete_keys(body: &Value) -> Vec<String> {
+pub(crate) fn incomplete_keys(body: &Value) -> Vec<String> {
     let listed = body["extension"]["cramp-cds"]["incomplete"]
         .as_array()
         .cloned()
@@ -312,8 +322,9 @@ fn with_procedures(count: usize) -> Vec<Value> {
 
 #[tokio::test]
 async fn an_optional_key_cut_at_the_page_limit_is_said_on_the_card_and_in_the_extension() {
-    // 50 procedures, none of them dialysis: two pages of the stand-in's 40.
-    let fhir = FhirServer::start(with_procedures(50)).await;
+    // 50 procedures, none of them dialysis: two pages of the stand-in's 40
+    // (a server that ignores `_count`).
+    let fhir = FhirServer::start_with(with_procedures(50), ignoring_count()).await;
     let url = fhir.url("");
     let app = spawn_app_with(move |s| {
         s.fhir.allowed_servers = vec![url];

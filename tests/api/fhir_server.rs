@@ -1,48 +1,85 @@
 //! A stand-in for an EHR's FHIR server: real HTTP on a loopback port,
 //! answering the service's prefetch searches from a real sample patient,
 //! paginated, and misbehaving on request (slow, 401, 500, garbage, foreign
-//! next links, dropped connections).
+//! next links, dropped connections), and as slow as a real one on request:
+//! a latency per request, a default page size, `_count` honoured up to a
+//! maximum (or ignored), requests answered one at a time.
 
 use std::collections::HashMap;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use serde_json::{json, Value};
 
 pub const ACCESS_TOKEN: &str = "test-access-token-3f9a";
-const PAGE_SIZE: usize = 40;
+
+/// How the stand-in behaves: by default at once, 40 entries a page, and
+/// `_count` honoured up to 1,000 (as HAPI's default maximum).
+#[derive(Clone, Debug)]
+pub struct Behaviour {
+    /// Added to every answer (a real server: tens to hundreds of ms a page).
+    pub latency: Duration,
+    /// Extra latency for searches of one resource type (a slow key).
+    pub slow_type: Option<(String, Duration)>,
+    /// Entries a page when the search has no `_count`.
+    pub page_size: usize,
+    /// The largest `_count` honoured; 0: `_count` is ignored.
+    pub max_count: usize,
+    /// One request at a time, the others queued (a server limiting each client).
+    pub serial: bool,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Self {
+            latency: Duration::ZERO,
+            slow_type: None,
+            page_size: 40,
+            max_count: 1000,
+            serial: false,
+        }
+    }
+}
 
 pub struct FhirServer {
     pub base: String,
     pub requests: Arc<AtomicUsize>,
     /// Every request's path and query, in arrival order.
-    pub asked: Arc<std::sync::Mutex<Vec<String>>>,
+    pub asked: Arc<Mutex<Vec<String>>>,
     resources: Arc<Vec<Value>>,
 }
 
 struct Shared {
     resources: Arc<Vec<Value>>,
     requests: Arc<AtomicUsize>,
-    asked: Arc<std::sync::Mutex<Vec<String>>>,
+    asked: Arc<Mutex<Vec<String>>>,
     base: String,
+    behaviour: Behaviour,
+    one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 impl FhirServer {
     /// Serves `resources` (one patient's) at `{base}/fhir`, and the fault modes at `{base}/{mode}/fhir`.
     pub async fn start(resources: Vec<Value>) -> Self {
+        Self::start_with(resources, Behaviour::default()).await
+    }
+
+    pub async fn start_with(resources: Vec<Value>, behaviour: Behaviour) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
         let resources = Arc::new(resources);
         let requests = Arc::new(AtomicUsize::new(0));
-        let asked = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let asked = Arc::new(Mutex::new(Vec::new()));
         let shared = web::Data::new(Shared {
             resources: resources.clone(),
             requests: requests.clone(),
             asked: asked.clone(),
             base: base.clone(),
+            behaviour,
+            one_at_a_time: tokio::sync::Mutex::new(()),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -111,6 +148,20 @@ pub fn dropping_server() -> String {
 async fn answer(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse {
     shared.requests.fetch_add(1, Ordering::SeqCst);
     shared.asked.lock().unwrap().push(request.uri().to_string());
+    let behaviour = &shared.behaviour;
+    let _turn = match behaviour.serial {
+        true => Some(shared.one_at_a_time.lock().await),
+        false => None,
+    };
+    let mut delay = behaviour.latency;
+    if let Some((kind, extra)) = &behaviour.slow_type {
+        if request.path().ends_with(&format!("/{kind}")) {
+            delay += *extra;
+        }
+    }
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
     let path = request.path().to_owned();
     let (mode, rest) = match path.split_once("/fhir/") {
         Some((mode, rest)) => (mode.trim_start_matches('/'), rest.to_owned()),
@@ -156,7 +207,12 @@ async fn answer(request: HttpRequest, shared: web::Data<Shared>) -> HttpResponse
     } else {
         format!("{}{prefix}", shared.base)
     };
-    match search(&shared.resources, &query, PAGE_SIZE, page, &next_base) {
+    let count = params.get("_count").and_then(|c| c.parse::<usize>().ok());
+    let page_size = match count {
+        Some(count) if behaviour.max_count > 0 => count.clamp(1, behaviour.max_count),
+        _ => behaviour.page_size,
+    };
+    match search(&shared.resources, &query, page_size, page, &next_base) {
         Some(body) => HttpResponse::Ok().content_type("application/fhir+json").json(body),
         None => HttpResponse::NotFound().content_type("application/fhir+json").json(json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "not-found"}]})),
     }
