@@ -8,7 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::knowledge::statements::fill;
-use crate::knowledge::{KnowledgeBase, Say};
+use crate::knowledge::{KnowledgeBase, Say, SourceId};
 use crate::protocol::response::{
     Action, ActionKind, Card, CardExtension, CardFindings, Coding, FindingSummary, Indicator,
     SelectionBehavior, Source, Suggestion,
@@ -86,7 +86,7 @@ impl<'k> Draft<'k> {
 
     /// The short tags of these sources ("[Garrison 2012; BMJ leaflet]"); the
     /// full references are on the card's guidance page (its link).
-    fn cite(&mut self, ids: &[String]) -> String {
+    fn cite(&mut self, ids: &[SourceId]) -> String {
         let mut tags = String::from("[");
         for source in ids.iter().filter_map(|id| self.renderer.kb.source(id)) {
             if tags.len() > 1 {

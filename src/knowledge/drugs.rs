@@ -7,7 +7,7 @@ use foldhash::HashMap;
 use serde::Deserialize;
 
 use super::codes::CodeSystem;
-use super::{Category, KnowledgeError};
+use super::{Category, FindingCode, KnowledgeError, SourceId};
 
 const FILE: &str = "drug-classes.json";
 use crate::fhir::model::CodeableConcept;
@@ -42,12 +42,12 @@ impl Strength {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DrugClass {
-    pub code: String,
+    pub code: FindingCode,
     pub display: String,
     pub category: Category,
     pub strength: Strength,
     pub strength_note: String,
-    pub sources: Vec<String>,
+    pub sources: Vec<SourceId>,
     #[serde(default)]
     pub systemic_only: bool,
     pub ingredients: Vec<Ingredient>,

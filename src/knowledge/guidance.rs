@@ -9,7 +9,9 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 
-use super::{Category, FindingDefinition, KnowledgeError, Source, Statement};
+use super::{
+    Category, FindingCode, FindingDefinition, KnowledgeError, Source, SourceId, Statement,
+};
 
 const GUIDANCE: &str = "guidance.json";
 const HANDOUT: &str = "handout.json";
@@ -22,7 +24,7 @@ struct PassageFile {
     text: Option<String>,
     statement: Option<String>,
     #[serde(default)]
-    sources: Vec<String>,
+    sources: Vec<SourceId>,
     /// The section of docs/clinical-rules.md the passage restates.
     rule: Option<String>,
     #[serde(default)]
@@ -33,7 +35,7 @@ struct PassageFile {
 #[derive(Debug, Clone, Default)]
 pub struct Passage {
     pub text: String,
-    pub sources: Vec<String>,
+    pub sources: Vec<SourceId>,
     pub rule: Option<String>,
     /// A service decision (no source says it).
     pub decision: bool,
@@ -42,7 +44,7 @@ pub struct Passage {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct FindingWindowFile {
-    finding: String,
+    finding: FindingCode,
     window: String,
 }
 
@@ -72,7 +74,7 @@ pub(super) struct GuidanceFile {
 /// One finding on a guidance page: its definition and when it counts.
 #[derive(Debug, Clone)]
 pub struct GuidanceFinding {
-    pub code: String,
+    pub code: FindingCode,
     pub window: String,
 }
 
@@ -92,7 +94,7 @@ pub struct GuidanceTopic {
 
 impl GuidanceTopic {
     /// Every source the page cites, in first-cited order (findings included).
-    pub fn cited_sources<'a>(&'a self, finding_sources: &'a [Vec<String>]) -> Vec<&'a str> {
+    pub fn cited_sources<'a>(&'a self, finding_sources: &'a [Vec<SourceId>]) -> Vec<&'a str> {
         let mut cited: Vec<&str> = Vec::new();
         let passages = std::iter::once(&self.purpose)
             .chain(&self.trigger)
@@ -165,7 +167,7 @@ impl Handout {
 
 /// What the checks read: the rest of the knowledge base.
 pub(super) struct Known<'k> {
-    pub sources: &'k HashMap<String, Source>,
+    pub sources: &'k HashMap<SourceId, Source>,
     pub statements: &'k HashMap<String, Statement>,
     /// findings.json, in file order.
     pub findings: &'k [FindingDefinition],
@@ -228,7 +230,7 @@ impl Known<'_> {
             return Err(KnowledgeError::UnknownSource {
                 file: file.into(),
                 owner: at(&passage.text),
-                id: unknown.clone(),
+                id: unknown.to_string(),
             });
         }
         let backed = !passage.sources.is_empty() || passage.rule.is_some() || passage.decision;
@@ -275,7 +277,7 @@ impl Known<'_> {
                 return Err(KnowledgeError::UnknownFinding {
                     file: GUIDANCE.into(),
                     owner: owner.into(),
-                    id: unknown.finding.clone(),
+                    id: unknown.finding.to_string(),
                 });
             }
             let mut findings = Vec::new();

@@ -8,6 +8,7 @@ pub mod drugs;
 pub mod error;
 pub mod files;
 pub mod guidance;
+pub mod ids;
 pub mod orders;
 pub mod statements;
 pub mod units;
@@ -22,6 +23,7 @@ pub use drugs::{DrugClass, DrugIndex};
 pub use error::KnowledgeError;
 pub use files::KnowledgeFiles;
 pub use guidance::{GuidanceTopic, Handout};
+pub use ids::{FindingCode, SourceId};
 pub use orders::{Order, OrderDefinition};
 pub use statements::{Say, Statement};
 pub use valuesets::{Memberships, ValueSetId, ValueSets};
@@ -51,7 +53,7 @@ impl Category {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FindingDefinition {
-    pub code: String,
+    pub code: FindingCode,
     pub category: Category,
     pub display: String,
     /// The words a card's summary names it by ("low potassium"), before
@@ -60,13 +62,13 @@ pub struct FindingDefinition {
     pub short: Option<String>,
     /// Say in one line why it matters for cramps (or for DVT).
     pub rationale: String,
-    pub sources: Vec<String>,
+    pub sources: Vec<SourceId>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Source {
-    pub id: String,
+    pub id: SourceId,
     pub short: String,
     /// The tag a card line cites it by ("Allen 2012"): a card names its
     /// sources in a few characters; the full citation is on the guidance page.
@@ -84,7 +86,7 @@ pub struct Source {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Support {
-    pub finding: Option<String>,
+    pub finding: Option<FindingCode>,
     pub statement: Option<String>,
     pub order: Option<String>,
     #[serde(rename = "where")]
@@ -95,7 +97,7 @@ pub struct Support {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabDefinition {
-    pub finding: String,
+    pub finding: FindingCode,
     pub analyte: String,
     pub value_set: String,
     pub condition_value_set: String,
@@ -139,8 +141,8 @@ pub struct KnowledgeBase {
     pub value_sets: ValueSets,
     pub drugs: DrugIndex,
     pub labs: Vec<LabDefinition>,
-    findings: HashMap<String, FindingDefinition>,
-    sources: HashMap<String, Source>,
+    findings: HashMap<FindingCode, FindingDefinition>,
+    sources: HashMap<SourceId, Source>,
     statements: HashMap<String, Statement>,
     /// The draft orders the cards offer (orders.json).
     orders: HashMap<String, OrderDefinition>,
@@ -183,7 +185,7 @@ impl KnowledgeBase {
 
     pub fn from_files(files: KnowledgeFiles) -> Result<Self, KnowledgeError> {
         let sources: SourcesFile = files.parse("sources.json")?;
-        let sources: HashMap<String, Source> = sources
+        let sources: HashMap<SourceId, Source> = sources
             .sources
             .into_iter()
             .map(|s| (s.id.clone(), s))
@@ -274,7 +276,7 @@ impl KnowledgeBase {
                 return Err(KnowledgeError::UnknownSource {
                     file: file.into(),
                     owner: owner.into(),
-                    id: source.clone(),
+                    id: source.to_string(),
                 });
             }
         }
@@ -299,7 +301,7 @@ impl KnowledgeBase {
                 .ok_or_else(|| KnowledgeError::UnknownFinding {
                     file: "labs.json".into(),
                     owner: lab.analyte.clone(),
-                    id: lab.finding.clone(),
+                    id: lab.finding.to_string(),
                 })?;
         }
         for class in self.drugs.classes() {
@@ -307,7 +309,7 @@ impl KnowledgeBase {
                 .ok_or_else(|| KnowledgeError::UnknownFinding {
                     file: "drug-classes.json".into(),
                     owner: format!("class {}", class.code),
-                    id: class.code.clone(),
+                    id: class.code.to_string(),
                 })?;
         }
         for order in self.orders.values() {
@@ -332,7 +334,7 @@ impl KnowledgeBase {
             })
         };
         for order in self.orders.values() {
-            let says_it = |source: &String| {
+            let says_it = |source: &SourceId| {
                 self.sources.get(source).is_some_and(|s| {
                     s.supports
                         .iter()

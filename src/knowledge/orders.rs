@@ -39,7 +39,7 @@ pub struct OrderDefinition {
     /// The ServiceRequest's code.text and the action's description.
     pub text: String,
     pub code: OrderCode,
-    pub sources: Vec<String>,
+    pub sources: Vec<super::SourceId>,
 }
 
 /// A FHIR Coding, as orders.json writes it.

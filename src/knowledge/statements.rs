@@ -169,7 +169,7 @@ pub struct Statement {
     /// Plain text (Markdown-safe: written by us, not by a record).
     pub text: String,
     #[serde(default)]
-    pub sources: Vec<String>,
+    pub sources: Vec<super::SourceId>,
     /// A service decision: no source says it; docs/clinical-rules.md lists it.
     #[serde(default)]
     pub decision: bool,

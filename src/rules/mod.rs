@@ -20,7 +20,9 @@ use foldhash::HashSet;
 
 use crate::fhir::model::{CodeableConcept, Condition};
 use crate::fhir::time::age_in_years;
-use crate::knowledge::{Category, KnowledgeBase, KnowledgeError, Memberships, ValueSetId};
+use crate::knowledge::{
+    Category, FindingCode, KnowledgeBase, KnowledgeError, Memberships, ValueSetId,
+};
 use crate::protocol::Hook;
 use crate::record::{MedicationUse, PatientRecord};
 use clinical::{
@@ -31,6 +33,43 @@ use clinical::{
 use labs::LowBecause;
 
 pub use dvt::{DvtAssessment, DvtNextStep, CHART_WELLS_ITEMS};
+
+/// Every finding code the rules name themselves (the others come from the
+/// knowledge: drug classes, labs). Rules::new refuses knowledge that lacks
+/// one, and a debug assertion refuses a rule that reports a code not listed
+/// here, so a typo fails the tests instead of printing a raw code.
+pub const RULE_FINDINGS: &[&str] = &[
+    "active-cancer",
+    "active-dvt",
+    "anticoagulated",
+    "bakers-cyst",
+    "cirrhosis",
+    "d-dimer-positive",
+    "dehydration",
+    "diabetes",
+    "dialysis",
+    "hypocalcemia",
+    "hypokalemia",
+    "hypomagnesemia",
+    "hyponatremia",
+    "hypothyroidism",
+    "immobilization",
+    "kidney-disease",
+    "leg-cramps",
+    "leg-injury",
+    "leg-pain",
+    "leg-swelling",
+    "muscle-disease",
+    "neuropathy",
+    "older-age",
+    "peripheral-artery-disease",
+    "postpartum",
+    "pregnancy",
+    "previous-dvt",
+    "quinine",
+    "recent-surgery",
+    "varicose-veins",
+];
 
 /// Windows of clinical-rules.md, in days.
 const CRAMP_RECORDED_WINDOW: i64 = 365;
@@ -68,7 +107,7 @@ pub struct HookInput<'a> {
 /// short, dated note per piece of evidence for the card text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
-    pub code: String,
+    pub code: FindingCode,
     pub evidence: Vec<String>,
     pub notes: Vec<String>,
     /// The measured value the card's summary quotes ("3.1 mmol/L" for a low
@@ -79,9 +118,9 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(code: &str) -> Self {
+    fn new(code: FindingCode) -> Self {
         Self {
-            code: code.to_owned(),
+            code,
             evidence: Vec::new(),
             notes: Vec::new(),
             value: None,
@@ -125,23 +164,36 @@ pub struct Findings {
 }
 
 impl Findings {
-    fn add(&mut self, code: &str, reference: &str, note: String) {
+    fn add(&mut self, code: impl Into<FindingCode>, reference: &str, note: String) {
         self.add_ranked(code, reference, note, 0, None);
     }
 
     /// Evidence with the date it speaks for, so that cards show the newest first.
-    fn add_dated(&mut self, code: &str, reference: &str, note: String, at: Option<DateTime<Utc>>) {
+    fn add_dated(
+        &mut self,
+        code: impl Into<FindingCode>,
+        reference: &str,
+        note: String,
+        at: Option<DateTime<Utc>>,
+    ) {
         self.add_ranked(code, reference, note, 0, at);
     }
 
+    /// `code`: a constant of the rules (no allocation) or a code the
+    /// knowledge defines (shared, not copied).
     fn add_ranked(
         &mut self,
-        code: &str,
+        code: impl Into<FindingCode>,
         reference: &str,
         note: String,
         rank: u8,
         at: Option<DateTime<Utc>>,
     ) {
+        let code = code.into();
+        debug_assert!(
+            !code.is_static() || RULE_FINDINGS.contains(&code.as_str()),
+            "the rules report '{code}', which RULE_FINDINGS does not list"
+        );
         let at_position = match self.list.iter().position(|f| f.code == code) {
             Some(position) => position,
             None => {
@@ -192,7 +244,7 @@ impl Findings {
                 .zip(&finding.notes)
                 .zip(&finding.ranks)
             {
-                self.add_ranked(&finding.code, reference, note.clone(), *rank, *at);
+                self.add_ranked(finding.code.clone(), reference, note.clone(), *rank, *at);
             }
             if let Some(value) = &finding.value {
                 self.set_value(&finding.code, value.clone());
@@ -363,7 +415,11 @@ impl Rules {
         };
         let quinine = class("quinine")?;
         let anticoagulant = class("anticoagulated")?;
-        for (finding, _) in CONDITION_RISK_FACTORS {
+        for finding in CONDITION_RISK_FACTORS
+            .iter()
+            .map(|(finding, _)| finding)
+            .chain(RULE_FINDINGS)
+        {
             kb.finding(finding)
                 .ok_or_else(|| KnowledgeError::UnknownFinding {
                     file: "findings.json".into(),
