@@ -3,13 +3,23 @@
 
 use std::sync::Arc;
 
-use crate::cards::links::{CardLinks, RenderSettings};
+use crate::cards::links::{BaseUrlError, CardLinks, RenderSettings};
 use crate::cards::CardRenderer;
-use crate::knowledge::KnowledgeBase;
+use crate::knowledge::{KnowledgeBase, KnowledgeError};
 use crate::protocol::response::{CdsResponse, IncompleteKey, ResponseExtension, ResponseNotes};
 use crate::protocol::Hook;
 use crate::record::{MedicationUse, PatientRecord};
 use crate::rules::{Assessment, HookInput, RuleSettings, Rules};
+
+/// Why an engine could not be built: the rules need something the
+/// knowledge lacks, or the cards cannot link under the base URL.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("knowledge base: {0}")]
+    Knowledge(#[from] KnowledgeError),
+    #[error(transparent)]
+    BaseUrl(#[from] BaseUrlError),
+}
 
 pub struct Engine {
     rules: Rules,
@@ -24,7 +34,7 @@ pub type Evaluation<'a> = HookInput<'a>;
 impl Engine {
     /// Cards link pages under the default address (`cramp-cds` with no
     /// flags); the server passes its published base URL with [`Self::with_render`].
-    pub fn new(kb: Arc<KnowledgeBase>, settings: RuleSettings) -> Result<Self, String> {
+    pub fn new(kb: Arc<KnowledgeBase>, settings: RuleSettings) -> Result<Self, EngineError> {
         Self::with_render(kb, settings, &RenderSettings::default())
     }
 
@@ -32,7 +42,7 @@ impl Engine {
         kb: Arc<KnowledgeBase>,
         settings: RuleSettings,
         render: &RenderSettings,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, EngineError> {
         Ok(Self {
             renderer: CardRenderer::new(kb.clone()),
             rules: Rules::new(kb, settings)?,

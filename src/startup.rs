@@ -42,7 +42,7 @@ pub fn build_engine(
         Some(dir) => KnowledgeBase::from_dir(dir),
         None => KnowledgeBase::embedded(),
     }
-    .map_err(StartupError::Knowledge)?;
+    .map_err(crate::engine::EngineError::from)?;
     Engine::with_render(
         Arc::new(kb),
         RuleSettings {
@@ -50,7 +50,7 @@ pub fn build_engine(
         },
         render,
     )
-    .map_err(StartupError::Knowledge)
+    .map_err(StartupError::from)
 }
 
 /// Which FHIR servers may receive the EHRs' tokens: the allow-list and the
@@ -98,8 +98,8 @@ pub enum StartupError {
     Issuers(#[from] crate::auth::issuers::IssuersError),
     #[error("FHIR client: {0}")]
     FhirClient(String),
-    #[error("knowledge base: {0}")]
-    Knowledge(String),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
     #[error("store: {0}")]
     Store(String),
     #[error(transparent)]

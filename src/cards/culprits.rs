@@ -27,12 +27,10 @@ impl CardRenderer {
             .map(|(f, _)| self.display(&f.code).to_lowercase())
             .collect();
         let summary = match (drafts, names.is_empty(), shown.is_empty()) {
-            (true, _, _) => listing("Ordered medicine may cause leg cramps: ", &names),
-            (false, false, _) => listing("Medicines that may cause leg cramps: ", &names),
-            (false, true, false) => {
-                "Possibly outdated orders of medicines that may cause leg cramps: check they are still taken".to_owned()
-            }
-            (false, true, true) => "Leg cramps: a current medicine with conflicting evidence, for information only".to_owned(),
+            (true, _, _) => listing(self.list_prefix(Say::CulpritsSummaryDraft), &names),
+            (false, false, _) => listing(self.list_prefix(Say::CulpritsSummary), &names),
+            (false, true, false) => self.template(Say::CulpritsSummaryOutdated).to_owned(),
+            (false, true, true) => self.template(Say::CulpritsSummaryConflicting).to_owned(),
         };
         let warning = current
             .iter()

@@ -1,6 +1,7 @@
 //! The DVT rule-out card (clinical-rules.md §6).
 
 use super::*;
+use crate::knowledge::Order;
 
 impl CardRenderer {
     pub(super) fn dvt(&self, dvt: &DvtAssessment) -> Card {
@@ -35,11 +36,11 @@ impl CardRenderer {
             // and RCOG 37b, not the Wells pathway, which does not cover
             // them: facts from the record only, no cramp wording, no score.
             for finding in with_code(&["pregnancy", "postpartum"]) {
-                let label = if finding.code == "pregnancy" {
-                    "Pregnancy"
+                let label = self.template(if finding.code == "pregnancy" {
+                    Say::DvtLabelPregnancy
                 } else {
-                    "Delivery within the last 6 weeks"
-                };
+                    Say::DvtLabelPostpartum
+                });
                 draft.line(format!("- **{label}**: {}", describe_notes(&finding.notes)));
             }
             if !chart_items.is_empty() {
@@ -74,9 +75,13 @@ impl CardRenderer {
                     .cloned(),
             );
             let tags = draft.cite(&sources);
+            let points = fill(
+                self.template(Say::DvtPointsKnown),
+                &[("points", &dvt.known_points.to_string())],
+            );
             draft.line(format!(
-                "- Points known from the record: **{}**, {} {} {tags}",
-                dvt.known_points, not_a_score.text, to_assess.text
+                "- {points} {} {} {tags}",
+                not_a_score.text, to_assess.text
             ));
         }
         for finding in with_code(&["bakers-cyst", "leg-injury", "anticoagulated"]) {
@@ -111,9 +116,7 @@ impl CardRenderer {
         };
         if dvt.patient.is_none() {
             draft.line("");
-            draft.line(
-                "_No orders are offered: the record does not say which patient they would be for._",
-            );
+            draft.line(self.template(Say::DvtNoOrders));
         }
         let mut card = self.card(
             Topic::DvtRuleOut,
@@ -125,8 +128,8 @@ impl CardRenderer {
         let Some(patient) = dvt.patient.as_deref() else {
             return card;
         };
-        let ultrasound = self.service_request(dvt, patient, Test::Ultrasound);
-        let d_dimer = self.service_request(dvt, patient, Test::DDimer);
+        let ultrasound = self.service_request(dvt, patient, Order::DvtDuplex);
+        let d_dimer = self.service_request(dvt, patient, Order::DvtDDimer);
         card.suggestions = match next_step {
             DvtNextStep::UltrasoundInPregnancy => vec![suggestion(ultrasound, true)],
             DvtNextStep::UltrasoundRecommended => {
@@ -141,19 +144,21 @@ impl CardRenderer {
         card
     }
 
-    fn service_request(&self, dvt: &DvtAssessment, patient: &str, test: Test) -> (String, Action) {
-        let (label, coding, text) = match test {
-            Test::Ultrasound => (
-                "Order venous duplex ultrasound of the leg",
-                json!({"system": "http://www.ama-assn.org/go/cpt", "code": "93971", "display": "Duplex scan of the veins of one leg"}),
-                "Venous duplex ultrasound of the lower extremity to rule out DVT",
-            ),
-            Test::DDimer => (
-                "Order D-dimer",
-                json!({"system": "http://loinc.org", "code": "48065-7", "display": "Fibrin D-dimer FEU [Mass/volume] in Platelet poor plasma"}),
-                "D-dimer to rule out DVT",
-            ),
-        };
+    /// A draft ServiceRequest for one of the orders in orders.json (its
+    /// code, label and wording are data, reviewed with the card's sources).
+    fn service_request(
+        &self,
+        dvt: &DvtAssessment,
+        patient: &str,
+        order: Order,
+    ) -> (String, Action) {
+        let order = self.kb.order(order);
+        let text = order.text.as_str();
+        let coding = json!({
+            "system": order.code.system,
+            "code": order.code.code,
+            "display": order.code.display,
+        });
         let resource = json!({
             "resourceType": "ServiceRequest",
             "status": "draft",
@@ -164,17 +169,12 @@ impl CardRenderer {
         });
         let action = Action {
             kind: ActionKind::Create,
-            description: format!("Create a draft order: {text}"),
+            description: fill(self.template(Say::OrderCreate), &[("order", text)]),
             resource: Some(resource),
             resource_id: None,
         };
-        (label.to_owned(), action)
+        (order.label.clone(), action)
     }
-}
-
-enum Test {
-    Ultrasound,
-    DDimer,
 }
 
 fn suggestion((label, action): (String, Action), recommended: bool) -> Suggestion {

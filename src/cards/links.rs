@@ -10,6 +10,21 @@ use crate::protocol::response::{Card, Link};
 
 use super::Topic;
 
+/// A public base URL links cannot be made under.
+#[derive(Debug, thiserror::Error)]
+pub enum BaseUrlError {
+    #[error("public base URL '{text}' for card links: {error}")]
+    Unparsed {
+        text: String,
+        #[source]
+        error: url::ParseError,
+    },
+    #[error(
+        "public base URL '{0}' for card links: an http(s) URL with a host and no query or fragment"
+    )]
+    CannotHoldPages(String),
+}
+
 pub const WHY_LABEL: &str = "Why this card";
 pub const HANDOUT_LABEL: &str = "Patient handout: leg cramps";
 
@@ -48,18 +63,18 @@ pub struct CardLinks {
 impl CardLinks {
     /// Refuses a base that is not an absolute http(s) URL without query or
     /// fragment: links under it would not reach the pages.
-    pub fn new(settings: &RenderSettings) -> Result<Self, String> {
+    pub fn new(settings: &RenderSettings) -> Result<Self, BaseUrlError> {
         let text = settings.public_base_url.trim();
-        let base = url::Url::parse(text)
-            .map_err(|e| format!("public base URL '{text}' for card links: {e}"))?;
+        let base = url::Url::parse(text).map_err(|error| BaseUrlError::Unparsed {
+            text: text.to_owned(),
+            error,
+        })?;
         if !matches!(base.scheme(), "http" | "https")
             || base.host_str().is_none()
             || base.query().is_some()
             || base.fragment().is_some()
         {
-            return Err(format!(
-                "public base URL '{text}' for card links: an http(s) URL with a host and no query or fragment"
-            ));
+            return Err(BaseUrlError::CannotHoldPages(text.to_owned()));
         }
         let root = base.as_str().trim_end_matches('/').to_owned();
         Ok(Self {
@@ -112,7 +127,7 @@ fn link(label: &str, url: &str) -> Link {
 mod tests {
     use super::*;
 
-    fn links(base: &str) -> Result<CardLinks, String> {
+    fn links(base: &str) -> Result<CardLinks, BaseUrlError> {
         CardLinks::new(&RenderSettings {
             public_base_url: base.to_owned(),
         })

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::knowledge::{KnowledgeBase, Say};
+use crate::knowledge::statements::fill;
+use crate::knowledge::{KnowledgeBase, Say, SourceId};
 use crate::protocol::response::{
     Action, ActionKind, Card, CardExtension, CardFindings, Coding, FindingSummary, Indicator,
     SelectionBehavior, Source, Suggestion,
@@ -85,7 +86,7 @@ impl<'k> Draft<'k> {
 
     /// The short tags of these sources ("[Garrison 2012; BMJ leaflet]"); the
     /// full references are on the card's guidance page (its link).
-    fn cite(&mut self, ids: &[String]) -> String {
+    fn cite(&mut self, ids: &[SourceId]) -> String {
         let mut tags = String::from("[");
         for source in ids.iter().filter_map(|id| self.renderer.kb.source(id)) {
             if tags.len() > 1 {
@@ -124,10 +125,7 @@ impl<'k> Draft<'k> {
             }
             step.push_str(&self.say(*say));
         }
-        let line = self
-            .renderer
-            .template(Say::NextStep)
-            .replace("{step}", &step);
+        let line = fill(self.renderer.template(Say::NextStep), &[("step", &step)]);
         self.line("");
         self.line(line);
     }
@@ -137,11 +135,13 @@ impl<'k> Draft<'k> {
         if names.is_empty() {
             return;
         }
-        let line = self
-            .renderer
-            .template(Say::AndMore)
-            .replace("{count}", &names.len().to_string())
-            .replace("{names}", &names.join(", "));
+        let line = fill(
+            self.renderer.template(Say::AndMore),
+            &[
+                ("count", &names.len().to_string()),
+                ("names", &names.join(", ")),
+            ],
+        );
         self.line(format!("- {line}"));
     }
 
@@ -165,6 +165,13 @@ impl CardRenderer {
     /// A layout template's text ("Next step: {step}").
     fn template(&self, say: Say) -> &str {
         &self.kb.statement(say).text
+    }
+
+    /// A summary template's text before its list ("Leg cramps: "): start-up
+    /// checks the list placeholder ends it.
+    fn list_prefix(&self, say: Say) -> &str {
+        let text = self.template(say);
+        text.rfind('{').map_or(text, |at| &text[..at])
     }
 
     pub fn render(&self, assessment: &Assessment) -> Vec<Card> {
@@ -207,17 +214,16 @@ impl CardRenderer {
                     .findings
                     .iter()
                     .map(|code| match *code {
-                        "medication-culprits" => "medicines recorded as statements".to_owned(),
-                        crate::rules::WORK_UP => {
-                            "a duplex ultrasound already done or ordered".to_owned()
+                        "medication-culprits" => {
+                            self.template(Say::UncheckedMedicationStatements).to_owned()
                         }
+                        crate::rules::WORK_UP => self.template(Say::UncheckedWorkUp).to_owned(),
                         code => self.display(code).to_lowercase(),
                     })
                     .collect();
-                format!(
-                    "_{} could not be read: {} not checked._",
-                    key_label(&u.key),
-                    what.join(", ")
+                fill(
+                    self.template(Say::Unchecked),
+                    &[("key", &key_label(&u.key)), ("what", &what.join(", "))],
                 )
             })
             .collect();

@@ -7,22 +7,25 @@ impl CardRenderer {
         let mut draft = Draft::new(self);
         let ordered = !alert.drafts.is_empty();
         let medicines = describe_notes(&alert.finding.notes);
-        draft.line(if ordered {
-            format!("**Quinine is being ordered**: {medicines}")
+        let line = if ordered {
+            Say::QuinineOrderedLine
         } else {
-            format!("**The patient is taking quinine**: {medicines}")
-        });
+            Say::QuinineTakingLine
+        };
+        draft.line(fill(self.template(line), &[("medicines", &medicines)]));
         draft.point(Say::QuinineFdaShort);
         draft.next_step(&[if ordered {
             Say::QuinineNextStepOrdered
         } else {
             Say::QuinineNextStepTaking
         }]);
-        let summary = if ordered {
-            "Quinine must not be used for leg cramps (FDA): risk of life-threatening blood disorders"
+        // The summary condenses the FDA statement; its source is cited in
+        // the detail (quinine-fda-short).
+        let summary = self.template(if ordered {
+            Say::QuinineSummaryOrdered
         } else {
-            "Patient takes quinine: not for leg cramps (FDA), risk of serious blood disorders"
-        };
+            Say::QuinineSummaryTaking
+        });
         let findings = self.summaries([&alert.finding]);
         let indicator = if ordered {
             Indicator::Critical
@@ -38,7 +41,7 @@ impl CardRenderer {
         );
         if ordered {
             card.suggestions = vec![Suggestion {
-                label: "Remove the quinine order".into(),
+                label: self.template(Say::QuinineRemoveOrder).to_owned(),
                 uuid: Uuid::new_v4(),
                 is_recommended: true,
                 actions: alert
@@ -46,7 +49,10 @@ impl CardRenderer {
                     .iter()
                     .map(|reference| Action {
                         kind: ActionKind::Delete,
-                        description: format!("Remove the draft order {reference}"),
+                        description: fill(
+                            self.template(Say::QuinineRemoveDraft),
+                            &[("reference", reference)],
+                        ),
                         resource: None,
                         resource_id: Some(reference.clone()),
                     })
@@ -57,12 +63,12 @@ impl CardRenderer {
                 Coding {
                     system: OVERRIDE_REASON_SYSTEM.into(),
                     code: "malaria-treatment".into(),
-                    display: "Prescribed to treat malaria".into(),
+                    display: self.template(Say::QuinineOverrideMalaria).to_owned(),
                 },
                 Coding {
                     system: OVERRIDE_REASON_SYSTEM.into(),
                     code: "patient-informed-of-risk".into(),
-                    display: "Patient informed of the risks and agrees".into(),
+                    display: self.template(Say::QuinineOverrideInformed).to_owned(),
                 },
             ];
         }

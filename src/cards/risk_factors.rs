@@ -22,11 +22,7 @@ impl CardRenderer {
             .chain(findings.iter().filter(|f| f.code == "older-age"))
             .collect();
         let facts: Vec<String> = ordered.iter().map(|f| self.fact(f)).collect();
-        let summary = listing(
-            self.template(Say::RiskFactorsSummary)
-                .trim_end_matches("{findings}"),
-            &facts,
-        );
+        let summary = listing(self.list_prefix(Say::RiskFactorsSummary), &facts);
         let mut draft = Draft::new(self);
         let (shown, more) = split_shown(&ordered);
         for finding in shown {

@@ -7,7 +7,9 @@ use foldhash::HashMap;
 use serde::Deserialize;
 
 use super::codes::CodeSystem;
-use super::Category;
+use super::{Category, FindingCode, KnowledgeError, SourceId};
+
+const FILE: &str = "drug-classes.json";
 use crate::fhir::model::CodeableConcept;
 
 /// Evidence that a class causes cramps, strongest first: the derived
@@ -40,12 +42,12 @@ impl Strength {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct DrugClass {
-    pub code: String,
+    pub code: FindingCode,
     pub display: String,
     pub category: Category,
     pub strength: Strength,
     pub strength_note: String,
-    pub sources: Vec<String>,
+    pub sources: Vec<SourceId>,
     #[serde(default)]
     pub systemic_only: bool,
     pub ingredients: Vec<Ingredient>,
@@ -146,11 +148,11 @@ pub struct DrugIndex {
 }
 
 impl DrugIndex {
-    pub fn from_json(json: &str) -> Result<Self, String> {
+    pub fn from_json(json: &str) -> Result<Self, KnowledgeError> {
         let file: DrugClassesFile =
-            serde_json::from_str(json).map_err(|e| format!("drug-classes.json: {e}"))?;
+            serde_json::from_str(json).map_err(|e| KnowledgeError::invalid(FILE, e.to_string()))?;
         if file.classes.len() > 64 {
-            return Err("drug-classes.json: more than 64 classes".into());
+            return Err(KnowledgeError::invalid(FILE, "more than 64 classes"));
         }
         let mut index = Self {
             classes: Vec::new(),
@@ -163,9 +165,9 @@ impl DrugIndex {
         };
         for (position, class) in file.classes.iter().enumerate() {
             if class.sources.is_empty() {
-                return Err(format!(
-                    "drug-classes.json: class '{}' cites no source",
-                    class.code
+                return Err(KnowledgeError::invalid(
+                    FILE,
+                    format!("class '{}' cites no source", class.code),
                 ));
             }
             let bit = ClassSet(1 << position);

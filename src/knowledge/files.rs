@@ -5,6 +5,8 @@ use std::path::Path;
 use include_dir::{include_dir, Dir};
 use serde::de::DeserializeOwned;
 
+use super::KnowledgeError;
+
 static EMBEDDED: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/cds-hooks/knowledge");
 
 /// The knowledge files by path relative to the knowledge root.
@@ -23,7 +25,7 @@ impl KnowledgeFiles {
         }
     }
 
-    pub fn read_dir(root: &Path) -> Result<Self, String> {
+    pub fn read_dir(root: &Path) -> Result<Self, KnowledgeError> {
         let mut files = Vec::new();
         read_tree(root, root, &mut files)?;
         Ok(Self {
@@ -32,17 +34,23 @@ impl KnowledgeFiles {
         })
     }
 
-    pub fn text(&self, name: &str) -> Result<&str, String> {
+    pub fn text(&self, name: &str) -> Result<&str, KnowledgeError> {
         self.files
             .iter()
             .find(|(path, _)| path == name)
             .map(|(_, text)| text.as_str())
-            .ok_or_else(|| format!("knowledge ({}): {name} is missing", self.origin))
+            .ok_or_else(|| KnowledgeError::Missing {
+                origin: self.origin.clone(),
+                file: name.to_owned(),
+            })
     }
 
-    pub fn parse<T: DeserializeOwned>(&self, name: &str) -> Result<T, String> {
-        serde_json::from_str(self.text(name)?)
-            .map_err(|e| format!("knowledge ({}): {name}: {e}", self.origin))
+    pub fn parse<T: DeserializeOwned>(&self, name: &str) -> Result<T, KnowledgeError> {
+        serde_json::from_str(self.text(name)?).map_err(|error| KnowledgeError::Parse {
+            origin: self.origin.clone(),
+            file: name.to_owned(),
+            error,
+        })
     }
 
     /// The same files with one replaced (tests of the start-up checks).
@@ -77,16 +85,21 @@ fn collect_embedded(dir: &Dir<'_>, out: &mut Vec<(String, String)>) {
     }
 }
 
-fn read_tree(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> Result<(), String> {
-    let entries = std::fs::read_dir(dir)
-        .map_err(|e| format!("knowledge directory {}: {e}", dir.display()))?;
-    for entry in entries {
-        let path = entry.map_err(|e| format!("{}: {e}", dir.display()))?.path();
+fn read_tree(
+    root: &Path,
+    dir: &Path,
+    out: &mut Vec<(String, String)>,
+) -> Result<(), KnowledgeError> {
+    let failed = |path: &Path| {
+        let path = path.to_owned();
+        move |error| KnowledgeError::Read { path, error }
+    };
+    for entry in std::fs::read_dir(dir).map_err(failed(dir))? {
+        let path = entry.map_err(failed(dir))?.path();
         if path.is_dir() {
             read_tree(root, &path, out)?;
         } else if path.extension().is_some_and(|e| e == "json") {
-            let text =
-                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(&path).map_err(failed(&path))?;
             let relative = path
                 .strip_prefix(root)
                 .unwrap_or(&path)

@@ -9,7 +9,12 @@ use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 
-use super::{Category, FindingDefinition, Source, Statement};
+use super::{
+    Category, FindingCode, FindingDefinition, KnowledgeError, Source, SourceId, Statement,
+};
+
+const GUIDANCE: &str = "guidance.json";
+const HANDOUT: &str = "handout.json";
 
 /// A passage as written in the files.
 #[derive(Debug, Clone, Deserialize)]
@@ -19,7 +24,7 @@ struct PassageFile {
     text: Option<String>,
     statement: Option<String>,
     #[serde(default)]
-    sources: Vec<String>,
+    sources: Vec<SourceId>,
     /// The section of docs/clinical-rules.md the passage restates.
     rule: Option<String>,
     #[serde(default)]
@@ -30,7 +35,7 @@ struct PassageFile {
 #[derive(Debug, Clone, Default)]
 pub struct Passage {
     pub text: String,
-    pub sources: Vec<String>,
+    pub sources: Vec<SourceId>,
     pub rule: Option<String>,
     /// A service decision (no source says it).
     pub decision: bool,
@@ -39,7 +44,7 @@ pub struct Passage {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct FindingWindowFile {
-    finding: String,
+    finding: FindingCode,
     window: String,
 }
 
@@ -69,7 +74,7 @@ pub(super) struct GuidanceFile {
 /// One finding on a guidance page: its definition and when it counts.
 #[derive(Debug, Clone)]
 pub struct GuidanceFinding {
-    pub code: String,
+    pub code: FindingCode,
     pub window: String,
 }
 
@@ -89,7 +94,7 @@ pub struct GuidanceTopic {
 
 impl GuidanceTopic {
     /// Every source the page cites, in first-cited order (findings included).
-    pub fn cited_sources<'a>(&'a self, finding_sources: &'a [Vec<String>]) -> Vec<&'a str> {
+    pub fn cited_sources<'a>(&'a self, finding_sources: &'a [Vec<SourceId>]) -> Vec<&'a str> {
         let mut cited: Vec<&str> = Vec::new();
         let passages = std::iter::once(&self.purpose)
             .chain(&self.trigger)
@@ -162,26 +167,41 @@ impl Handout {
 
 /// What the checks read: the rest of the knowledge base.
 pub(super) struct Known<'k> {
-    pub sources: &'k HashMap<String, Source>,
+    pub sources: &'k HashMap<SourceId, Source>,
     pub statements: &'k HashMap<String, Statement>,
     /// findings.json, in file order.
     pub findings: &'k [FindingDefinition],
 }
 
 impl Known<'_> {
-    fn passage(&self, file: &PassageFile, owner: &str) -> Result<Passage, String> {
-        let passage = match (&file.text, &file.statement) {
+    /// `file` and `owner` (a topic, or "" in the handout) say where it is.
+    fn passage(
+        &self,
+        written: &PassageFile,
+        file: &'static str,
+        owner: &str,
+    ) -> Result<Passage, KnowledgeError> {
+        let at = |text: &str| match owner {
+            "" => excerpt(text),
+            topic => format!("{topic}: {}", excerpt(text)),
+        };
+        let passage = match (&written.text, &written.statement) {
             (Some(text), None) => Passage {
                 text: text.trim().to_owned(),
-                sources: file.sources.clone(),
-                rule: file.rule.clone(),
-                decision: file.decision,
+                sources: written.sources.clone(),
+                rule: written.rule.clone(),
+                decision: written.decision,
             },
-            (None, Some(id)) if file.sources.is_empty() && file.rule.is_none() => {
-                let statement = self
-                    .statements
-                    .get(id)
-                    .ok_or_else(|| format!("{owner}: unknown statement '{id}'"))?;
+            (None, Some(id)) if written.sources.is_empty() && written.rule.is_none() => {
+                let statement =
+                    self.statements
+                        .get(id)
+                        .ok_or_else(|| KnowledgeError::UnknownText {
+                            file: file.into(),
+                            owner: owner.into(),
+                            kind: "statement",
+                            key: id.clone(),
+                        })?;
                 Passage {
                     text: statement.text.clone(),
                     sources: statement.sources.clone(),
@@ -190,35 +210,43 @@ impl Known<'_> {
                 }
             }
             _ => {
-                return Err(format!(
-                    "{owner}: a passage has either its own text (with sources, a rule or decision) or a statement id alone"
+                return Err(KnowledgeError::invalid(
+                    file,
+                    format!("'{owner}': a passage has either its own text (with sources, a rule or decision) or a statement id alone"),
                 ))
             }
         };
         if passage.text.is_empty() {
-            return Err(format!("{owner}: a passage has no text"));
+            return Err(KnowledgeError::invalid(
+                file,
+                format!("'{owner}': a passage has no text"),
+            ));
         }
         if let Some(unknown) = passage
             .sources
             .iter()
             .find(|id| !self.sources.contains_key(*id))
         {
-            return Err(format!(
-                "{owner}: '{}' cites unknown source '{unknown}'",
-                excerpt(&passage.text)
-            ));
+            return Err(KnowledgeError::UnknownSource {
+                file: file.into(),
+                owner: at(&passage.text),
+                id: unknown.to_string(),
+            });
         }
         let backed = !passage.sources.is_empty() || passage.rule.is_some() || passage.decision;
         if !backed {
-            return Err(format!(
-                "{owner}: '{}' cites no source, names no rule and is not marked a service decision",
-                excerpt(&passage.text)
+            return Err(KnowledgeError::invalid(
+                file,
+                format!(
+                    "'{}' cites no source, names no rule and is not marked a service decision",
+                    at(&passage.text)
+                ),
             ));
         }
         Ok(passage)
     }
 
-    fn statement(&self, id: &str, owner: &str) -> Result<Passage, String> {
+    fn statement(&self, id: &str, owner: &str) -> Result<Passage, KnowledgeError> {
         self.passage(
             &PassageFile {
                 text: None,
@@ -227,14 +255,15 @@ impl Known<'_> {
                 rule: None,
                 decision: false,
             },
+            GUIDANCE,
             owner,
         )
     }
 
-    pub fn guidance(&self, file: GuidanceFile) -> Result<Vec<GuidanceTopic>, String> {
+    pub fn guidance(&self, file: GuidanceFile) -> Result<Vec<GuidanceTopic>, KnowledgeError> {
         let mut topics = Vec::new();
         for topic in file.topics {
-            let owner = format!("guidance.json '{}'", topic.topic);
+            let owner = topic.topic.as_str();
             let windows: HashMap<&str, &str> = topic
                 .findings
                 .iter()
@@ -245,7 +274,11 @@ impl Known<'_> {
                 .iter()
                 .find(|f| !self.findings.iter().any(|d| d.code == f.finding))
             {
-                return Err(format!("{owner}: unknown finding '{}'", unknown.finding));
+                return Err(KnowledgeError::UnknownFinding {
+                    file: GUIDANCE.into(),
+                    owner: owner.into(),
+                    id: unknown.finding.to_string(),
+                });
             }
             let mut findings = Vec::new();
             for definition in self
@@ -258,21 +291,27 @@ impl Known<'_> {
                     .copied()
                     .or(topic.default_window.as_deref())
                     .ok_or_else(|| {
-                        format!("{owner}: finding '{}' has no window", definition.code)
+                        KnowledgeError::invalid(
+                            GUIDANCE,
+                            format!("'{owner}': finding '{}' has no window", definition.code),
+                        )
                     })?;
                 findings.push(GuidanceFinding {
                     code: definition.code.clone(),
                     window: window.to_owned(),
                 });
             }
-            let statements = |ids: &[String]| -> Result<Vec<Passage>, String> {
-                ids.iter().map(|id| self.statement(id, &owner)).collect()
+            let statements = |ids: &[String]| -> Result<Vec<Passage>, KnowledgeError> {
+                ids.iter().map(|id| self.statement(id, owner)).collect()
             };
-            let passages = |files: &[PassageFile]| -> Result<Vec<Passage>, String> {
-                files.iter().map(|p| self.passage(p, &owner)).collect()
+            let passages = |files: &[PassageFile]| -> Result<Vec<Passage>, KnowledgeError> {
+                files
+                    .iter()
+                    .map(|p| self.passage(p, GUIDANCE, owner))
+                    .collect()
             };
             let resolved = GuidanceTopic {
-                purpose: self.passage(&topic.purpose, &owner)?,
+                purpose: self.passage(&topic.purpose, GUIDANCE, owner)?,
                 trigger: passages(&topic.trigger)?,
                 next_steps: statements(&topic.next_steps)?,
                 red_flags: statements(&topic.red_flags)?,
@@ -303,8 +342,9 @@ impl Known<'_> {
                 .filter(|id| !shown.contains(id))
                 .min()
             {
-                return Err(format!(
-                    "{owner}: card statement '{missing}' is not on its guidance page"
+                return Err(KnowledgeError::invalid(
+                    GUIDANCE,
+                    format!("'{owner}': card statement '{missing}' is not on its guidance page"),
                 ));
             }
             topics.push(resolved);
@@ -315,28 +355,33 @@ impl Known<'_> {
             .filter(|s| !s.template)
             .find(|s| !topics.iter().any(|t| t.topic == s.card))
         {
-            return Err(format!(
-                "guidance.json: no topic '{}' (statement '{}' is made on that card)",
-                orphan.card, orphan.id
+            return Err(KnowledgeError::invalid(
+                GUIDANCE,
+                format!(
+                    "no topic '{}' (statement '{}' is made on that card)",
+                    orphan.card, orphan.id
+                ),
             ));
         }
         Ok(topics)
     }
 
-    pub fn handout(&self, file: HandoutFile) -> Result<Handout, String> {
-        let owner = "handout.json";
+    pub fn handout(&self, file: HandoutFile) -> Result<Handout, KnowledgeError> {
         let mut sections = Vec::new();
         for section in &file.sections {
             let items = section
                 .items
                 .iter()
-                .map(|p| self.passage(p, owner))
+                .map(|p| self.passage(p, HANDOUT, ""))
                 .collect::<Result<Vec<_>, _>>()?;
             // Patient advice needs a source; only the framing is ours.
             if let Some(unsourced) = items.iter().find(|p| p.sources.is_empty()) {
-                return Err(format!(
-                    "{owner}: '{}' gives advice without a source",
-                    excerpt(&unsourced.text)
+                return Err(KnowledgeError::invalid(
+                    HANDOUT,
+                    format!(
+                        "'{}' gives advice without a source",
+                        excerpt(&unsourced.text)
+                    ),
                 ));
             }
             sections.push(HandoutSection {
@@ -348,7 +393,7 @@ impl Known<'_> {
         }
         Ok(Handout {
             title: file.title,
-            intro: self.passage(&file.intro, owner)?,
+            intro: self.passage(&file.intro, HANDOUT, "")?,
             sections,
         })
     }

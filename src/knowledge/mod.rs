@@ -5,8 +5,11 @@
 
 pub mod codes;
 pub mod drugs;
+pub mod error;
 pub mod files;
 pub mod guidance;
+pub mod ids;
+pub mod orders;
 pub mod statements;
 pub mod units;
 pub mod valuesets;
@@ -17,8 +20,11 @@ use serde::Deserialize;
 
 pub use codes::CodeSystem;
 pub use drugs::{DrugClass, DrugIndex};
+pub use error::KnowledgeError;
 pub use files::KnowledgeFiles;
 pub use guidance::{GuidanceTopic, Handout};
+pub use ids::{FindingCode, SourceId};
+pub use orders::{Order, OrderDefinition};
 pub use statements::{Say, Statement};
 pub use valuesets::{Memberships, ValueSetId, ValueSets};
 
@@ -47,7 +53,7 @@ impl Category {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct FindingDefinition {
-    pub code: String,
+    pub code: FindingCode,
     pub category: Category,
     pub display: String,
     /// The words a card's summary names it by ("low potassium"), before
@@ -56,13 +62,13 @@ pub struct FindingDefinition {
     pub short: Option<String>,
     /// Say in one line why it matters for cramps (or for DVT).
     pub rationale: String,
-    pub sources: Vec<String>,
+    pub sources: Vec<SourceId>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Source {
-    pub id: String,
+    pub id: SourceId,
     pub short: String,
     /// The tag a card line cites it by ("Allen 2012"): a card names its
     /// sources in a few characters; the full citation is on the guidance page.
@@ -76,12 +82,13 @@ pub struct Source {
     pub supports: Vec<Support>,
 }
 
-/// One thing a source says: a finding or a statement, and where.
+/// One thing a source says: a finding, a statement or an order, and where.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Support {
-    pub finding: Option<String>,
+    pub finding: Option<FindingCode>,
     pub statement: Option<String>,
+    pub order: Option<String>,
     #[serde(rename = "where")]
     pub location: String,
 }
@@ -90,7 +97,7 @@ pub struct Support {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct LabDefinition {
-    pub finding: String,
+    pub finding: FindingCode,
     pub analyte: String,
     pub value_set: String,
     pub condition_value_set: String,
@@ -134,9 +141,11 @@ pub struct KnowledgeBase {
     pub value_sets: ValueSets,
     pub drugs: DrugIndex,
     pub labs: Vec<LabDefinition>,
-    findings: HashMap<String, FindingDefinition>,
-    sources: HashMap<String, Source>,
+    findings: HashMap<FindingCode, FindingDefinition>,
+    sources: HashMap<SourceId, Source>,
     statements: HashMap<String, Statement>,
+    /// The draft orders the cards offer (orders.json).
+    orders: HashMap<String, OrderDefinition>,
     /// The guidance pages' text, one topic per card (guidance.json).
     guidance: Vec<GuidanceTopic>,
     /// The patient handout's text (handout.json).
@@ -165,18 +174,18 @@ struct LabsFile {
 
 impl KnowledgeBase {
     /// The knowledge compiled into the binary.
-    pub fn embedded() -> Result<Self, String> {
+    pub fn embedded() -> Result<Self, KnowledgeError> {
         Self::from_files(KnowledgeFiles::embedded())
     }
 
     /// Knowledge read from a directory laid out like cds-hooks/knowledge/.
-    pub fn from_dir(dir: &std::path::Path) -> Result<Self, String> {
+    pub fn from_dir(dir: &std::path::Path) -> Result<Self, KnowledgeError> {
         Self::from_files(KnowledgeFiles::read_dir(dir)?)
     }
 
-    pub fn from_files(files: KnowledgeFiles) -> Result<Self, String> {
+    pub fn from_files(files: KnowledgeFiles) -> Result<Self, KnowledgeError> {
         let sources: SourcesFile = files.parse("sources.json")?;
-        let sources: HashMap<String, Source> = sources
+        let sources: HashMap<SourceId, Source> = sources
             .sources
             .into_iter()
             .map(|s| (s.id.clone(), s))
@@ -184,6 +193,7 @@ impl KnowledgeBase {
         let findings: FindingsFile = files.parse("findings.json")?;
         let labs: LabsFile = files.parse("labs.json")?;
         let statements: statements::StatementsFile = files.parse("statements.json")?;
+        let orders: orders::OrdersFile = files.parse("orders.json")?;
         let value_sets = ValueSets::from_documents(files.value_sets())?;
         let drugs = DrugIndex::from_json(files.text("drug-classes.json")?)?;
 
@@ -204,12 +214,18 @@ impl KnowledgeBase {
                 .collect(),
             sources,
             statements,
+            orders: orders
+                .orders
+                .into_iter()
+                .map(|o| (o.id.clone(), o))
+                .collect(),
             guidance: Vec::new(),
             handout: Handout::default(),
             origin: files.origin.clone(),
         };
         kb.check_references()?;
         kb.check_citations()?;
+        kb.check_texts()?;
         let known = guidance::Known {
             sources: &kb.sources,
             statements: &kb.statements,
@@ -219,26 +235,49 @@ impl KnowledgeBase {
         let handout = known.handout(files.parse("handout.json")?)?;
         kb.guidance = guidance;
         kb.handout = handout;
+        if let Some(order) = kb.orders.values().find(|o| kb.guidance(&o.card).is_none()) {
+            return Err(KnowledgeError::UnknownText {
+                file: "orders.json".into(),
+                owner: order.id.clone(),
+                kind: "card topic",
+                key: order.card.clone(),
+            });
+        }
         Ok(kb)
     }
 
     /// Every source cited exists; every lab names known value sets and findings.
-    fn check_references(&self) -> Result<(), String> {
+    fn check_references(&self) -> Result<(), KnowledgeError> {
         let cited = self
             .findings
             .values()
-            .flat_map(|f| f.sources.iter().map(move |s| (f.code.as_str(), s)))
-            .chain(
-                self.drugs
-                    .classes()
+            .flat_map(|f| {
+                f.sources
                     .iter()
-                    .flat_map(|c| c.sources.iter().map(move |s| (c.code.as_str(), s))),
-            );
-        for (owner, source) in cited {
+                    .map(move |s| ("findings.json", f.code.as_str(), s))
+            })
+            .chain(self.drugs.classes().iter().flat_map(|c| {
+                c.sources
+                    .iter()
+                    .map(move |s| ("drug-classes.json", c.code.as_str(), s))
+            }))
+            .chain(self.statements.values().flat_map(|st| {
+                st.sources
+                    .iter()
+                    .map(move |s| ("statements.json", st.id.as_str(), s))
+            }))
+            .chain(self.orders.values().flat_map(|o| {
+                o.sources
+                    .iter()
+                    .map(move |s| ("orders.json", o.id.as_str(), s))
+            }));
+        for (file, owner, source) in cited {
             if !self.sources.contains_key(source) {
-                return Err(format!(
-                    "knowledge: '{owner}' cites unknown source '{source}'"
-                ));
+                return Err(KnowledgeError::UnknownSource {
+                    file: file.into(),
+                    owner: owner.into(),
+                    id: source.to_string(),
+                });
             }
         }
         for lab in &self.labs {
@@ -248,17 +287,35 @@ impl KnowledgeBase {
                     .iter()
                     .any(|l| l.number().is_none() || !labs_unit_known(&l.unit))
             {
-                return Err(format!("labs.json: '{}' needs low limits with a positive decimal value and a known unit", lab.analyte));
+                return Err(KnowledgeError::invalid(
+                    "labs.json",
+                    format!(
+                        "'{}' needs low limits with a positive decimal value and a known unit",
+                        lab.analyte
+                    ),
+                ));
             }
             self.value_sets.id(&lab.value_set)?;
             self.value_sets.id(&lab.condition_value_set)?;
             self.finding(&lab.finding)
-                .ok_or_else(|| format!("labs.json: unknown finding '{}'", lab.finding))?;
+                .ok_or_else(|| KnowledgeError::UnknownFinding {
+                    file: "labs.json".into(),
+                    owner: lab.analyte.clone(),
+                    id: lab.finding.to_string(),
+                })?;
         }
         for class in self.drugs.classes() {
-            self.finding(&class.code).ok_or_else(|| {
-                format!("drug-classes.json: class '{}' has no finding", class.code)
-            })?;
+            self.finding(&class.code)
+                .ok_or_else(|| KnowledgeError::UnknownFinding {
+                    file: "drug-classes.json".into(),
+                    owner: format!("class {}", class.code),
+                    id: class.code.to_string(),
+                })?;
+        }
+        for order in self.orders.values() {
+            if let Some(problem) = order.problem() {
+                return Err(KnowledgeError::invalid("orders.json", problem));
+            }
         }
         Ok(())
     }
@@ -267,7 +324,7 @@ impl KnowledgeBase {
     /// a statement cites says it (its `supports` names it); a statement with
     /// no source is a service decision and says so; every statement the
     /// cards make has its text, and no text is left unused.
-    fn check_citations(&self) -> Result<(), String> {
+    fn check_citations(&self) -> Result<(), KnowledgeError> {
         let supported = |source: &str, finding: Option<&str>, statement: Option<&str>| {
             self.sources.get(source).is_some_and(|s| {
                 s.supports.iter().any(|x| {
@@ -276,6 +333,24 @@ impl KnowledgeBase {
                 })
             })
         };
+        for order in self.orders.values() {
+            let says_it = |source: &SourceId| {
+                self.sources.get(source).is_some_and(|s| {
+                    s.supports
+                        .iter()
+                        .any(|x| x.order.as_deref() == Some(order.id.as_str()))
+                })
+            };
+            if let Some(source) = order.sources.iter().find(|s| !says_it(s)) {
+                return Err(KnowledgeError::invalid(
+                    "orders.json",
+                    format!(
+                        "'{}' cites '{source}', which does not support it (sources.json supports)",
+                        order.id
+                    ),
+                ));
+            }
+        }
         let finding_citations = self
             .findings
             .values()
@@ -288,7 +363,10 @@ impl KnowledgeBase {
             );
         for (finding, source) in finding_citations {
             if !supported(source, Some(finding), None) {
-                return Err(format!("knowledge: '{finding}' cites '{source}', which does not support it (sources.json supports)"));
+                return Err(KnowledgeError::invalid(
+                    "findings.json",
+                    format!("'{finding}' cites '{source}', which does not support it (sources.json supports)"),
+                ));
             }
         }
         for statement in self.statements.values() {
@@ -296,44 +374,75 @@ impl KnowledgeBase {
                 // Card layout wording ("Next step: {step}"): it states no
                 // medical fact, so it cites nothing and decides nothing.
                 if !statement.sources.is_empty() || statement.decision {
-                    return Err(format!(
-                        "statements.json: '{}' is a template and cannot cite sources or be a service decision",
-                        statement.id
+                    return Err(KnowledgeError::invalid(
+                        STATEMENTS,
+                        format!(
+                            "'{}' is a template and cannot cite sources or be a service decision",
+                            statement.id
+                        ),
                     ));
                 }
                 continue;
             }
             match (statement.sources.is_empty(), statement.decision) {
                 (true, false) => {
-                    return Err(format!(
-                        "statements.json: '{}' has no source and is not marked a service decision",
-                        statement.id
+                    return Err(KnowledgeError::invalid(
+                        STATEMENTS,
+                        format!(
+                            "'{}' has no source and is not marked a service decision",
+                            statement.id
+                        ),
                     ))
                 }
                 (false, true) => {
-                    return Err(format!(
-                        "statements.json: '{}' is a service decision but cites sources",
-                        statement.id
+                    return Err(KnowledgeError::invalid(
+                        STATEMENTS,
+                        format!("'{}' is a service decision but cites sources", statement.id),
                     ))
                 }
                 _ => {}
             }
             for source in &statement.sources {
                 if !supported(source, None, Some(&statement.id)) {
-                    return Err(format!(
-                        "statements.json: '{}' cites '{source}', which does not support it (sources.json supports)",
-                        statement.id
+                    return Err(KnowledgeError::invalid(
+                        STATEMENTS,
+                        format!(
+                            "'{}' cites '{source}', which does not support it (sources.json supports)",
+                            statement.id
+                        ),
                     ));
                 }
             }
         }
         for say in Say::ALL {
             if !self.statements.contains_key(say.id()) {
-                return Err(format!(
-                    "statements.json: no text for statement '{}'",
-                    say.id()
-                ));
+                return Err(KnowledgeError::UnknownText {
+                    file: STATEMENTS.into(),
+                    owner: "the cards".into(),
+                    kind: "statement",
+                    key: say.id().into(),
+                });
             }
+        }
+        for order in Order::ALL {
+            if !self.orders.contains_key(order.id()) {
+                return Err(KnowledgeError::UnknownText {
+                    file: "orders.json".into(),
+                    owner: "the cards".into(),
+                    kind: "order",
+                    key: order.id().into(),
+                });
+            }
+        }
+        if let Some(unused) = self
+            .orders
+            .keys()
+            .find(|id| !Order::ALL.iter().any(|o| o.id() == id.as_str()))
+        {
+            return Err(KnowledgeError::invalid(
+                "orders.json",
+                format!("order '{unused}' is not offered by any card"),
+            ));
         }
         for statement in self.statements.values() {
             if let Some(full) = statement.condenses.iter().find(|id| {
@@ -341,9 +450,12 @@ impl KnowledgeBase {
                     .get(id.as_str())
                     .is_none_or(|full| full.card != statement.card)
             }) {
-                return Err(format!(
-                    "statements.json: '{}' condenses '{full}', which is not a statement of its card",
-                    statement.id
+                return Err(KnowledgeError::invalid(
+                    STATEMENTS,
+                    format!(
+                        "'{}' condenses '{full}', which is not a statement of its card",
+                        statement.id
+                    ),
                 ));
             }
         }
@@ -352,26 +464,83 @@ impl KnowledgeBase {
             .keys()
             .find(|id| !Say::ALL.iter().any(|s| s.id() == id.as_str()))
         {
-            return Err(format!(
-                "statements.json: statement '{unused}' is not used by any card"
+            return Err(KnowledgeError::invalid(
+                STATEMENTS,
+                format!("statement '{unused}' is not used by any card"),
             ));
         }
         for source in self.sources.values() {
             for support in &source.supports {
-                let names_something = match (&support.finding, &support.statement) {
-                    (Some(f), None) => self.findings.contains_key(f),
-                    (None, Some(s)) => self.statements.contains_key(s),
+                let names_something = match (&support.finding, &support.statement, &support.order) {
+                    (Some(f), None, None) => self.findings.contains_key(f),
+                    (None, Some(s), None) => self.statements.contains_key(s),
+                    (None, None, Some(o)) => self.orders.contains_key(o),
                     _ => false,
                 };
                 if !names_something {
-                    return Err(format!(
-                        "sources.json: '{}' supports an unknown finding or statement ({:?} / {:?})",
-                        source.id, support.finding, support.statement
+                    return Err(KnowledgeError::invalid(
+                        "sources.json",
+                        format!(
+                            "'{}' supports an unknown finding, statement or order ({:?} / {:?} / {:?})",
+                            source.id, support.finding, support.statement, support.order
+                        ),
                     ));
                 }
             }
         }
         Ok(())
+    }
+
+    /// Text keys that hold: a template uses exactly the placeholders the
+    /// renderer fills (a typo would print "{setp}" to a clinician), and
+    /// no other statement has any.
+    fn check_texts(&self) -> Result<(), KnowledgeError> {
+        for say in Say::ALL {
+            let statement = &self.statements[say.id()];
+            let expected = say.placeholders();
+            let unknown_key = |kind, key: &str| KnowledgeError::UnknownText {
+                file: STATEMENTS.into(),
+                owner: say.id().into(),
+                kind,
+                key: key.into(),
+            };
+            let used: Vec<&str> = statements::placeholders_in(&statement.text).collect();
+            if let Some(unknown) = used.iter().find(|p| !expected.contains(p)) {
+                return Err(unknown_key("placeholder", &format!("{{{unknown}}}")));
+            }
+            if let Some(missing) = expected.iter().find(|p| !used.contains(p)) {
+                return Err(KnowledgeError::invalid(
+                    STATEMENTS,
+                    format!("'{}' lacks the placeholder '{{{missing}}}'", say.id()),
+                ));
+            }
+            if !expected.is_empty() && !statement.template {
+                return Err(KnowledgeError::invalid(
+                    STATEMENTS,
+                    format!("'{}' has placeholders: mark it a template", say.id()),
+                ));
+            }
+            if say.lists_last() && !statement.text.ends_with(&format!("{{{}}}", expected[0])) {
+                return Err(KnowledgeError::invalid(
+                    STATEMENTS,
+                    format!(
+                        "'{}' must end with '{{{}}}' (the list is cut to length)",
+                        say.id(),
+                        expected[0]
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// An order a card offers (checked at start-up to exist).
+    pub fn order(&self, order: Order) -> &OrderDefinition {
+        &self.orders[order.id()]
+    }
+
+    pub fn orders(&self) -> impl Iterator<Item = &OrderDefinition> {
+        self.orders.values()
     }
 
     /// A statement the cards make (checked at start-up to exist).
@@ -412,6 +581,8 @@ impl KnowledgeBase {
         self.sources.values()
     }
 }
+
+const STATEMENTS: &str = "statements.json";
 
 fn labs_unit_known(unit: &str) -> bool {
     units::Unit::parse(unit).is_some()
@@ -511,7 +682,7 @@ mod tests {
         let files = KnowledgeFiles::embedded();
         let mut json: serde_json::Value = serde_json::from_str(files.text(file).unwrap()).unwrap();
         edit(&mut json);
-        KnowledgeBase::from_files(files.with(file, json.to_string()))
+        KnowledgeBase::from_files(files.with(file, json.to_string())).map_err(|e| e.to_string())
     }
 
     #[test]
@@ -619,7 +790,7 @@ mod tests {
         .err()
         .expect("refused");
         assert!(
-            missing.contains("no text for statement 'fluids'"),
+            missing.contains("statements.json: 'the cards' names unknown statement 'fluids'"),
             "{missing}"
         );
         let unknown_support = edited("sources.json", |json| {
@@ -631,7 +802,7 @@ mod tests {
         .err()
         .expect("refused");
         assert!(
-            unknown_support.contains("unknown finding or statement"),
+            unknown_support.contains("unknown finding, statement or order"),
             "{unknown_support}"
         );
     }
@@ -709,6 +880,85 @@ mod tests {
                 "{topic}"
             );
         }
+    }
+
+    #[test]
+    fn order_codes_are_checked_at_start_up() {
+        let order = |edit: fn(&mut serde_json::Value)| {
+            edited("orders.json", |json| {
+                let duplex = json["orders"]
+                    .as_array_mut()
+                    .unwrap()
+                    .iter_mut()
+                    .find(|o| o["id"] == "dvt-duplex")
+                    .unwrap();
+                edit(duplex);
+            })
+            .err()
+            .expect("refused")
+        };
+        let error = order(|o| o["code"]["system"] = "cpt".into());
+        assert!(
+            error.contains("orders.json: 'dvt-duplex': code system 'cpt' is not an absolute URL"),
+            "{error}"
+        );
+        let error = order(|o| o["code"]["code"] = "".into());
+        assert!(error.contains("'dvt-duplex': code is empty"), "{error}");
+        let error = order(|o| o["sources"] = serde_json::json!(["garrison-2012"]));
+        assert!(
+            error.contains(
+                "orders.json: 'dvt-duplex' cites 'garrison-2012', which does not support it"
+            ),
+            "{error}"
+        );
+        let error = edited("orders.json", |json| {
+            json["orders"][0]["card"] = "dvt".into();
+        })
+        .err()
+        .expect("refused");
+        assert!(error.contains("unknown card topic 'dvt'"), "{error}");
+        let kb = kb();
+        let d_dimer = kb.order(Order::DvtDDimer);
+        assert_eq!(
+            (d_dimer.code.system.as_str(), d_dimer.code.code.as_str()),
+            ("http://loinc.org", "48065-7")
+        );
+    }
+
+    #[test]
+    fn templates_use_the_placeholders_the_renderer_fills() {
+        let template = |id: &'static str, text: &'static str| {
+            edited("statements.json", move |json| {
+                json["statements"]
+                    .as_array_mut()
+                    .unwrap()
+                    .iter_mut()
+                    .find(|s| s["id"] == id)
+                    .unwrap()["text"] = text.into();
+            })
+        };
+        let error = template("and-more", "and {count} more: {nmes}")
+            .err()
+            .unwrap();
+        assert!(
+            error.contains("statements.json: 'and-more' names unknown placeholder '{nmes}'"),
+            "{error}"
+        );
+        let error = template("and-more", "and {count} more").err().unwrap();
+        assert!(
+            error.contains("'and-more' lacks the placeholder '{names}'"),
+            "{error}"
+        );
+        let error = template("stretching", "Stretch {daily}").err().unwrap();
+        assert!(error.contains("unknown placeholder '{daily}'"), "{error}");
+        let error = template("culprits-summary", "{names}: may cause cramps")
+            .err()
+            .unwrap();
+        assert!(error.contains("must end with '{names}'"), "{error}");
+        assert_eq!(
+            statements::fill("a {x} b {y} {z}", &[("x", "1"), ("y", "{x}")]),
+            "a 1 b {x} {z}"
+        );
     }
 
     #[test]

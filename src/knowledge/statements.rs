@@ -74,6 +74,89 @@ statements! {
     QuinineFdaShort => "quinine-fda-short",
     QuinineNextStepOrdered => "quinine-next-step-ordered",
     QuinineNextStepTaking => "quinine-next-step-taking",
+    // Every other sentence a card prints (issue 22): summaries, labels,
+    // the draft orders' wording, the unchecked-key lines.
+    QuinineSummaryOrdered => "quinine-summary-ordered",
+    QuinineSummaryTaking => "quinine-summary-taking",
+    QuinineOrderedLine => "quinine-ordered-line",
+    QuinineTakingLine => "quinine-taking-line",
+    QuinineRemoveOrder => "quinine-remove-order",
+    QuinineRemoveDraft => "quinine-remove-draft",
+    QuinineOverrideMalaria => "quinine-override-malaria",
+    QuinineOverrideInformed => "quinine-override-informed",
+    CulpritsSummary => "culprits-summary",
+    CulpritsSummaryDraft => "culprits-summary-draft",
+    CulpritsSummaryOutdated => "culprits-summary-outdated",
+    CulpritsSummaryConflicting => "culprits-summary-conflicting",
+    DvtPointsKnown => "dvt-points-known",
+    DvtLabelPregnancy => "dvt-label-pregnancy",
+    DvtLabelPostpartum => "dvt-label-postpartum",
+    DvtNoOrders => "dvt-no-orders",
+    OrderCreate => "order-create",
+    Unchecked => "unchecked",
+    UncheckedMedicationStatements => "unchecked-medication-statements",
+    UncheckedWorkUp => "unchecked-work-up",
+}
+
+impl Say {
+    /// The {placeholders} the renderer fills in this statement's text: a
+    /// template must use exactly these (start-up checks it), any other
+    /// statement none.
+    pub fn placeholders(self) -> &'static [&'static str] {
+        match self {
+            Say::NextStep => &["step"],
+            Say::AndMore => &["count", "names"],
+            Say::RiskFactorsSummary => &["findings"],
+            Say::CulpritsSummary | Say::CulpritsSummaryDraft => &["names"],
+            Say::QuinineOrderedLine | Say::QuinineTakingLine => &["medicines"],
+            Say::QuinineRemoveDraft => &["reference"],
+            Say::DvtPointsKnown => &["points"],
+            Say::OrderCreate => &["order"],
+            Say::Unchecked => &["key", "what"],
+            _ => &[],
+        }
+    }
+
+    /// Summaries cut to length list their names last: the placeholder
+    /// must end the text.
+    pub fn lists_last(self) -> bool {
+        matches!(
+            self,
+            Say::RiskFactorsSummary | Say::CulpritsSummary | Say::CulpritsSummaryDraft
+        )
+    }
+}
+
+/// The {names} in a text, in order.
+pub fn placeholders_in(text: &str) -> impl Iterator<Item = &str> {
+    text.split('{')
+        .skip(1)
+        .map(|after| after.split_once('}').map_or(after, |(name, _)| name))
+}
+
+/// A template with its placeholders filled, in one pass.
+pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after
+            .split_once('}')
+            .and_then(|(name, tail)| values.iter().find(|(k, _)| *k == name).map(|v| (v.1, tail)))
+        {
+            Some((value, tail)) => {
+                out.push_str(value);
+                rest = tail;
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// One entry of statements.json.
@@ -86,7 +169,7 @@ pub struct Statement {
     /// Plain text (Markdown-safe: written by us, not by a record).
     pub text: String,
     #[serde(default)]
-    pub sources: Vec<String>,
+    pub sources: Vec<super::SourceId>,
     /// A service decision: no source says it; docs/clinical-rules.md lists it.
     #[serde(default)]
     pub decision: bool,

@@ -7,6 +7,7 @@ use foldhash::HashMap;
 use serde::Deserialize;
 
 use super::codes::CodeSystem;
+use super::KnowledgeError;
 use crate::fhir::model::{CodeableConcept, Coding};
 
 const SOURCE_EXTENSION: &str = "https://cramp-cds.example.org/fhir/StructureDefinition/source";
@@ -123,7 +124,7 @@ struct Filter {
 impl ValueSets {
     pub fn from_documents<'a>(
         documents: impl Iterator<Item = (&'a str, &'a str)>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, KnowledgeError> {
         let mut sets = Self {
             meta: Vec::new(),
             by_name: HashMap::default(),
@@ -135,28 +136,35 @@ impl ValueSets {
         let mut documents: Vec<_> = documents.collect();
         documents.sort_by_key(|(path, _)| *path);
         for (path, text) in documents {
-            let document: ValueSetDocument =
-                serde_json::from_str(text).map_err(|e| format!("{path}: {e}"))?;
+            let document: ValueSetDocument = serde_json::from_str(text)
+                .map_err(|e| KnowledgeError::invalid(path, e.to_string()))?;
             sets.add(path, document)?;
         }
         Ok(sets)
     }
 
-    fn add(&mut self, path: &str, document: ValueSetDocument) -> Result<(), String> {
+    fn add(&mut self, path: &str, document: ValueSetDocument) -> Result<(), KnowledgeError> {
         if document.resource_type != "ValueSet" {
-            return Err(format!("{path}: resourceType must be ValueSet"));
+            return Err(KnowledgeError::invalid(
+                path,
+                "resourceType must be ValueSet",
+            ));
         }
         if self.meta.len() >= 128 {
-            return Err(format!("{path}: more than 128 value sets"));
+            return Err(KnowledgeError::invalid(path, "more than 128 value sets"));
         }
         if self.by_name.contains_key(&document.id) {
-            return Err(format!("{path}: duplicate value set id '{}'", document.id));
+            return Err(KnowledgeError::invalid(
+                path,
+                format!("duplicate value set id '{}'", document.id),
+            ));
         }
         let id = ValueSetId(self.meta.len() as u8);
         let bit = Memberships(1u128 << id.0);
         for include in &document.compose.include {
-            let system = CodeSystem::from_uri(&include.system)
-                .ok_or_else(|| format!("{path}: unknown code system '{}'", include.system))?;
+            let system = CodeSystem::from_uri(&include.system).ok_or_else(|| {
+                KnowledgeError::invalid(path, format!("unknown code system '{}'", include.system))
+            })?;
             let source = include
                 .extension
                 .iter()
@@ -164,7 +172,10 @@ impl ValueSets {
                 .and_then(|e| e.value_string.clone())
                 .filter(|s| !s.trim().is_empty())
                 .ok_or_else(|| {
-                    format!("{path}: an include of {} cites no source", include.system)
+                    KnowledgeError::invalid(
+                        path,
+                        format!("an include of {} cites no source", include.system),
+                    )
                 })?;
             for concept in &include.concept {
                 *self
@@ -183,10 +194,19 @@ impl ValueSets {
             }
             match include.filter.as_slice() {
                 [] => {}
-                [filter] if filter.property == "concept" && filter.op == "is-a" && system.supports_prefix() => {
+                [filter]
+                    if filter.property == "concept"
+                        && filter.op == "is-a"
+                        && system.supports_prefix() =>
+                {
                     let prefix = system.normalize(&filter.value).into_owned();
                     self.longest_prefix = self.longest_prefix.max(prefix.len());
-                    *self.prefixes.entry(system).or_default().entry(prefix).or_default() |= bit;
+                    *self
+                        .prefixes
+                        .entry(system)
+                        .or_default()
+                        .entry(prefix)
+                        .or_default() |= bit;
                     self.entries.push(ValueSetEntry {
                         value_set: document.id.clone(),
                         system,
@@ -195,11 +215,10 @@ impl ValueSets {
                         source: source.clone(),
                     });
                 }
-                _ => {
-                    return Err(format!(
-                        "{path}: only one 'concept is-a' filter per include, on ICD-10-CM or ATC, is supported"
-                    ))
-                }
+                _ => return Err(KnowledgeError::invalid(
+                    path,
+                    "only one 'concept is-a' filter per include, on ICD-10-CM or ATC, is supported",
+                )),
             }
         }
         let focus = document
@@ -222,11 +241,10 @@ impl ValueSets {
         Ok(())
     }
 
-    pub fn id(&self, name: &str) -> Result<ValueSetId, String> {
-        self.by_name
-            .get(name)
-            .copied()
-            .ok_or_else(|| format!("knowledge: value set '{name}' is missing"))
+    pub fn id(&self, name: &str) -> Result<ValueSetId, KnowledgeError> {
+        self.by_name.get(name).copied().ok_or_else(|| {
+            KnowledgeError::invalid("valuesets", format!("value set '{name}' is missing"))
+        })
     }
 
     pub fn meta(&self) -> &[ValueSetMeta] {
@@ -321,6 +339,7 @@ mod tests {
             ValueSets::from_documents([("valuesets/x.json", doc)].into_iter())
                 .err()
                 .unwrap()
+                .to_string()
                 .contains("cites no source")
         );
     }

@@ -130,7 +130,7 @@ pub struct CardFindings {
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct FindingSummary {
-    pub code: String,
+    pub code: crate::knowledge::FindingCode,
     pub category: String,
     pub display: String,
     pub evidence: Vec<String>,

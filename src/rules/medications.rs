@@ -6,6 +6,7 @@ use foldhash::HashMap;
 use super::*;
 use crate::fhir::model::DateSpan;
 use crate::knowledge::drugs::Strength;
+use crate::knowledge::FindingCode;
 use crate::record::MedicationSource;
 
 /// §3 r2: a medicine ordered, asserted or started within 13 months is current.
@@ -111,7 +112,7 @@ impl Rules {
         // (class, reference, medicine) of each outdated order, and the
         // newest date per class and medicine: a drug re-ordered every year
         // since 1977 is "ordered 2002", not twenty-four notes.
-        let mut outdated: Vec<(&str, &str, &str)> = Vec::new();
+        let mut outdated: Vec<(&FindingCode, &str, &str)> = Vec::new();
         let mut newest: HashMap<(&str, &str), (i32, &'static str)> = HashMap::default();
         for medicine in medicines {
             let classes = self.kb.drugs.classify(&medicine.concepts, &medicine.routes);
@@ -134,7 +135,9 @@ impl Rules {
                     }
                     (Category::Medication, Currency::PossiblyOutdated { what, year }) => {
                         outdated.push((&class.code, &medicine.reference, label));
-                        let entry = newest.entry((&class.code, label)).or_insert((year, what));
+                        let entry = newest
+                            .entry((class.code.as_str(), label))
+                            .or_insert((year, what));
                         if year > entry.0 {
                             *entry = (year, what);
                         }
@@ -155,7 +158,7 @@ impl Rules {
             }
         }
         for (code, reference, label) in outdated {
-            let (year, what) = newest[&(code, label)];
+            let (year, what) = newest[&(code.as_str(), label)];
             let note =
                 format!("{label}: possibly outdated ({what} {year}): check it is still taken");
             found.outdated.add(code, reference, note);

@@ -20,7 +20,9 @@ use foldhash::HashSet;
 
 use crate::fhir::model::{CodeableConcept, Condition};
 use crate::fhir::time::age_in_years;
-use crate::knowledge::{Category, KnowledgeBase, Memberships, ValueSetId};
+use crate::knowledge::{
+    Category, FindingCode, KnowledgeBase, KnowledgeError, Memberships, ValueSetId,
+};
 use crate::protocol::Hook;
 use crate::record::{MedicationUse, PatientRecord};
 use clinical::{
@@ -31,6 +33,43 @@ use clinical::{
 use labs::LowBecause;
 
 pub use dvt::{DvtAssessment, DvtNextStep, CHART_WELLS_ITEMS};
+
+/// Every finding code the rules name themselves (the others come from the
+/// knowledge: drug classes, labs). Rules::new refuses knowledge that lacks
+/// one, and a debug assertion refuses a rule that reports a code not listed
+/// here, so a typo fails the tests instead of printing a raw code.
+pub const RULE_FINDINGS: &[&str] = &[
+    "active-cancer",
+    "active-dvt",
+    "anticoagulated",
+    "bakers-cyst",
+    "cirrhosis",
+    "d-dimer-positive",
+    "dehydration",
+    "diabetes",
+    "dialysis",
+    "hypocalcemia",
+    "hypokalemia",
+    "hypomagnesemia",
+    "hyponatremia",
+    "hypothyroidism",
+    "immobilization",
+    "kidney-disease",
+    "leg-cramps",
+    "leg-injury",
+    "leg-pain",
+    "leg-swelling",
+    "muscle-disease",
+    "neuropathy",
+    "older-age",
+    "peripheral-artery-disease",
+    "postpartum",
+    "pregnancy",
+    "previous-dvt",
+    "quinine",
+    "recent-surgery",
+    "varicose-veins",
+];
 
 /// Windows of clinical-rules.md, in days.
 const CRAMP_RECORDED_WINDOW: i64 = 365;
@@ -68,7 +107,7 @@ pub struct HookInput<'a> {
 /// short, dated note per piece of evidence for the card text.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Finding {
-    pub code: String,
+    pub code: FindingCode,
     pub evidence: Vec<String>,
     pub notes: Vec<String>,
     /// The measured value the card's summary quotes ("3.1 mmol/L" for a low
@@ -79,9 +118,9 @@ pub struct Finding {
 }
 
 impl Finding {
-    fn new(code: &str) -> Self {
+    fn new(code: FindingCode) -> Self {
         Self {
-            code: code.to_owned(),
+            code,
             evidence: Vec::new(),
             notes: Vec::new(),
             value: None,
@@ -125,23 +164,36 @@ pub struct Findings {
 }
 
 impl Findings {
-    fn add(&mut self, code: &str, reference: &str, note: String) {
+    fn add(&mut self, code: impl Into<FindingCode>, reference: &str, note: String) {
         self.add_ranked(code, reference, note, 0, None);
     }
 
     /// Evidence with the date it speaks for, so that cards show the newest first.
-    fn add_dated(&mut self, code: &str, reference: &str, note: String, at: Option<DateTime<Utc>>) {
+    fn add_dated(
+        &mut self,
+        code: impl Into<FindingCode>,
+        reference: &str,
+        note: String,
+        at: Option<DateTime<Utc>>,
+    ) {
         self.add_ranked(code, reference, note, 0, at);
     }
 
+    /// `code`: a constant of the rules (no allocation) or a code the
+    /// knowledge defines (shared, not copied).
     fn add_ranked(
         &mut self,
-        code: &str,
+        code: impl Into<FindingCode>,
         reference: &str,
         note: String,
         rank: u8,
         at: Option<DateTime<Utc>>,
     ) {
+        let code = code.into();
+        debug_assert!(
+            !code.is_static() || RULE_FINDINGS.contains(&code.as_str()),
+            "the rules report '{code}', which RULE_FINDINGS does not list"
+        );
         let at_position = match self.list.iter().position(|f| f.code == code) {
             Some(position) => position,
             None => {
@@ -192,7 +244,7 @@ impl Findings {
                 .zip(&finding.notes)
                 .zip(&finding.ranks)
             {
-                self.add_ranked(&finding.code, reference, note.clone(), *rank, *at);
+                self.add_ranked(finding.code.clone(), reference, note.clone(), *rank, *at);
             }
             if let Some(value) = &finding.value {
                 self.set_value(&finding.code, value.clone());
@@ -311,7 +363,7 @@ struct Classified {
 
 impl Rules {
     /// Binds the rules to a knowledge base; fails if anything they need is missing.
-    pub fn new(kb: Arc<KnowledgeBase>, settings: RuleSettings) -> Result<Self, String> {
+    pub fn new(kb: Arc<KnowledgeBase>, settings: RuleSettings) -> Result<Self, KnowledgeError> {
         let vs = |name: &str| kb.value_sets.id(name);
         let sets = ValueSetIds {
             leg_cramps: vs("leg-cramps")?,
@@ -328,13 +380,13 @@ impl Rules {
             condition_risks: CONDITION_RISK_FACTORS
                 .iter()
                 .map(|(finding, set)| Ok((*finding, vs(set)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, KnowledgeError>>()?,
             labs: kb
                 .labs
                 .iter()
                 .enumerate()
                 .map(|(i, lab)| Ok((i, vs(&lab.value_set)?, vs(&lab.condition_value_set)?)))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, KnowledgeError>>()?,
             leg_swelling: vs("leg-swelling")?,
             leg_pain: vs("leg-pain")?,
             active_dvt: vs("active-dvt")?,
@@ -354,13 +406,26 @@ impl Rules {
         let class = |code: &str| {
             kb.drugs
                 .position(code)
-                .ok_or_else(|| format!("knowledge: drug class '{code}' is missing"))
+                .ok_or_else(|| KnowledgeError::UnknownText {
+                    file: "drug-classes.json".into(),
+                    owner: "the rules".into(),
+                    kind: "drug class",
+                    key: code.into(),
+                })
         };
         let quinine = class("quinine")?;
         let anticoagulant = class("anticoagulated")?;
-        for (finding, _) in CONDITION_RISK_FACTORS {
+        for finding in CONDITION_RISK_FACTORS
+            .iter()
+            .map(|(finding, _)| finding)
+            .chain(RULE_FINDINGS)
+        {
             kb.finding(finding)
-                .ok_or_else(|| format!("knowledge: finding '{finding}' is missing"))?;
+                .ok_or_else(|| KnowledgeError::UnknownFinding {
+                    file: "findings.json".into(),
+                    owner: "the rules".into(),
+                    id: (*finding).into(),
+                })?;
         }
         Ok(Self {
             kb,

@@ -224,13 +224,18 @@ impl Rules {
             let code = c.code.as_ref().expect("classified");
             let documented = condition_date(c);
             let latest = clinical::condition_date_latest(c);
-            let risks = self.sets.condition_risks.iter().map(|(f, vs)| (*f, *vs));
+            let risks = self
+                .sets
+                .condition_risks
+                .iter()
+                .map(|(f, vs)| (FindingCode::from_static(f), *vs));
             let low_electrolytes = self
                 .sets
                 .labs
                 .iter()
-                .map(|(lab, _, vs)| (self.kb.labs[*lab].finding.as_str(), *vs));
-            for (finding, set) in risks.chain(low_electrolytes) {
+                .map(|(lab, _, vs)| (self.kb.labs[*lab].finding.clone(), *vs));
+            for (code_of_finding, set) in risks.chain(low_electrolytes) {
+                let finding = code_of_finding.as_str();
                 if !memberships.contains(set) {
                     continue;
                 }
@@ -248,7 +253,7 @@ impl Rules {
                     continue;
                 }
                 found.add_ranked(
-                    finding,
+                    code_of_finding.clone(),
                     &condition.reference,
                     condition_note(code, c),
                     evidence_rank(finding, code),

@@ -28,6 +28,8 @@ use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, watch};
 use uuid::Uuid;
 
+use crate::knowledge::FindingCode;
+
 pub use summary::{CountRow, OverrideCount, Summary};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -52,7 +54,7 @@ pub struct IssuedCard {
     pub service_id: String,
     pub hook_instance: String,
     pub card_type: String,
-    pub finding_codes: Vec<String>,
+    pub finding_codes: Vec<FindingCode>,
     pub suggestion_uuids: Vec<Uuid>,
     pub patient_id: Option<String>,
     pub issued_at: DateTime<Utc>,
@@ -495,7 +497,7 @@ async fn insert_cards(shared: &Shared, cards: &[IssuedCard]) -> Result<(), Store
             &card.service_id,
             hour,
             &card.card_type,
-            card.finding_codes.iter().map(String::as_str),
+            card.finding_codes.iter().map(FindingCode::as_str),
             issued,
         );
     }
@@ -518,7 +520,13 @@ fn bind_card<'q>(
                 .collect::<String>(),
         )
         .bind(card.card_type.clone())
-        .bind(card.finding_codes.join(" "))
+        .bind(
+            card.finding_codes
+                .iter()
+                .map(FindingCode::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
+        )
         .bind(
             card.suggestion_uuids
                 .iter()

@@ -18,6 +18,7 @@ mod guidance;
 mod helpers;
 mod hooks;
 mod hostile;
+mod knowledge;
 mod limits;
 mod medications;
 mod merges;

@@ -251,7 +251,7 @@ fn findings(
             c.extension.cramp_cds.findings.iter().map(|f| {
                 (
                     c.source.topic.code.clone(),
-                    f.code.clone(),
+                    f.code.to_string(),
                     f.evidence.clone(),
                 )
             })

@@ -210,7 +210,7 @@ fn findings_with_evidence(response: &CdsResponse) -> Vec<(String, String, Vec<St
             c.extension.cramp_cds.findings.iter().map(|f| {
                 (
                     c.source.topic.code.clone(),
-                    f.code.clone(),
+                    f.code.to_string(),
                     f.evidence.clone(),
                 )
             })

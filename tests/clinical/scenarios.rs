@@ -142,7 +142,7 @@ fn differences(expect: &Expectations, response: &CdsResponse) -> Vec<String> {
                     .cramp_cds
                     .findings
                     .iter()
-                    .map(|f| f.code.clone())
+                    .map(|f| f.code.to_string())
                     .collect()
             })
             .unwrap_or_default();
@@ -317,7 +317,7 @@ fn scenarios_cover_every_finding_both_ways() -> Result<(), String> {
     let kb = engine().knowledge();
     let reportable = kb
         .findings()
-        .map(|f| f.code.clone())
+        .map(|f| f.code.to_string())
         .filter(|c| c != "bakers-cyst" && c != "leg-injury");
     let missing: Vec<String> = reportable
         .filter(|code| !positive.contains(code) || !negative.contains(code))
