@@ -10,18 +10,26 @@ pub enum Unit {
 
 impl Unit {
     /// UCUM codes and the usual human spellings, case and spaces ignored.
+    /// Read for every lab result judged, so it compares in place rather
+    /// than building a lower-case copy.
     pub fn parse(text: &str) -> Option<Self> {
-        let compact: String = text
-            .chars()
-            .filter(|c| !c.is_whitespace())
-            .collect::<String>()
-            .to_ascii_lowercase();
-        match compact.as_str() {
-            "mmol/l" => Some(Unit::MmolPerL),
-            "meq/l" | "meq/l{}" => Some(Unit::MeqPerL),
-            "mg/dl" => Some(Unit::MgPerDl),
-            _ => None,
-        }
+        const SPELLINGS: [(&str, Unit); 4] = [
+            ("mmol/l", Unit::MmolPerL),
+            ("meq/l", Unit::MeqPerL),
+            ("meq/l{}", Unit::MeqPerL),
+            ("mg/dl", Unit::MgPerDl),
+        ];
+        SPELLINGS
+            .iter()
+            .find(|(spelling, _)| {
+                let mut written = text.chars().filter(|c| !c.is_whitespace());
+                spelling.chars().all(|expected| {
+                    written
+                        .next()
+                        .is_some_and(|c| c.to_ascii_lowercase() == expected)
+                }) && written.next().is_none()
+            })
+            .map(|(_, unit)| *unit)
     }
 
     /// How a value in this unit is written on a card.
@@ -55,4 +63,26 @@ impl Unit {
 pub fn in_last_places(value: f64, decimals: u32) -> i64 {
     let scaled = value * 10f64.powi(decimals as i32);
     (scaled + 0.5 + 1e-9).floor() as i64
+}
+
+#[cfg(test)]
+mod parse_tests {
+    use super::Unit;
+
+    #[test]
+    fn units_are_read_whatever_their_case_and_spaces() {
+        for (text, unit) in [
+            ("mmol/L", Unit::MmolPerL),
+            (" MMOL / l ", Unit::MmolPerL),
+            ("mEq/L", Unit::MeqPerL),
+            ("meq/L{}", Unit::MeqPerL),
+            ("mg/dL", Unit::MgPerDl),
+            ("mg/d l", Unit::MgPerDl),
+        ] {
+            assert_eq!(Unit::parse(text), Some(unit), "{text:?}");
+        }
+        for text in ["", "mmol", "mmol/l2", "mg/dl/", "µmol/L", "g/dL", "mmol/ℓ"] {
+            assert_eq!(Unit::parse(text), None, "{text:?}");
+        }
+    }
 }
