@@ -2,6 +2,7 @@
 # Starts a throwaway PostgreSQL on 127.0.0.1 for the store tests and prints
 # the URL to export as CRAMP_CDS_TEST_POSTGRES_URL. Needs Debian's
 # `postgresql` package. Usage: tools/test-postgres.sh start|stop [DIR]
+# fsync is off (throwaway data) unless CRAMP_CDS_TEST_POSTGRES_FSYNC=on.
 set -euo pipefail
 action=${1:-start}
 dir=${2:-/tmp/cramp-cds-postgres}
@@ -24,7 +25,7 @@ start)
     fi
     port=${CRAMP_CDS_TEST_POSTGRES_PORT:-$(free_port)}
     as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off" start >/dev/null
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=${CRAMP_CDS_TEST_POSTGRES_FSYNC:-off}" start >/dev/null
     echo "postgres://postgres@127.0.0.1:$port/postgres"
     ;;
 stop)

@@ -90,7 +90,7 @@ fn comparable(body: &Value) -> Vec<Value> {
     cards
 }
 
-async fn templates(app: &TestApp) -> serde_json::Map<String, Value> {
+pub(crate) async fn templates(app: &TestApp) -> serde_json::Map<String, Value> {
     let discovery: Value = app.get("/cds-services").await.json().await.unwrap();
     discovery["services"][0]["prefetch"]
         .as_object()

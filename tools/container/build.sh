@@ -16,6 +16,7 @@
 #
 #   tools/container/build.sh   # needs: apt-get install podman buildah debootstrap runc
 #   IMAGE=cramp-cds:test tools/container/build.sh
+#   REBUILD_BASE=1 tools/container/build.sh   # make the base again
 #
 # On this machine (itself a container: cgroup v1 with a cgroup2 mount beside
 # it, and rlimits it may not raise) Debian's default runtime, crun, fails:
@@ -44,15 +45,32 @@ limits=(--ulimit nofile=1024:1024 --ulimit nproc=4096:4096)
 podman() { command podman --runtime "$RUNTIME" "$@"; }
 
 echo "== base image $BASE"
-if podman image exists "$BASE"; then
+if [ -z "${REBUILD_BASE:-}" ] && podman image exists "$BASE"; then
     echo "present: $(podman image inspect --format '{{.Id}}' "$BASE" | cut -c1-12)"
 else
     # minbase: essential packages and apt only, as Debian's slim images.
     debootstrap --variant=minbase bookworm "$work/rootfs" "$MIRROR" >"$work/debootstrap.log" 2>&1 \
         || { tail -20 "$work/debootstrap.log" >&2; exit 1; }
-    # What the slim images leave out: apt lists, caches, docs.
+    # What the slim images leave out: apt lists, caches, the downloaded
+    # .debs, docs; and their apt/dpkg settings, so that an `apt-get install`
+    # in a later layer keeps neither caches (80 MB of pkgcache.bin and
+    # srcpkgcache.bin) nor docs.
     rm -rf "$work/rootfs"/var/lib/apt/lists/* "$work/rootfs"/var/cache/apt/*.bin \
+        "$work/rootfs"/var/cache/apt/archives/*.deb \
         "$work/rootfs"/usr/share/doc/* "$work/rootfs"/usr/share/man/* "$work/rootfs"/usr/share/locale/*
+    cat >"$work/rootfs/etc/apt/apt.conf.d/docker-clean" <<'APT'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+APT
+    cat >"$work/rootfs/etc/dpkg/dpkg.cfg.d/docker-nodoc" <<'DPKG'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/man/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/locale/*
+DPKG
     tar -C "$work/rootfs" -c . | podman import --change 'CMD ["bash"]' - "$BASE" >/dev/null
     echo "imported $BASE from debootstrap (minbase, bookworm)"
 fi
@@ -78,9 +96,10 @@ echo "user: $(podman image inspect --format '{{.Config.User}}' "$IMAGE")"
 echo "== run: non-root, read-only root filesystem, loopback"
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # Host networking keeps all traffic on this machine's loopback; the store is
-# SQLite on a tmpfs owned by the service's user (the root fs is read-only).
+# SQLite on a tmpfs chowned to the service's user (U; the root fs is
+# read-only).
 container=$(podman run -d "${limits[@]}" --read-only --network host --cap-drop ALL --security-opt no-new-privileges \
-    --tmpfs /var/lib/cramp-cds:rw,size=64m,mode=0700,uid=10001,gid=10001 \
+    --tmpfs /var/lib/cramp-cds:rw,size=64m,mode=0700,U \
     -e CRAMP_CDS_HOST=127.0.0.1 -e CRAMP_CDS_PORT="$port" -e CRAMP_CDS_PUBLIC_BASE_URL="http://127.0.0.1:$port" \
     "$IMAGE")
 for _ in $(seq 1 100); do
