@@ -9,6 +9,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
+use crate::cards::CardRecord;
 use crate::engine::{split_drafts, Engine, Evaluation};
 use crate::fhir::outcome::Issue;
 use crate::prefetch::fetch::Fetched;
@@ -107,6 +108,8 @@ pub enum Step {
 /// An answer and what the caller records of it.
 pub struct Answer {
     pub response: CdsResponse,
+    /// The store's record of each card, made with it from the assessment.
+    pub records: Vec<CardRecord>,
     /// For the access-log line.
     pub note: String,
     pub hook_instance: String,
@@ -295,7 +298,7 @@ pub fn hook_call(
             record.stats.other_types,
             record.stats.other_patient
         );
-        let response = p.engine.run(&Evaluation {
+        let (response, records) = p.engine.run(&Evaluation {
             hook: service.hook,
             record: &record,
             draft_orders: &drafts,
@@ -306,6 +309,7 @@ pub fn hook_call(
         });
         Ok(Step::Answered(Answer {
             response,
+            records,
             note,
             hook_instance: hook_request.hook_instance,
             patient_id: hook_request.context.patient_id,
@@ -455,7 +459,7 @@ fn answer_for(
         record.stats.malformed,
         record.stats.other_patient
     );
-    let response = engine.run(&Evaluation {
+    let (response, records) = engine.run(&Evaluation {
         hook: chart.hook,
         record: &record,
         draft_orders: &drafts,
@@ -466,6 +470,7 @@ fn answer_for(
     });
     Answer {
         response,
+        records,
         note,
         hook_instance,
         patient_id,
@@ -495,22 +500,74 @@ pub fn issued_cards(
     issued_at: DateTime<Utc>,
 ) -> Vec<IssuedCard> {
     answer
-        .response
-        .cards
+        .records
         .iter()
-        .map(|card| {
-            metrics::counter!("cds_cards_total", "service" => service_id.to_owned(), "card_type" => card.source.topic.code.clone())
+        .map(|record| {
+            let card_type = record.topic.code();
+            metrics::counter!("cds_cards_total", "service" => service_id.to_owned(), "card_type" => card_type)
                 .increment(1);
             IssuedCard {
-                uuid: card.uuid,
+                uuid: record.uuid,
                 service_id: service_id.to_owned(),
                 hook_instance: answer.hook_instance.clone(),
-                card_type: card.source.topic.code.clone(),
-                finding_codes: card.extension.cramp_cds.findings.iter().map(|f| f.code.clone()).collect(),
-                suggestion_uuids: card.suggestions.iter().map(|s| s.uuid).collect(),
+                card_type: card_type.to_owned(),
+                finding_codes: record.findings.clone(),
+                suggestion_uuids: record.suggestions.clone(),
                 patient_id: patient_id.map(str::to_owned),
                 issued_at,
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::knowledge::KnowledgeBase;
+    use crate::rules::RuleSettings;
+
+    /// The store's records come from the assessment, yet say what the
+    /// cards show: same ids, topics, findings (in order) and suggestions.
+    #[test]
+    fn the_records_match_the_cards_they_were_made_with() {
+        let kb = Arc::new(KnowledgeBase::embedded().unwrap());
+        let engine = Engine::new(kb, RuleSettings::default()).unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("cds-hooks/examples");
+        let mut cards = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if !name.ends_with(".json") || name == "index.json" {
+                continue;
+            }
+            let bundle = std::fs::read(&path).unwrap();
+            for hook in Hook::ALL {
+                let answer = analyze_bundle(&engine, usize::MAX, hook, &bundle, Utc::now())
+                    .unwrap_or_else(|e| panic!("{name}: {e}"));
+                let records = issued_cards("s", &answer, None, Utc::now());
+                assert_eq!(records.len(), answer.response.cards.len(), "{name}");
+                for (record, card) in records.iter().zip(&answer.response.cards) {
+                    let codes: Vec<&str> = card
+                        .extension
+                        .cramp_cds
+                        .findings
+                        .iter()
+                        .map(|f| f.code.as_str())
+                        .collect();
+                    let recorded: Vec<&str> =
+                        record.finding_codes.iter().map(|c| c.as_str()).collect();
+                    assert_eq!(record.uuid, card.uuid, "{name}");
+                    assert_eq!(record.card_type, card.source.topic.code, "{name}");
+                    assert_eq!(recorded, codes, "{name} {}", record.card_type);
+                    let suggestions: Vec<uuid::Uuid> =
+                        card.suggestions.iter().map(|s| s.uuid).collect();
+                    assert_eq!(record.suggestion_uuids, suggestions, "{name}");
+                    cards += 1;
+                }
+            }
+        }
+        assert!(cards >= 8, "only {cards} cards: the examples changed?");
+    }
 }

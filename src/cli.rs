@@ -8,17 +8,45 @@ use crate::application;
 use crate::cards::links::RenderSettings;
 use crate::config::{EvaluateArgs, OutputFormat};
 use crate::protocol::response::{CdsResponse, Indicator};
-use crate::startup::build_engine;
+use crate::startup::{build_engine, StartupError};
 
-pub fn evaluate(args: &EvaluateArgs) -> Result<String, String> {
+/// Why `cramp-cds evaluate` printed no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum EvaluateError {
+    #[error("{}: {error}", path.display())]
+    Read {
+        path: std::path::PathBuf,
+        #[source]
+        error: std::io::Error,
+    },
+    #[error(transparent)]
+    Engine(#[from] StartupError),
+    /// The Bundle is not one the engine can read (the refusal says why).
+    #[error("{}: {refusal}", path.display())]
+    Refused {
+        path: std::path::PathBuf,
+        refusal: String,
+    },
+    #[error("the answer: {0}")]
+    Serialise(#[from] serde_json::Error),
+}
+
+pub fn evaluate(args: &EvaluateArgs) -> Result<String, EvaluateError> {
+    let read_error = |error| EvaluateError::Read {
+        path: args.file.clone(),
+        error,
+    };
     let text = if args.file.as_os_str() == "-" {
         let mut text = String::new();
         std::io::stdin()
             .read_to_string(&mut text)
-            .map_err(|e| format!("stdin: {e}"))?;
+            .map_err(|error| EvaluateError::Read {
+                path: "stdin".into(),
+                error,
+            })?;
         text
     } else {
-        std::fs::read_to_string(&args.file).map_err(|e| format!("{}: {e}", args.file.display()))?
+        std::fs::read_to_string(&args.file).map_err(read_error)?
     };
     let render = args
         .public_base_url
@@ -29,7 +57,7 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<String, String> {
             public_base_url: u.to_owned(),
         })
         .unwrap_or_default();
-    let engine = build_engine(&args.engine, &render).map_err(|e| e.to_string())?;
+    let engine = build_engine(&args.engine, &render)?;
     // A file the user chose: no entry limit.
     let answer = application::analyze_bundle(
         &engine,
@@ -38,10 +66,13 @@ pub fn evaluate(args: &EvaluateArgs) -> Result<String, String> {
         text.as_bytes(),
         args.at.unwrap_or_else(Utc::now),
     )
-    .map_err(|refusal| format!("{}: {refusal}", args.file.display()))?;
+    .map_err(|refusal| EvaluateError::Refused {
+        path: args.file.clone(),
+        refusal: refusal.to_string(),
+    })?;
     let response = answer.response;
     Ok(match args.format {
-        OutputFormat::Json => serde_json::to_string_pretty(&response).map_err(|e| e.to_string())?,
+        OutputFormat::Json => serde_json::to_string_pretty(&response)?,
         OutputFormat::Text => as_text(&response),
     })
 }

@@ -221,10 +221,11 @@ pub enum OutputFormat {
     Text,
 }
 
-fn parse_hook(text: &str) -> Result<Hook, String> {
+fn parse_hook(text: &str) -> Result<Hook, crate::protocol::UnknownHook> {
     text.parse()
 }
 
+// A clap value parser: clap prints the message after the flag's name.
 fn parse_instant(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&chrono::Utc))

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::cards::links::{BaseUrlError, CardLinks, RenderSettings};
-use crate::cards::CardRenderer;
+use crate::cards::{CardRecord, CardRenderer};
 use crate::knowledge::{KnowledgeBase, KnowledgeError};
 use crate::protocol::response::{CdsResponse, IncompleteKey, ResponseExtension, ResponseNotes};
 use crate::protocol::Hook;
@@ -62,7 +62,8 @@ impl Engine {
         self.rules.evaluate(evaluation)
     }
 
-    pub fn run(&self, evaluation: &Evaluation) -> CdsResponse {
+    /// The answer, and the store's record of each of its cards.
+    pub fn run(&self, evaluation: &Evaluation) -> (CdsResponse, Vec<CardRecord>) {
         let assessment = self.assess(evaluation);
         let incomplete: Vec<IncompleteKey> = evaluation
             .record
@@ -76,9 +77,9 @@ impl Engine {
         let extension = (!incomplete.is_empty()).then_some(ResponseExtension {
             cramp_cds: ResponseNotes { incomplete },
         });
-        let mut cards = self.renderer.render(&assessment);
+        let (mut cards, records) = self.renderer.render_recorded(&assessment);
         self.links.attach(&mut cards);
-        CdsResponse { cards, extension }
+        (CdsResponse { cards, extension }, records)
     }
 }
 

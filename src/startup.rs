@@ -96,12 +96,12 @@ pub enum StartupError {
     NothingTrusted(#[from] crate::prefetch::trust::NothingTrusted),
     #[error(transparent)]
     Issuers(#[from] crate::auth::issuers::IssuersError),
-    #[error("FHIR client: {0}")]
-    FhirClient(String),
+    #[error("FHIR client: HTTP client: {0}")]
+    FhirClient(#[source] reqwest::Error),
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
     #[error("store: {0}")]
-    Store(String),
+    Store(#[from] crate::store::OpenError),
     #[error(transparent)]
     Schemas(#[from] crate::validation::SchemaError),
 }
@@ -162,8 +162,7 @@ impl Application {
             &settings.database_url,
             settings.patient_hash_key.clone(),
             settings.limits.retention_days,
-        )
-        .map_err(StartupError::Store)?;
+        )?;
         if !store.wait_until_ready(STORE_STARTUP_WAIT).await {
             log::error!("store ({}) not reachable within {STORE_STARTUP_WAIT:?}: serving without it until it is", store.description());
         }

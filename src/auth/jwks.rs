@@ -12,6 +12,48 @@ const REFRESH_AT_MOST_EVERY: Duration = Duration::from_secs(60);
 const KEEP_FOR: Duration = Duration::from_secs(3600);
 const MAX_JWKS_BYTES: usize = 256 * 1024;
 
+/// Why no key was found for a token's kid.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("unknown kid '{0}' (key set refreshed less than a minute ago)")]
+    UnknownKidRecentlyRefreshed(String),
+    #[error("unknown kid '{0}'")]
+    UnknownKid(String),
+    #[error("key set {url} unreachable: {error}")]
+    Unreachable {
+        url: String,
+        #[source]
+        error: reqwest::Error,
+    },
+    #[error("key set {url} answered {status}")]
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    #[error("key set {0} is too large")]
+    TooLarge(String),
+    #[error("key set {url}: {error}")]
+    Body {
+        url: String,
+        #[source]
+        error: reqwest::Error,
+    },
+    #[error("key set {url} is not a JWKS: {error}")]
+    NotJwks {
+        url: String,
+        #[source]
+        error: serde_json::Error,
+    },
+    #[error("kid '{kid}' is not pinned and jku {jku} is not allowed for issuer {issuer}")]
+    JkuNotAllowed {
+        kid: String,
+        jku: String,
+        issuer: String,
+    },
+    #[error("unknown kid '{kid}' for issuer {issuer}")]
+    UnknownKidForIssuer { kid: String, issuer: String },
+}
+
 struct Cached {
     set: JwkSet,
     fetched_at: Instant,
@@ -31,7 +73,7 @@ impl JwksCache {
     }
 
     /// The key `kid` at `url`, refreshing the set when the kid is unknown.
-    pub async fn key(&self, url: &str, kid: &str) -> Result<Jwk, String> {
+    pub async fn key(&self, url: &str, kid: &str) -> Result<Jwk, KeyError> {
         {
             let entries = self.entries.lock().await;
             if let Some(cached) = entries.get(url) {
@@ -40,9 +82,7 @@ impl JwksCache {
                     return Ok(jwk.clone());
                 }
                 if cached.fetched_at.elapsed() < REFRESH_AT_MOST_EVERY {
-                    return Err(format!(
-                        "unknown kid '{kid}' (key set refreshed less than a minute ago)"
-                    ));
+                    return Err(KeyError::UnknownKidRecentlyRefreshed(kid.to_owned()));
                 }
             }
         }
@@ -55,33 +95,42 @@ impl JwksCache {
                 fetched_at: Instant::now(),
             },
         );
-        jwk.ok_or_else(|| format!("unknown kid '{kid}'"))
+        jwk.ok_or_else(|| KeyError::UnknownKid(kid.to_owned()))
     }
 
-    async fn fetch(&self, url: &str) -> Result<JwkSet, String> {
+    async fn fetch(&self, url: &str) -> Result<JwkSet, KeyError> {
         let response = self
             .client
             .get(url)
             .timeout(Duration::from_secs(5))
             .send()
             .await
-            .map_err(|e| format!("key set {url} unreachable: {}", e.without_url()))?;
+            .map_err(|e| KeyError::Unreachable {
+                url: url.to_owned(),
+                error: e.without_url(),
+            })?;
         if !response.status().is_success() {
-            return Err(format!("key set {url} answered {}", response.status()));
+            return Err(KeyError::Status {
+                url: url.to_owned(),
+                status: response.status(),
+            });
         }
         if response
             .content_length()
             .is_some_and(|l| l as usize > MAX_JWKS_BYTES)
         {
-            return Err(format!("key set {url} is too large"));
+            return Err(KeyError::TooLarge(url.to_owned()));
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| format!("key set {url}: {}", e.without_url()))?;
+        let body = response.bytes().await.map_err(|e| KeyError::Body {
+            url: url.to_owned(),
+            error: e.without_url(),
+        })?;
         if body.len() > MAX_JWKS_BYTES {
-            return Err(format!("key set {url} is too large"));
+            return Err(KeyError::TooLarge(url.to_owned()));
         }
-        serde_json::from_slice(&body).map_err(|e| format!("key set {url} is not a JWKS: {e}"))
+        serde_json::from_slice(&body).map_err(|error| KeyError::NotJwks {
+            url: url.to_owned(),
+            error,
+        })
     }
 }

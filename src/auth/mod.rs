@@ -17,7 +17,7 @@ use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
 pub use issuers::TrustedIssuer;
-use jwks::JwksCache;
+use jwks::{JwksCache, KeyError};
 pub use replay::UsedTokens;
 use replay::{token_key, ReplayGuard};
 
@@ -77,6 +77,53 @@ impl fmt::Display for AuthFailure {
     }
 }
 
+/// Why a token was refused (AuthFailure adds what was received, for the log).
+#[derive(Debug, thiserror::Error)]
+enum AuthError {
+    #[error("no Authorization header")]
+    NoAuthorization,
+    #[error("Authorization is not a Bearer token")]
+    NotBearer,
+    #[error("unreadable JWT header: {0}")]
+    UnreadableHeader(#[source] jsonwebtoken::errors::Error),
+    #[error("algorithm {0:?} is not accepted")]
+    Algorithm(Algorithm),
+    #[error("the JWT header marks extensions critical ({0}); none is understood")]
+    Critical(String),
+    #[error("the JWT header has no kid")]
+    NoKid,
+    #[error("the issuer is not trusted")]
+    UntrustedIssuer,
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("key '{kid}' is not for {alg:?}")]
+    KeyNotForAlgorithm { kid: String, alg: Algorithm },
+    #[error("key '{kid}' is unusable: {error}")]
+    UnusableKey {
+        kid: String,
+        #[source]
+        error: jsonwebtoken::errors::Error,
+    },
+    #[error("JWT rejected: {0}")]
+    Rejected(#[source] jsonwebtoken::errors::Error),
+    #[error("the JWT has no iat")]
+    NoIat,
+    #[error("the JWT was issued in the future")]
+    IssuedInTheFuture,
+    #[error("the JWT lives {lives} s (exp - iat), longer than the {allowed} s allowed")]
+    LivesTooLong { lives: u64, allowed: u64 },
+    #[error("the JWT is for another tenant")]
+    OtherTenant,
+    #[error("the JWT has no jti")]
+    NoJti,
+    #[error("the JWT's jti was already used")]
+    Replayed,
+    #[error("the JWT's jti was already used (seen by the shared store)")]
+    ReplayedElsewhere,
+    #[error("the replay store cannot be read, refusing (fail closed): {0}")]
+    ReplayStore(#[source] crate::store::StoreError),
+}
+
 /// A caller that passed every check.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -134,7 +181,10 @@ impl Authenticator {
         let result = self
             .check(authorization, audiences, used, &mut failure)
             .await;
-        result.map_err(|reason| AuthFailure { reason, ..failure })
+        result.map_err(|reason| AuthFailure {
+            reason: reason.to_string(),
+            ..failure
+        })
     }
 
     async fn check(
@@ -143,15 +193,15 @@ impl Authenticator {
         audiences: &[String],
         used: &impl UsedTokens,
         seen: &mut AuthFailure,
-    ) -> Result<Caller, String> {
+    ) -> Result<Caller, AuthError> {
         let Some(header_value) = authorization else {
-            return Err("no Authorization header".into());
+            return Err(AuthError::NoAuthorization);
         };
         let token = match header_value.split_once(' ') {
             Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-            _ => return Err("Authorization is not a Bearer token".into()),
+            _ => return Err(AuthError::NotBearer),
         };
-        let header = decode_header(token).map_err(|e| format!("unreadable JWT header: {e}"))?;
+        let header = decode_header(token).map_err(AuthError::UnreadableHeader)?;
         seen.kid = header.kid.clone();
         if let Ok(unverified) =
             jsonwebtoken::dangerous::insecure_decode_claims::<UnverifiedClaims>(token)
@@ -160,24 +210,22 @@ impl Authenticator {
             seen.aud = text_of(&unverified.aud);
         }
         if !ALLOWED_ALGORITHMS.contains(&header.alg) {
-            return Err(format!("algorithm {:?} is not accepted", header.alg));
+            return Err(AuthError::Algorithm(header.alg));
         }
         // RFC 7515 4.1.11: an extension marked critical that we do not
         // understand (we understand none) makes the token invalid.
         if let Some(crit) = &header.crit {
-            return Err(format!(
-                "the JWT header marks extensions critical ({crit:?}); none is understood"
-            ));
+            return Err(AuthError::Critical(format!("{crit:?}")));
         }
         let Some(kid) = header.kid.as_deref() else {
-            return Err("the JWT header has no kid".into());
+            return Err(AuthError::NoKid);
         };
         let Some(issuer) = seen
             .iss
             .as_deref()
             .and_then(|iss| self.issuers.iter().find(|i| i.iss == iss))
         else {
-            return Err("the issuer is not trusted".into());
+            return Err(AuthError::UntrustedIssuer);
         };
 
         let jwk = self.key_for(issuer, kid, header.jku.as_deref()).await?;
@@ -186,10 +234,15 @@ impl Authenticator {
             .key_algorithm
             .is_some_and(|alg| alg != KeyAlgorithm::from(header.alg))
         {
-            return Err(format!("key '{kid}' is not for {:?}", header.alg));
+            return Err(AuthError::KeyNotForAlgorithm {
+                kid: kid.to_owned(),
+                alg: header.alg,
+            });
         }
-        let key =
-            DecodingKey::from_jwk(&jwk).map_err(|e| format!("key '{kid}' is unusable: {e}"))?;
+        let key = DecodingKey::from_jwk(&jwk).map_err(|error| AuthError::UnusableKey {
+            kid: kid.to_owned(),
+            error,
+        })?;
 
         let mut validation = Validation::new(header.alg);
         validation.algorithms = vec![header.alg];
@@ -199,49 +252,42 @@ impl Authenticator {
         validation.set_issuer(&[&issuer.iss]);
         validation.set_audience(audiences);
         let claims = decode::<Claims>(token, &key, &validation)
-            .map_err(|e| format!("JWT rejected: {e}"))?
+            .map_err(AuthError::Rejected)?
             .claims;
 
         let now = jsonwebtoken::get_current_timestamp();
         let iat = match claims.iat {
-            None => return Err("the JWT has no iat".into()),
-            Some(iat) if iat > now + LEEWAY_SECONDS => {
-                return Err("the JWT was issued in the future".into())
-            }
+            None => return Err(AuthError::NoIat),
+            Some(iat) if iat > now + LEEWAY_SECONDS => return Err(AuthError::IssuedInTheFuture),
             Some(iat) => iat,
         };
         if claims.exp.saturating_sub(iat) > self.max_lifetime + LEEWAY_SECONDS {
-            return Err(format!(
-                "the JWT lives {} s (exp - iat), longer than the {} s allowed",
-                claims.exp.saturating_sub(iat),
-                self.max_lifetime
-            ));
+            return Err(AuthError::LivesTooLong {
+                lives: claims.exp.saturating_sub(iat),
+                allowed: self.max_lifetime,
+            });
         }
         if let Some(tenant) = &issuer.tenant {
             if claims.tenant.as_deref() != Some(tenant.as_str()) {
-                return Err("the JWT is for another tenant".into());
+                return Err(AuthError::OtherTenant);
             }
         }
         let Some(jti) = claims.jti.as_deref().filter(|j| !j.is_empty()) else {
-            return Err("the JWT has no jti".into());
+            return Err(AuthError::NoJti);
         };
         // Memory first (this replica's recent tokens, no round trip), then
         // the store every replica shares, which also outlives a restart.
         let key = token_key(&claims.iss, jti);
         let expires_at = claims.exp + LEEWAY_SECONDS;
         if !self.replay.first_use(&key, expires_at, now) {
-            return Err("the JWT's jti was already used".into());
+            return Err(AuthError::Replayed);
         }
         match used.first_use(key, expires_at).await {
             Ok(true) => {}
-            Ok(false) => {
-                return Err("the JWT's jti was already used (seen by the shared store)".into())
-            }
+            Ok(false) => return Err(AuthError::ReplayedElsewhere),
             Err(error) => {
                 seen.store_outage = true;
-                return Err(format!(
-                    "the replay store cannot be read, refusing (fail closed): {error}"
-                ));
+                return Err(AuthError::ReplayStore(error));
             }
         }
         Ok(Caller {
@@ -258,7 +304,7 @@ impl Authenticator {
         issuer: &TrustedIssuer,
         kid: &str,
         jku: Option<&str>,
-    ) -> Result<Jwk, String> {
+    ) -> Result<Jwk, KeyError> {
         if let Some(jwk) = issuer.jwks.as_ref().and_then(|set| set.find(kid)) {
             return Ok(jwk.clone());
         }
@@ -273,12 +319,17 @@ impl Authenticator {
             Some(jku) if issuer.allowed_jku.iter().any(|allowed| allowed == jku) => {
                 self.keys.key(jku, kid).await
             }
-            Some(jku) => Err(format!(
-                "kid '{kid}' is not pinned and jku {jku} is not allowed for issuer {}",
-                issuer.iss
-            )),
-            None => Err(pinned_error
-                .unwrap_or_else(|| format!("unknown kid '{kid}' for issuer {}", issuer.iss))),
+            Some(jku) => Err(KeyError::JkuNotAllowed {
+                kid: kid.to_owned(),
+                jku: jku.to_owned(),
+                issuer: issuer.iss.clone(),
+            }),
+            None => Err(
+                pinned_error.unwrap_or_else(|| KeyError::UnknownKidForIssuer {
+                    kid: kid.to_owned(),
+                    issuer: issuer.iss.clone(),
+                }),
+            ),
         }
     }
 }

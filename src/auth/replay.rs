@@ -17,7 +17,7 @@ pub trait UsedTokens: Sync {
         &self,
         key: String,
         expires_at: u64,
-    ) -> impl Future<Output = Result<bool, String>> + Send;
+    ) -> impl Future<Output = Result<bool, crate::store::StoreError>> + Send;
 }
 
 /// A fixed-length key for (issuer, jti): both are the caller's text.

@@ -102,6 +102,23 @@ impl CardRenderer {
         draft.line(line);
     }
 
+    /// The codes the card's findings list, in its order: current ones
+    /// strongest first, then classes only outdated orders hold.
+    pub(super) fn culprit_codes(
+        &self,
+        current: &[Finding],
+        outdated: &[Finding],
+    ) -> Vec<FindingCode> {
+        let current = self.by_strength(current);
+        let mut codes: Vec<FindingCode> = current.iter().map(|(f, _)| f.code.clone()).collect();
+        for (finding, _) in self.by_strength(outdated) {
+            if !codes.contains(&finding.code) {
+                codes.push(finding.code.clone());
+            }
+        }
+        codes
+    }
+
     /// One summary per finding code: current evidence first, then the
     /// possibly outdated orders, which are also named as such.
     fn culprit_summaries(

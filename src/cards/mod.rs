@@ -8,7 +8,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::knowledge::statements::fill;
-use crate::knowledge::{KnowledgeBase, Say, SourceId};
+use crate::knowledge::{FindingCode, KnowledgeBase, Say, SourceId};
 use crate::protocol::response::{
     Action, ActionKind, Card, CardExtension, CardFindings, Coding, FindingSummary, Indicator,
     SelectionBehavior, Source, Suggestion,
@@ -62,6 +62,17 @@ impl Topic {
             Topic::QuinineWarning => "Quinine safety warning",
         }
     }
+}
+
+/// What the store keeps of a card, made from the assessment it renders (not
+/// read back from the card's JSON): its id, topic, the findings behind it
+/// (in the order its extension lists them) and its suggestions' ids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CardRecord {
+    pub uuid: Uuid,
+    pub topic: Topic,
+    pub findings: Vec<FindingCode>,
+    pub suggestions: Vec<Uuid>,
 }
 
 /// Renders assessments; holds the knowledge for displays, sources and the
@@ -175,30 +186,49 @@ impl CardRenderer {
     }
 
     pub fn render(&self, assessment: &Assessment) -> Vec<Card> {
+        self.render_recorded(assessment).0
+    }
+
+    /// The cards and, for each, the store's record of it.
+    pub fn render_recorded(&self, assessment: &Assessment) -> (Vec<Card>, Vec<CardRecord>) {
         let mut cards = Vec::new();
+        let mut records = Vec::new();
+        let codes = |findings: &[Finding]| findings.iter().map(|f| f.code.clone()).collect();
+        let mut push = |card: Card, topic: Topic, findings: Vec<FindingCode>| {
+            records.push(CardRecord {
+                uuid: card.uuid,
+                topic,
+                findings,
+                suggestions: card.suggestions.iter().map(|s| s.uuid).collect(),
+            });
+            cards.push(card);
+        };
         if let Some(quinine) = &assessment.quinine {
-            cards.push(self.quinine(quinine));
+            let findings = vec![quinine.finding.code.clone()];
+            push(self.quinine(quinine), Topic::QuinineWarning, findings);
         }
         if let Some(dvt) = &assessment.dvt {
             let mut card = self.dvt(dvt);
             self.say_unchecked(&mut card, assessment, Part::Dvt);
-            cards.push(card);
+            push(card, Topic::DvtRuleOut, codes(dvt.findings.as_slice()));
         }
         if !assessment.culprits.is_empty() || !assessment.outdated_culprits.is_empty() {
-            let mut card = self.culprits(
+            let (current, outdated) = (
                 assessment.culprits.as_slice(),
                 assessment.outdated_culprits.as_slice(),
-                assessment.culprits_are_drafts,
             );
+            let mut card = self.culprits(current, outdated, assessment.culprits_are_drafts);
             self.say_unchecked(&mut card, assessment, Part::Culprits);
-            cards.push(card);
+            let findings = self.culprit_codes(current, outdated);
+            push(card, Topic::MedicationCulprits, findings);
         }
         if !assessment.risk_factors.is_empty() {
-            let mut card = self.risk_factors(assessment.risk_factors.as_slice());
+            let findings = assessment.risk_factors.as_slice();
+            let mut card = self.risk_factors(findings);
             self.say_unchecked(&mut card, assessment, Part::RiskFactors);
-            cards.push(card);
+            push(card, Topic::RiskFactors, codes(findings));
         }
-        cards
+        (cards, records)
     }
 
     /// r2 §5: one line per prefetch key the record lacks, naming what it

@@ -230,7 +230,7 @@ async fn analyze(
     let hook: Hook = match query.hook.as_deref() {
         Some(name) => name
             .parse()
-            .map_err(|e: String| ApiError::invalid("hook", e))?,
+            .map_err(|e: crate::protocol::UnknownHook| ApiError::invalid("hook", e.to_string()))?,
         None => Hook::PatientView,
     };
     let body = read_json_body(&request, payload, &state).await?;

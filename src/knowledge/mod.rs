@@ -1,5 +1,7 @@
 //! The knowledge base: value sets (FHIR ValueSet JSON), drug classes, lab
-//! limits, findings and sources, all data under cds-hooks/knowledge/.
+//! limits, findings, sources, the cards' statements and draft orders, all
+//! data under cds-hooks/knowledge/. Loading checks every id one file names
+//! in another and fails with a [`KnowledgeError`] naming the file and id.
 //! Embedded at build time, or read from a directory at run time; indexed
 //! once at start-up so that every lookup is a few hash probes.
 

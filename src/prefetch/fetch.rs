@@ -120,7 +120,7 @@ pub struct Pages {
 }
 
 impl FhirFetcher {
-    pub fn new(settings: FetchSettings, trust: ServerTrust) -> Result<Self, String> {
+    pub fn new(settings: FetchSettings, trust: ServerTrust) -> Result<Self, reqwest::Error> {
         // The resolver refuses names that resolve to non-public addresses,
         // so the check holds for what the client really connects to; no
         // proxy, so the resolver sees every host.
@@ -131,8 +131,7 @@ impl FhirFetcher {
             .connect_timeout(settings.call_timeout)
             .pool_idle_timeout(Duration::from_secs(60))
             .user_agent(concat!("cramp-cds/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| format!("HTTP client: {e}"))?;
+            .build()?;
         Ok(Self {
             client,
             settings,

@@ -50,32 +50,41 @@ pub struct DiscoveredService<'a> {
     pub prefetch: &'a BTreeMap<String, String>,
 }
 
+/// Why services.json was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("services.json: {0}")]
+    Unreadable(#[from] serde_json::Error),
+    #[error("services.json: duplicate service id '{0}'")]
+    DuplicateId(String),
+    #[error("services.json: service '{service}' requires undeclared prefetch key '{key}'")]
+    UndeclaredKey { service: String, key: String },
+    #[error("services.json: no services")]
+    NoServices,
+}
+
 impl ServiceCatalog {
     /// Parses and checks a catalogue: unique ids, required keys declared.
-    pub fn from_json(json: &str) -> Result<Self, String> {
-        let file: CatalogFile =
-            serde_json::from_str(json).map_err(|e| format!("services.json: {e}"))?;
+    pub fn from_json(json: &str) -> Result<Self, CatalogError> {
+        let file: CatalogFile = serde_json::from_str(json)?;
         let mut ids = std::collections::HashSet::new();
         for service in &file.services {
             if !ids.insert(&service.id) {
-                return Err(format!(
-                    "services.json: duplicate service id '{}'",
-                    service.id
-                ));
+                return Err(CatalogError::DuplicateId(service.id.clone()));
             }
             if let Some(key) = service
                 .required_prefetch
                 .iter()
                 .find(|k| !service.prefetch.contains_key(*k))
             {
-                return Err(format!(
-                    "services.json: service '{}' requires undeclared prefetch key '{key}'",
-                    service.id
-                ));
+                return Err(CatalogError::UndeclaredKey {
+                    service: service.id.clone(),
+                    key: key.clone(),
+                });
             }
         }
         if file.services.is_empty() {
-            return Err("services.json: no services".into());
+            return Err(CatalogError::NoServices);
         }
         Ok(Self {
             services: file.services,
@@ -149,6 +158,7 @@ mod tests {
         let json = r#"{"services":[{"id":"a","hook":"patient-view","title":"t","description":"d","prefetch":{},"requiredPrefetch":["patient"]}]}"#;
         assert!(ServiceCatalog::from_json(json)
             .unwrap_err()
+            .to_string()
             .contains("undeclared prefetch key"));
     }
 }

@@ -80,21 +80,41 @@ pub fn check(draft_orders: Option<&RawValue>, selections: &[String]) -> Result<(
     }
 }
 
+/// Why a draft order cannot be read (the OperationOutcome says it after
+/// "this draft order cannot be read, ...: ").
+#[derive(Debug, thiserror::Error)]
+enum UnreadableDraft {
+    #[error("the entry has no resource")]
+    NoResource,
+    #[error("it is not a FHIR resource with a resourceType")]
+    NoResourceType,
+    #[error("it is not readable JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("its id is not a valid FHIR id")]
+    InvalidId,
+    #[error("its id is not a string")]
+    IdNotAString,
+    #[error("it has no id")]
+    NoId,
+    #[error(
+        "it is not a readable MedicationRequest (a member has the wrong type or is given twice)"
+    )]
+    UnreadableMedicationRequest,
+}
+
 /// A draft's "Type/id", or why it cannot be read.
-fn read_draft(resource: Option<&RawValue>) -> Result<String, String> {
-    let raw = resource.ok_or("the entry has no resource")?.get();
-    let resource_type =
-        resource_type_of(raw).ok_or("it is not a FHIR resource with a resourceType")?;
-    let identity: Identity =
-        serde_json::from_str(raw).map_err(|e| format!("it is not readable JSON: {e}"))?;
+fn read_draft(resource: Option<&RawValue>) -> Result<String, UnreadableDraft> {
+    let raw = resource.ok_or(UnreadableDraft::NoResource)?.get();
+    let resource_type = resource_type_of(raw).ok_or(UnreadableDraft::NoResourceType)?;
+    let identity: Identity = serde_json::from_str(raw)?;
     let id = match identity.id {
         Some(serde_json::Value::String(id)) if is_fhir_id(&id) => id,
-        Some(serde_json::Value::String(_)) => return Err("its id is not a valid FHIR id".into()),
-        Some(_) => return Err("its id is not a string".into()),
-        None => return Err("it has no id".into()),
+        Some(serde_json::Value::String(_)) => return Err(UnreadableDraft::InvalidId),
+        Some(_) => return Err(UnreadableDraft::IdNotAString),
+        None => return Err(UnreadableDraft::NoId),
     };
     if resource_type == "MedicationRequest" && record_from([raw]).medications.len() != 1 {
-        return Err("it is not a readable MedicationRequest (a member has the wrong type or is given twice)".into());
+        return Err(UnreadableDraft::UnreadableMedicationRequest);
     }
     Ok(format!("{resource_type}/{id}"))
 }

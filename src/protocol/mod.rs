@@ -43,14 +43,17 @@ impl fmt::Display for Hook {
     }
 }
 
+/// A hook name this service does not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown hook '{0}': expected patient-view, order-select or order-sign")]
+pub struct UnknownHook(pub String);
+
 impl FromStr for Hook {
-    type Err = String;
+    type Err = UnknownHook;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Hook::ALL
             .into_iter()
             .find(|h| h.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown hook '{s}': expected patient-view, order-select or order-sign")
-            })
+            .ok_or_else(|| UnknownHook(s.to_owned()))
     }
 }

@@ -106,6 +106,16 @@ pub enum StoreError {
     UnknownSuggestion(Uuid, Uuid),
 }
 
+/// Why the store could not be set up (the database itself may be down:
+/// that is not an error at start-up, it is waited for).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("store runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("database URL: {0}")]
+    DatabaseUrl(#[source] sqlx::Error),
+}
+
 impl From<sqlx::Error> for StoreError {
     fn from(error: sqlx::Error) -> Self {
         Self::Unavailable(error.to_string())
@@ -154,21 +164,21 @@ impl Store {
         url: &str,
         patient_hash_key: Option<String>,
         retention_days: u32,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, OpenError> {
         sqlx::any::install_default_drivers();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("cramp-cds-store")
             .enable_all()
             .build()
-            .map_err(|e| format!("store runtime: {e}"))?;
+            .map_err(OpenError::Runtime)?;
         let pool = {
             let _entered = runtime.enter();
             AnyPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(2))
                 .connect_lazy(url)
-                .map_err(|e| format!("database URL: {e}"))?
+                .map_err(OpenError::DatabaseUrl)?
         };
         let (settled_tx, settled_rx) = watch::channel(0);
         let shared = Arc::new(Shared {

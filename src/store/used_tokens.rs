@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::{ready, Store};
+use super::{ready, Store, StoreError};
 use crate::auth::UsedTokens;
 
 /// Expired rows are swept after this many inserts (per process).
@@ -16,17 +16,16 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 static INSERTS: AtomicU64 = AtomicU64::new(0);
 
 impl UsedTokens for Store {
-    async fn first_use(&self, key: String, expires_at: u64) -> Result<bool, String> {
+    async fn first_use(&self, key: String, expires_at: u64) -> Result<bool, StoreError> {
         let shared = self.shared.clone();
         let expires_at = i64::try_from(expires_at).unwrap_or(i64::MAX);
         let task = self.spawn(async move {
-            ready(&shared).map_err(|_| "the database is not reachable yet".to_owned())?;
+            ready(&shared)?;
             let inserted = sqlx::query("INSERT INTO used_tokens (token_key, expires_at) VALUES ($1, $2) ON CONFLICT (token_key) DO NOTHING")
                 .bind(key)
                 .bind(expires_at)
                 .execute(&shared.pool)
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
                 .rows_affected();
             if INSERTS.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == 0 {
                 let now = chrono::Utc::now().timestamp();
@@ -38,8 +37,10 @@ impl UsedTokens for Store {
         });
         let result = match tokio::time::timeout(CHECK_TIMEOUT, task).await {
             Ok(Ok(result)) => result,
-            Ok(Err(join)) => Err(join.to_string()),
-            Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+            Ok(Err(join)) => Err(StoreError::Unavailable(join.to_string())),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer within {CHECK_TIMEOUT:?}"
+            ))),
         };
         if result.is_err() {
             metrics::counter!("store_failures_total", "operation" => "replay-check").increment(1);
