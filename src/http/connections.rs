@@ -26,10 +26,15 @@ pub struct PeerTable {
     /// The server's cap on all connections: reaching it is counted, since
     /// the server then leaves further connections in the backlog.
     total_limit: usize,
-    /// The server's header timeout: a connection that closes after it
-    /// without one request read was closed by it (counted).
-    header_timeout: Duration,
+    /// How long a connection lives, at least, before the server's header
+    /// timeout closes it: a connection that closes after that without one
+    /// request read was closed by it (counted).
+    header_cut_after: Duration,
 }
+
+/// actix starts its header timer from a clock it refreshes every 500 ms, so
+/// it may close a silent connection up to that much before the timeout.
+const ACTIX_CLOCK_STEP: Duration = Duration::from_millis(500);
 
 /// Lives in a connection's data: counts it while it is open, and says
 /// whether it came in over its peer's limit.
@@ -48,7 +53,7 @@ impl PeerTable {
             open: Arc::default(),
             limit: limit.max(1),
             total_limit,
-            header_timeout,
+            header_cut_after: header_timeout.saturating_sub(ACTIX_CLOCK_STEP),
         }
     }
 
@@ -110,7 +115,7 @@ impl Drop for PeerConnection {
         // connection that never got a request through and lived that long
         // is the trace it leaves.
         if !self.requested.load(Ordering::Relaxed)
-            && self.opened.elapsed() >= self.table.header_timeout
+            && self.opened.elapsed() >= self.table.header_cut_after
         {
             crate::limits::exceeded("header-timeout-ms");
         }
