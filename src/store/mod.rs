@@ -3,7 +3,10 @@
 //! postgres://…, for several replicas), through one set of migrations.
 //!
 //! It runs on its own small runtime, and cards are written by a background
-//! writer fed through a bounded queue. A dead database fails fast and never
+//! writer fed through a bounded queue that it drains on its own clock (every
+//! few milliseconds, or at once when a batch fills): an answer only pushes
+//! its cards under a short lock and never wakes another thread, which on two
+//! shared cores cost a context switch per request. A dead database fails fast and never
 //! holds up a hook answer; a full queue (hooks answered faster than the
 //! database writes) holds each answer at most 250 ms, so that load slows
 //! hooks down rather than losing card records. Failures are counted and
@@ -25,7 +28,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Row};
 use tokio::runtime::Runtime;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{watch, Notify};
 use uuid::Uuid;
 
 use crate::knowledge::FindingCode;
@@ -35,10 +38,11 @@ pub use summary::{CountRow, OverrideCount, Summary};
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 const QUEUE_CAPACITY: usize = 10_000;
 const QUEUE_WAIT: Duration = Duration::from_millis(250);
+/// Answers per transaction; a full batch wakes the writer before its tick.
 const BATCH: usize = 500;
-/// How long the writer waits for more answers before it commits: under
-/// load, one fsync covers many answers.
-const GATHER: Duration = Duration::from_millis(5);
+/// How often the writer drains the queue while answers keep coming: one
+/// fsync covers every answer of the interval, and no answer wakes it.
+const TICK: Duration = Duration::from_millis(5);
 const HASH_KEY_SETTING: &str = "patient-hash-key";
 /// How often cards past the retention period are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
@@ -146,9 +150,63 @@ impl Drop for StoreRuntime {
     }
 }
 
+/// Answers' cards waiting for the writer.
+#[derive(Default)]
+struct Queue {
+    pending: std::sync::Mutex<Pending>,
+    /// Wakes the writer: a batch filled, or it was idle and work came.
+    wake: Notify,
+    /// Wakes answers waiting for room in a full queue.
+    room: Notify,
+}
+
+#[derive(Default)]
+struct Pending {
+    answers: Vec<Vec<IssuedCard>>,
+    /// The writer found the queue empty and sleeps until woken: only the
+    /// first answer after a quiet spell wakes it.
+    idle: bool,
+}
+
+impl Queue {
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        // Nothing held under the lock can be left half-done by a panic.
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Queues an answer's cards, or gives them back when the queue is full.
+    fn push(&self, cards: Vec<IssuedCard>) -> Result<(), Vec<IssuedCard>> {
+        let mut pending = self.pending();
+        if pending.answers.len() >= QUEUE_CAPACITY {
+            return Err(cards);
+        }
+        pending.answers.push(cards);
+        let wake = pending.answers.len() == BATCH || std::mem::take(&mut pending.idle);
+        drop(pending);
+        if wake {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Takes up to a batch of answers; marks the writer idle when there are none.
+    fn take(&self) -> Vec<Vec<IssuedCard>> {
+        let mut pending = self.pending();
+        if pending.answers.is_empty() {
+            pending.idle = true;
+            return Vec::new();
+        }
+        let rest = pending.answers.split_off(pending.answers.len().min(BATCH));
+        let batch = std::mem::replace(&mut pending.answers, rest);
+        drop(pending);
+        self.room.notify_waiters();
+        batch
+    }
+}
+
 pub struct Store {
     shared: Arc<Shared>,
-    queue: mpsc::Sender<Vec<IssuedCard>>,
+    queue: Arc<Queue>,
     enqueued: AtomicU64,
     last_queue_warning: std::sync::atomic::AtomicI64,
     /// Answers whose cards are written or counted as lost.
@@ -191,9 +249,9 @@ impl Store {
             settled: settled_tx,
             retention: chrono::Duration::days(i64::from(retention_days.max(1))),
         });
-        let (queue, receiver) = mpsc::channel(QUEUE_CAPACITY);
+        let queue = Arc::new(Queue::default());
         runtime.spawn(migrate_until_done(shared.clone()));
-        runtime.spawn(write_cards(shared.clone(), receiver));
+        runtime.spawn(write_cards(shared.clone(), queue.clone()));
         Ok(Self {
             shared,
             queue,
@@ -243,12 +301,20 @@ impl Store {
         }
         let count = cards.len() as u64;
         self.enqueued.fetch_add(1, Ordering::SeqCst);
-        let queued = match self.queue.try_send(cards) {
-            Ok(()) => true,
-            Err(mpsc::error::TrySendError::Full(cards)) => {
-                self.queue.send_timeout(cards, QUEUE_WAIT).await.is_ok()
+        let deadline = tokio::time::Instant::now() + QUEUE_WAIT;
+        let mut cards = cards;
+        let queued = loop {
+            // Listen for room before trying, so a drain in between is not missed.
+            let room = self.queue.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            match self.queue.push(cards) {
+                Ok(()) => break true,
+                Err(full) => cards = full,
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => false,
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                break false;
+            }
         };
         if !queued {
             metrics::counter!("store_failures_total", "operation" => "queue-cards")
@@ -426,15 +492,15 @@ fn patient_hash(shared: &Shared, patient_id: &str) -> Option<String> {
     Some(hex)
 }
 
-async fn write_cards(shared: Arc<Shared>, mut receiver: mpsc::Receiver<Vec<IssuedCard>>) {
-    while let Some(first) = receiver.recv().await {
-        let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + GATHER;
-        while batch.len() < BATCH {
-            match tokio::time::timeout_at(deadline, receiver.recv()).await {
-                Ok(Some(more)) => batch.push(more),
-                Ok(None) | Err(_) => break,
-            }
+/// Drains the queue every TICK while answers come (at once when a batch
+/// fills), and sleeps while none do, until the next answer wakes it.
+async fn write_cards(shared: Arc<Shared>, queue: Arc<Queue>) {
+    loop {
+        let _ = tokio::time::timeout(TICK, queue.wake.notified()).await;
+        let batch = queue.take();
+        if batch.is_empty() {
+            queue.wake.notified().await;
+            continue;
         }
         let answers = batch.len() as u64;
         let cards: Vec<IssuedCard> = batch.into_iter().flatten().collect();
