@@ -4,10 +4,11 @@
 //!
 //! It runs on its own small runtime, and cards are written by a background
 //! writer fed through a bounded queue that it drains on its own clock (every
-//! few milliseconds, or at once when a batch fills): an answer only pushes
-//! its cards under a short lock and never wakes another thread, which on two
-//! shared cores cost a context switch per request. A dead database fails fast and never
-//! holds up a hook answer; a full queue (hooks answered faster than the
+//! few milliseconds, or at once when a batch fills): an answer pushes its
+//! cards under a short lock and wakes the writer only after a quiet spell.
+//! A wake-up per answer cost half a context switch per request on two cores
+//! (docs/performance.md). A dead database fails fast and never holds up a
+//! hook answer; a full queue (hooks answered faster than the
 //! database writes) holds each answer at most 250 ms, so that load slows
 //! hooks down rather than losing card records. Failures are counted and
 //! logged; feedback, which needs the database, answers 503 while it is down.
@@ -196,7 +197,8 @@ impl Queue {
             pending.idle = true;
             return Vec::new();
         }
-        let rest = pending.answers.split_off(pending.answers.len().min(BATCH));
+        let at = pending.answers.len().min(BATCH);
+        let rest = pending.answers.split_off(at);
         let batch = std::mem::replace(&mut pending.answers, rest);
         drop(pending);
         self.room.notify_waiters();
@@ -875,6 +877,69 @@ async fn prune(shared: &Shared) -> Result<u64, sqlx::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn answer(n: usize) -> Vec<IssuedCard> {
+        (0..n)
+            .map(|_| IssuedCard {
+                uuid: Uuid::now_v7(),
+                service_id: "leg-cramps-patient-view".into(),
+                hook_instance: Uuid::nil().to_string(),
+                card_type: "risk-factors".into(),
+                finding_codes: Vec::new(),
+                suggestion_uuids: Vec::new(),
+                patient_id: None,
+                issued_at: Utc::now(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_queue_hands_over_answers_in_order_a_batch_at_a_time() {
+        let queue = Queue::default();
+        for cards in 1..=BATCH + 2 {
+            assert!(queue.push(answer(cards % 3 + 1)).is_ok());
+        }
+        let first = queue.take();
+        assert_eq!(first.len(), BATCH);
+        assert_eq!(first[0].len(), 2, "the first answer comes first");
+        assert_eq!(queue.take().len(), 2, "the rest comes with the next drain");
+        assert!(queue.take().is_empty());
+    }
+
+    #[test]
+    fn a_full_queue_gives_the_cards_back() {
+        let queue = Queue::default();
+        for _ in 0..QUEUE_CAPACITY {
+            assert!(queue.push(answer(1)).is_ok());
+        }
+        let refused = queue.push(answer(3)).expect_err("no room");
+        assert_eq!(
+            refused.len(),
+            3,
+            "the caller keeps its cards to wait for room"
+        );
+        queue.take();
+        assert!(queue.push(refused).is_ok(), "a drain makes room");
+    }
+
+    /// Only the first answer after the writer went idle wakes it, and a
+    /// wake-up given before the writer waits is not lost.
+    #[tokio::test]
+    async fn an_idle_writer_is_woken_by_the_next_answer_only() {
+        let queue = Queue::default();
+        assert!(
+            queue.take().is_empty(),
+            "the writer finds nothing and goes idle"
+        );
+        queue.push(answer(1)).unwrap();
+        tokio::time::timeout(Duration::from_secs(1), queue.wake.notified())
+            .await
+            .expect("the first answer after a quiet spell wakes the writer");
+        queue.push(answer(1)).unwrap();
+        let woken = tokio::time::timeout(Duration::from_millis(50), queue.wake.notified()).await;
+        assert!(woken.is_err(), "a busy writer is not woken per answer");
+        assert_eq!(queue.take().len(), 2);
+    }
 
     #[test]
     fn multi_row_insert_numbers_every_placeholder_once() {
