@@ -549,13 +549,7 @@ mod tests {
                 let records = issued_cards("s", &answer, None, Utc::now());
                 assert_eq!(records.len(), answer.response.cards.len(), "{name}");
                 for (record, card) in records.iter().zip(&answer.response.cards) {
-                    let codes: Vec<&str> = card
-                        .extension
-                        .cramp_cds
-                        .findings
-                        .iter()
-                        .map(|f| f.code.as_str())
-                        .collect();
+                    let codes: Vec<&str> = card.finding_codes().collect();
                     let recorded: Vec<&str> =
                         record.finding_codes.iter().map(|c| c.as_str()).collect();
                     assert_eq!(record.uuid, card.uuid, "{name}");

@@ -74,6 +74,17 @@ pub struct Card {
     pub extension: CardExtension,
 }
 
+impl Card {
+    /// The codes of the findings behind the card, in the order it lists them.
+    pub fn finding_codes(&self) -> impl Iterator<Item = &str> {
+        self.extension
+            .cramp_cds
+            .findings
+            .iter()
+            .map(|f| f.code.as_str())
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum SelectionBehavior {

@@ -176,13 +176,7 @@ fn as_text(response: &CdsResponse) -> String {
             };
             let _ = writeln!(text, "suggestion: {}{recommended}", suggestion.label);
         }
-        let findings: Vec<&str> = card
-            .extension
-            .cramp_cds
-            .findings
-            .iter()
-            .map(|f| f.code.as_str())
-            .collect();
+        let findings: Vec<&str> = card.finding_codes().collect();
         let _ = writeln!(text, "findings: {}", findings.join(", "));
         let _ = writeln!(text, "detail:\n{}\n", card.detail);
     }

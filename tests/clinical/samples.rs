@@ -142,13 +142,7 @@ fn findings<'a>(response: &'a CdsResponse, topic: &str) -> Vec<&'a str> {
         .cards
         .iter()
         .filter(|c| c.source.topic.code == topic)
-        .flat_map(|c| {
-            c.extension
-                .cramp_cds
-                .findings
-                .iter()
-                .map(|f| f.code.as_str())
-        })
+        .flat_map(|c| c.finding_codes())
         .collect()
 }
 

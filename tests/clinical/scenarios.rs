@@ -137,14 +137,7 @@ fn differences(expect: &Expectations, response: &CdsResponse) -> Vec<String> {
     }
     for (name, codes) in &expect.findings {
         let got: BTreeSet<String> = card(name)
-            .map(|c| {
-                c.extension
-                    .cramp_cds
-                    .findings
-                    .iter()
-                    .map(|f| f.code.to_string())
-                    .collect()
-            })
+            .map(|c| c.finding_codes().map(str::to_owned).collect())
             .unwrap_or_default();
         if &got != codes {
             problems.push(format!("{name}: findings expected {codes:?}, got {got:?}"));
