@@ -18,8 +18,8 @@ use serde::Deserialize;
 
 pub use issuers::TrustedIssuer;
 use jwks::{JwksCache, KeyError};
-pub use replay::UsedTokens;
 use replay::{token_key, ReplayGuard};
+pub use replay::{ReplayStoreError, UsedTokens};
 
 use crate::telemetry::escape_for_log;
 
@@ -121,7 +121,7 @@ enum AuthError {
     #[error("the JWT's jti was already used (seen by the shared store)")]
     ReplayedElsewhere,
     #[error("the replay store cannot be read, refusing (fail closed): {0}")]
-    ReplayStore(#[source] crate::store::StoreError),
+    ReplayStore(#[source] ReplayStoreError),
 }
 
 /// A caller that passed every check.

@@ -12,13 +12,20 @@ const SWEEP_ABOVE: usize = 10_000;
 
 /// The store's side: records a token key until `expires_at` (Unix seconds);
 /// Ok(false) when it was already recorded, Err when the store cannot say.
+/// Implemented by the store, which depends on auth, not the other way round.
 pub trait UsedTokens: Sync {
     fn first_use(
         &self,
         key: String,
         expires_at: u64,
-    ) -> impl Future<Output = Result<bool, crate::store::StoreError>> + Send;
+    ) -> impl Future<Output = Result<bool, ReplayStoreError>> + Send;
 }
+
+/// The shared store could not say whether a token id was used: the
+/// implementor's own error, kept as the cause.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct ReplayStoreError(pub Box<dyn std::error::Error + Send + Sync + 'static>);
 
 /// A fixed-length key for (issuer, jti): both are the caller's text.
 pub fn token_key(issuer: &str, jti: &str) -> String {

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use super::{ready, Store, StoreError};
-use crate::auth::UsedTokens;
+use crate::auth::{ReplayStoreError, UsedTokens};
 
 /// Expired rows are swept after this many inserts (per process).
 const SWEEP_EVERY: u64 = 256;
@@ -16,7 +16,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 static INSERTS: AtomicU64 = AtomicU64::new(0);
 
 impl UsedTokens for Store {
-    async fn first_use(&self, key: String, expires_at: u64) -> Result<bool, StoreError> {
+    async fn first_use(&self, key: String, expires_at: u64) -> Result<bool, ReplayStoreError> {
         let shared = self.shared.clone();
         let expires_at = i64::try_from(expires_at).unwrap_or(i64::MAX);
         let task = self.spawn(async move {
@@ -45,6 +45,6 @@ impl UsedTokens for Store {
         if result.is_err() {
             metrics::counter!("store_failures_total", "operation" => "replay-check").increment(1);
         }
-        result
+        result.map_err(|error| ReplayStoreError(Box::new(error)))
     }
 }
