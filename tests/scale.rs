@@ -47,7 +47,7 @@ fn three_replicas_behind_haproxy_survive_a_kill_and_a_rolling_restart() {
     let output = Command::new(format!("{root}/tools/scale/run.sh"))
         .env("CRAMP_CDS_BIN", env!("CARGO_BIN_EXE_cramp-cds"))
         .env("PHASE_SECS", "8")
-        .env("TOKENS", "24000")
+        .env("TOKENS", "60000")
         .output()
         .expect("tools/scale/run.sh runs");
     let report = String::from_utf8_lossy(&output.stdout);
