@@ -19,6 +19,14 @@ impl CodeSystem {
     /// Recognises the canonical URL, its common variants (http/https,
     /// trailing slash, case) and the HL7 OIDs.
     pub fn from_uri(uri: &str) -> Option<Self> {
+        // The canonical URLs first, as written: nearly every coding read.
+        match uri {
+            "http://snomed.info/sct" => return Some(CodeSystem::Snomed),
+            "http://loinc.org" => return Some(CodeSystem::Loinc),
+            "http://www.nlm.nih.gov/research/umls/rxnorm" => return Some(CodeSystem::RxNorm),
+            "http://hl7.org/fhir/sid/icd-10-cm" => return Some(CodeSystem::Icd10Cm),
+            _ => {}
+        }
         let uri = uri.trim().trim_end_matches('/');
         // Lower-cased only when needed: this runs for every coding read.
         let lowered;
