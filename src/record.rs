@@ -429,7 +429,7 @@ impl<'a> RecordBuilder<'a> {
                 }
                 record.patients.push(Cited {
                     reference,
-                    resource: patient,
+                    resource: *patient,
                 });
             }
             Resource::Condition(condition) => record.conditions.push(Cited {
