@@ -151,6 +151,19 @@ fn parse_and_validate(bencher: Bencher, size: &str) {
         });
 }
 
+/// The floor under `parse_and_validate`: the same bytes lexed with
+/// `IgnoredAny` (every byte checked, nothing built), as the ceiling server
+/// (examples/ceiling.rs) reads them. The gap is what building typed FHIR costs.
+#[divan::bench(args = SIZES)]
+fn lex_only(bencher: Bencher, size: &str) {
+    let request = request_of(size);
+    bencher
+        .counter(divan::counter::BytesCount::of_str(request))
+        .bench(|| {
+            serde_json::from_slice::<serde::de::IgnoredAny>(black_box(request.as_bytes())).is_ok()
+        });
+}
+
 #[divan::bench(args = SIZES)]
 fn build_patient_record(bencher: Bencher, size: &str) {
     let request = request_of(size);
