@@ -138,17 +138,22 @@ fn request_of(size: &str) -> &'static str {
     }
 }
 
-#[divan::bench(args = SIZES)]
-fn parse_and_validate(bencher: Bencher, size: &str) {
+/// Benches `work` over the request of this size, counting its bytes.
+fn over_request<O>(bencher: Bencher, size: &str, work: impl Fn(&'static [u8]) -> O + Sync) {
     let request = request_of(size);
     bencher
         .counter(divan::counter::BytesCount::of_str(request))
-        .bench(|| {
-            parse_hook_request(black_box(request.as_bytes()), &fixture().schemas)
-                .unwrap()
-                .prefetch
-                .len()
-        });
+        .bench(|| work(black_box(request.as_bytes())));
+}
+
+#[divan::bench(args = SIZES)]
+fn parse_and_validate(bencher: Bencher, size: &str) {
+    over_request(bencher, size, |request| {
+        parse_hook_request(request, &fixture().schemas)
+            .unwrap()
+            .prefetch
+            .len()
+    });
 }
 
 /// The floor under `parse_and_validate`: the same bytes lexed with
@@ -156,12 +161,9 @@ fn parse_and_validate(bencher: Bencher, size: &str) {
 /// (examples/ceiling.rs) reads them. The gap is what building typed FHIR costs.
 #[divan::bench(args = SIZES)]
 fn lex_only(bencher: Bencher, size: &str) {
-    let request = request_of(size);
-    bencher
-        .counter(divan::counter::BytesCount::of_str(request))
-        .bench(|| {
-            serde_json::from_slice::<serde::de::IgnoredAny>(black_box(request.as_bytes())).is_ok()
-        });
+    over_request(bencher, size, |request| {
+        serde_json::from_slice::<serde::de::IgnoredAny>(request).is_ok()
+    });
 }
 
 #[divan::bench(args = SIZES)]
@@ -212,19 +214,16 @@ fn render_cards(bencher: Bencher, size: &str) {
 
 #[divan::bench(args = SIZES)]
 fn whole_hook_call(bencher: Bencher, size: &str) {
-    let request = request_of(size);
-    bencher
-        .counter(divan::counter::BytesCount::of_str(request))
-        .bench(|| {
-            let answer = application::answer_without_fetching(
-                &pipeline(),
-                "leg-cramps-patient-view",
-                black_box(request.as_bytes()),
-                Utc::now(),
-            )
-            .unwrap();
-            serde_json::to_vec(&answer.response).unwrap().len()
-        });
+    over_request(bencher, size, |request| {
+        let answer = application::answer_without_fetching(
+            &pipeline(),
+            "leg-cramps-patient-view",
+            request,
+            Utc::now(),
+        )
+        .unwrap();
+        serde_json::to_vec(&answer.response).unwrap().len()
+    });
 }
 
 /// A full Synthea patient (2.4 MB, about 2,000 resources) as /analyze reads it.
