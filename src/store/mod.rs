@@ -26,7 +26,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::Arguments;
 use sqlx::{AnyPool, Row};
 use tokio::runtime::Runtime;
 use tokio::sync::{watch, Notify};
@@ -507,7 +508,7 @@ async fn write_cards(shared: Arc<Shared>, queue: Arc<Queue>) {
         let answers = batch.len() as u64;
         let cards: Vec<IssuedCard> = batch.into_iter().flatten().collect();
         let count = cards.len() as u64;
-        match insert_cards(&shared, &cards).await {
+        match insert_cards(&shared, cards).await {
             Ok(()) => metrics::counter!("store_cards_written_total").increment(count),
             Err(error) => {
                 metrics::counter!("store_failures_total", "operation" => "write-cards")
@@ -550,26 +551,14 @@ fn insert_cards_sql(rows: usize, numbered: bool) -> String {
     sql
 }
 
-async fn insert_cards(shared: &Shared, cards: &[IssuedCard]) -> Result<(), StoreError> {
+async fn insert_cards(shared: &Shared, cards: Vec<IssuedCard>) -> Result<(), StoreError> {
     ready(shared)?;
-    let mut transaction = shared.pool.begin().await?;
-    for chunk in cards.chunks(ROWS_PER_INSERT) {
-        // Built from constants and row counts only, never from input.
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(insert_cards_sql(
-            chunk.len(),
-            !shared.is_sqlite,
-        )));
-        for card in chunk {
-            query = bind_card(query, shared, card);
-        }
-        query.execute(&mut *transaction).await?;
-    }
     let mut tally = aggregates::Tally::default();
     let issued = aggregates::Counts {
         issued: 1,
         ..Default::default()
     };
-    for card in cards {
+    for card in &cards {
         let hour = aggregates::hour_of(card.issued_at.timestamp_millis());
         tally.card(
             &card.service_id,
@@ -579,45 +568,72 @@ async fn insert_cards(shared: &Shared, cards: &[IssuedCard]) -> Result<(), Store
             issued,
         );
     }
+    let mut transaction = shared.pool.begin().await?;
+    let mut cards = cards.into_iter().peekable();
+    // An answer's cards share a patient: hash each patient id once.
+    let mut hashed: Option<(String, Option<String>)> = None;
+    while cards.peek().is_some() {
+        let chunk: Vec<IssuedCard> = cards.by_ref().take(ROWS_PER_INSERT).collect();
+        let mut arguments = AnyArguments::default();
+        // Sized once: grown bind by bind, the argument vector was copied
+        // nine times a statement.
+        arguments.reserve(chunk.len() * CARD_COLUMNS, 0);
+        let sql = insert_cards_sql(chunk.len(), !shared.is_sqlite);
+        for card in chunk {
+            bind_card(&mut arguments, shared, card, &mut hashed).map_err(sqlx::Error::Encode)?;
+        }
+        // Built from constants and row counts only, never from input.
+        sqlx::query_with(sqlx::AssertSqlSafe(sql), arguments)
+            .execute(&mut *transaction)
+            .await?;
+    }
     tally.apply(&mut transaction).await?;
     Ok(transaction.commit().await?)
 }
 
-fn bind_card<'q>(
-    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+/// Adds a card's columns, in `insert_cards_sql`'s order. The card is moved
+/// in: its strings become the bound values instead of being copied.
+fn bind_card(
+    arguments: &mut AnyArguments,
     shared: &Shared,
-    card: &IssuedCard,
-) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    query
-        .bind(card.uuid.to_string())
-        .bind(card.service_id.clone())
-        .bind(
-            card.hook_instance
-                .chars()
-                .take(MAX_HOOK_INSTANCE_CHARS)
-                .collect::<String>(),
-        )
-        .bind(card.card_type.clone())
-        .bind(
-            card.finding_codes
-                .iter()
-                .map(FindingCode::as_str)
-                .collect::<Vec<_>>()
-                .join(" "),
-        )
-        .bind(
-            card.suggestion_uuids
-                .iter()
-                .map(Uuid::to_string)
-                .collect::<Vec<_>>()
-                .join(" "),
-        )
-        .bind(
-            card.patient_id
-                .as_deref()
-                .and_then(|id| patient_hash(shared, id)),
-        )
-        .bind(card.issued_at.timestamp_millis())
+    card: IssuedCard,
+    hashed: &mut Option<(String, Option<String>)>,
+) -> Result<(), sqlx::error::BoxDynError> {
+    let patient_hash = match card.patient_id {
+        None => None,
+        Some(id) => {
+            if hashed.as_ref().is_none_or(|(seen, _)| *seen != id) {
+                let hash = patient_hash(shared, &id);
+                *hashed = Some((id, hash));
+            }
+            hashed.as_ref().and_then(|(_, hash)| hash.clone())
+        }
+    };
+    let mut hook_instance = card.hook_instance;
+    if let Some((end, _)) = hook_instance.char_indices().nth(MAX_HOOK_INSTANCE_CHARS) {
+        hook_instance.truncate(end);
+    }
+    arguments.add(card.uuid.to_string())?;
+    arguments.add(card.service_id)?;
+    arguments.add(hook_instance)?;
+    arguments.add(card.card_type)?;
+    arguments.add(
+        card.finding_codes
+            .iter()
+            .map(FindingCode::as_str)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )?;
+    arguments.add(
+        card.suggestion_uuids
+            .iter()
+            .map(Uuid::to_string)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )?;
+    arguments.add(patient_hash)?;
+    arguments.add(card.issued_at.timestamp_millis())?;
+    Ok(())
 }
 
 /// A stored card, as feedback reads and updates it.
@@ -632,6 +648,12 @@ struct CardState {
     changed: bool,
 }
 
+/// Feedback's lookup of its card, along the primary key.
+const CARD_STATE: &str =
+    "SELECT suggestion_uuids, card_type, finding_codes, issued_at, outcome, outcome_at, \
+     override_system, override_code, override_display, CAST(outcome_changed AS BIGINT) \
+     FROM issued_cards WHERE card_uuid = $1 AND service_id = $2";
+
 async fn card_state(
     shared: &Shared,
     connection: &mut sqlx::AnyConnection,
@@ -640,14 +662,11 @@ async fn card_state(
 ) -> Result<Option<CardState>, sqlx::Error> {
     // PostgreSQL: two feedback requests for one card update it in turn.
     let lock = if shared.is_sqlite { "" } else { " FOR UPDATE" };
-    let row: Option<AnyRow> = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT suggestion_uuids, card_type, finding_codes, issued_at, outcome, outcome_at, override_system, override_code, \
-         override_display, CAST(outcome_changed AS BIGINT) FROM issued_cards WHERE card_uuid = $1 AND service_id = $2{lock}"
-    )))
-    .bind(card.to_string())
-    .bind(service_id.to_owned())
-    .fetch_optional(&mut *connection)
-    .await?;
+    let row: Option<AnyRow> = sqlx::query(sqlx::AssertSqlSafe(format!("{CARD_STATE}{lock}")))
+        .bind(card.to_string())
+        .bind(service_id.to_owned())
+        .fetch_optional(&mut *connection)
+        .await?;
     let Some(row) = row else { return Ok(None) };
     Ok(Some(CardState {
         suggestions: row.try_get(0)?,
@@ -824,6 +843,10 @@ async fn prune_forever(shared: Arc<Shared>) {
     }
 }
 
+/// Retention's walk, oldest first, along `issued_cards_by_time`.
+const OLDEST_CARDS: &str =
+    "SELECT card_uuid FROM issued_cards WHERE issued_at < $1 ORDER BY issued_at LIMIT $2";
+
 /// Deletes what is past retention, a batch per transaction; returns the
 /// number of cards deleted.
 async fn prune(shared: &Shared) -> Result<u64, sqlx::Error> {
@@ -831,16 +854,14 @@ async fn prune(shared: &Shared) -> Result<u64, sqlx::Error> {
     let mut deleted = 0;
     loop {
         let mut transaction = shared.pool.begin().await?;
-        let batch: Vec<String> = sqlx::query(
-            "SELECT card_uuid FROM issued_cards WHERE issued_at < $1 ORDER BY issued_at LIMIT $2",
-        )
-        .bind(cutoff)
-        .bind(PRUNE_BATCH as i64)
-        .fetch_all(&mut *transaction)
-        .await?
-        .iter()
-        .map(|row| row.try_get(0))
-        .collect::<Result<_, _>>()?;
+        let batch: Vec<String> = sqlx::query(OLDEST_CARDS)
+            .bind(cutoff)
+            .bind(PRUNE_BATCH as i64)
+            .fetch_all(&mut *transaction)
+            .await?
+            .iter()
+            .map(|row| row.try_get(0))
+            .collect::<Result<_, _>>()?;
         if batch.is_empty() {
             break;
         }
@@ -939,6 +960,48 @@ mod tests {
         let woken = tokio::time::timeout(Duration::from_millis(50), queue.wake.notified()).await;
         assert!(woken.is_err(), "a busy writer is not woken per answer");
         assert_eq!(queue.take().len(), 2);
+    }
+
+    /// Every index on issued_cards costs each card written a b-tree insert,
+    /// so each must serve a query the store runs: retention's walk and the
+    /// lookup of a card by uuid (feedback). A new index needs a reader here.
+    #[tokio::test]
+    async fn every_index_on_the_cards_serves_a_query() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        MIGRATOR.run(&pool).await.unwrap();
+        let plan = |sql: &'static str| {
+            let pool = pool.clone();
+            async move {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap();
+                rows.iter()
+                    .map(|row| row.get::<String, _>("detail"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            }
+        };
+        let retention = plan(OLDEST_CARDS).await;
+        assert!(
+            retention.contains("USING INDEX issued_cards_by_time"),
+            "{retention}"
+        );
+        let lookup = plan(CARD_STATE).await;
+        assert!(
+            lookup.contains("USING INDEX sqlite_autoindex_issued_cards_1"),
+            "{lookup}"
+        );
+        let indexes: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'issued_cards' ORDER BY name",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            indexes,
+            ["issued_cards_by_time", "sqlite_autoindex_issued_cards_1"]
+        );
     }
 
     #[test]
