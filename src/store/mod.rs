@@ -43,8 +43,11 @@ const QUEUE_WAIT: Duration = Duration::from_millis(250);
 /// Answers per transaction; a full batch wakes the writer before its tick.
 const BATCH: usize = 500;
 /// How often the writer drains the queue while answers keep coming: one
-/// fsync covers every answer of the interval, and no answer wakes it.
-const TICK: Duration = Duration::from_millis(5);
+/// fsync covers every answer of the interval, and no answer wakes it. Each
+/// commit rewrites the b-trees' last pages whatever it carries: 20 ms
+/// instead of 5 cut SQLite's CPU per card by a quarter (docs/performance.md).
+/// Feedback and the summary wait for queued cards, and shutdown writes them.
+const TICK: Duration = Duration::from_millis(20);
 const HASH_KEY_SETTING: &str = "patient-hash-key";
 /// How often cards past the retention period are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
