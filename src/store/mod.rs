@@ -620,23 +620,26 @@ fn bind_card(
     arguments.add(card.service_id)?;
     arguments.add(hook_instance)?;
     arguments.add(card.card_type)?;
-    arguments.add(
-        card.finding_codes
-            .iter()
-            .map(FindingCode::as_str)
-            .collect::<Vec<_>>()
-            .join(" "),
-    )?;
-    arguments.add(
-        card.suggestion_uuids
-            .iter()
-            .map(Uuid::to_string)
-            .collect::<Vec<_>>()
-            .join(" "),
-    )?;
+    arguments.add(space_separated(
+        card.finding_codes.iter().map(FindingCode::as_str),
+    ))?;
+    arguments.add(space_separated(&card.suggestion_uuids))?;
     arguments.add(patient_hash)?;
     arguments.add(card.issued_at.timestamp_millis())?;
     Ok(())
+}
+
+/// A list column: the items, one space between each.
+fn space_separated<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    use std::fmt::Write;
+    let mut text = String::new();
+    for (i, item) in items.into_iter().enumerate() {
+        if i > 0 {
+            text.push(' ');
+        }
+        let _ = write!(text, "{item}");
+    }
+    text
 }
 
 /// A stored card, as feedback reads and updates it.
@@ -1005,6 +1008,17 @@ mod tests {
             indexes,
             ["issued_cards_by_time", "sqlite_autoindex_issued_cards_1"]
         );
+    }
+
+    #[test]
+    fn list_columns_are_space_separated() {
+        assert_eq!(space_separated(["a", "b", "c"]), "a b c");
+        let one = Uuid::from_u128(1);
+        assert_eq!(
+            space_separated([Uuid::nil(), one]),
+            format!("{} {one}", Uuid::nil())
+        );
+        assert_eq!(space_separated(Vec::<&str>::new()), "");
     }
 
     #[test]
