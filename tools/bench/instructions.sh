@@ -13,6 +13,8 @@
 # Needs valgrind. Builds the release bench binary first.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)" >&2; exit 1; }
+[ $# -gt 0 ] || { echo "usage: $0 BENCH [BENCH...]" >&2; exit 2; }
 binary=$(cargo bench --bench evaluate --no-run --message-format=json 2>/dev/null |
     python3 -c 'import json,sys
 for line in sys.stdin:
