@@ -24,6 +24,8 @@ fn main() -> std::process::ExitCode {
         Some(Command::Serve(settings)) => serve(settings),
         None => serve(cli.serve),
     };
+    // Log lines are written in blocks: the last ones before the exit status.
+    log::logger().flush();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(message) => {

@@ -14,7 +14,7 @@ use crate::auth::{
     assert_401, call, claims, issuers_file, now, secured_app, sign, ISSUER, KEYS, SERVICE,
 };
 use crate::helpers::*;
-use crate::process::start;
+use crate::process::{start, terminate};
 
 fn pinned_keys() -> Value {
     serde_json::from_str(&std::fs::read_to_string(format!("{KEYS}/jwks.json")).unwrap()).unwrap()
@@ -342,8 +342,7 @@ async fn a_forged_newline_in_kid_stays_on_one_escaped_log_line() {
         .await
         .unwrap();
     assert_eq!(response.status(), 401);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    terminate(&mut child);
     let mut log = String::new();
     stderr.read_to_string(&mut log).unwrap();
     let refusal: Vec<&str> = log.lines().filter(|l| l.contains("401 for POST")).collect();

@@ -88,8 +88,7 @@ async fn tokens_never_reach_the_log() {
             response.status()
         );
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    terminate(&mut child);
     let mut log = String::new();
     stderr.read_to_string(&mut log).unwrap();
     assert!(
@@ -149,6 +148,20 @@ fn allow_unauthenticated_serves_and_says_so_loudly() {
     assert!(seen.contains("AUTHENTICATION IS OFF"), "{seen}");
 }
 
+/// Stops the binary as an operator (or a container runtime) does, with
+/// SIGTERM, and waits for it: its log lines are all written by then.
+pub fn terminate(child: &mut Child) {
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(
+        child.wait().unwrap().success(),
+        "SIGTERM is a clean shutdown"
+    );
+}
+
 /// Feedback survives a graceful restart of the real binary.
 async fn feedback_survives_a_restart(database_url: &str) {
     use crate::feedback::{accepted, issue_cards, summary};
@@ -174,15 +187,7 @@ async fn feedback_survives_a_restart(database_url: &str) {
         200
     );
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert!(
-        child.wait().unwrap().success(),
-        "SIGTERM is a clean shutdown"
-    );
+    terminate(&mut child);
     let mut log = String::new();
     stderr.read_to_string(&mut log).unwrap();
     assert!(
@@ -224,6 +229,56 @@ async fn feedback_survives_a_restart_on_postgres() {
     feedback_survives_a_restart(&url).await;
 }
 
+/// Log lines are written in blocks, but an access line reaches the log
+/// within a moment while the service runs, not only at shutdown.
+#[tokio::test]
+async fn access_lines_reach_the_log_while_the_service_runs() {
+    let (mut child, port, stderr) = start(&[
+        "--port",
+        "0",
+        "--database-url",
+        &crate::helpers::temporary_sqlite(),
+    ]);
+    let (lines, arriving) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines() {
+            if lines.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let response = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{port}/cds-services/leg-cramps-patient-view"
+        ))
+        .header("X-Request-Id", "written-while-running")
+        .json(&patient_view_request())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let sent = Instant::now();
+    let deadline = sent + Duration::from_secs(5);
+    let found = loop {
+        let Some(left) = deadline.checked_duration_since(Instant::now()) else {
+            break false;
+        };
+        match arriving.recv_timeout(left) {
+            Ok(line) if line.contains("[written-while-running]") && line.contains(" 200 ") => {
+                break true
+            }
+            Ok(_) => {}
+            Err(_) => break false,
+        }
+    };
+    let waited = sent.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(found, "the access line was not written within 5 s");
+    // The clock writes every 20 ms; a second allows for a loaded CI machine.
+    assert!(waited < Duration::from_secs(1), "{waited:?}");
+}
+
 #[tokio::test]
 async fn json_logs_carry_the_request_id() {
     let (mut child, port, mut stderr) = start(&[
@@ -244,8 +299,7 @@ async fn json_logs_carry_the_request_id() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    terminate(&mut child);
     let mut log = String::new();
     stderr.read_to_string(&mut log).unwrap();
     let lines: Vec<serde_json::Value> = log
@@ -298,8 +352,7 @@ async fn another_patients_resources_are_a_warning_and_a_metric_without_their_ids
         .text()
         .await
         .unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    terminate(&mut child);
     let mut log = String::new();
     stderr.read_to_string(&mut log).unwrap();
     // The patient, the cramp, the furosemide and the potassium are all p1's.
