@@ -61,7 +61,10 @@ pub fn init_logging(format: LogFormat) {
         log::set_max_level(level);
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            write_gathered_lines();
+            // try_lock: the panic may have happened while this thread held it.
+            if let Ok(mut lines) = GATHERED.try_lock() {
+                write_block(&mut lines);
+            }
             previous(info)
         }));
         std::thread::Builder::new()
@@ -86,8 +89,8 @@ const LOG_BLOCK_BYTES: usize = 64 * 1024;
 static GATHERED: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
 
 /// Writes the gathered log lines to stderr. Called by the log writer's
-/// clock, for a warning or an error, at exit and on a panic.
-pub fn write_gathered_lines() {
+/// clock, for a warning or an error, and at exit.
+fn write_gathered_lines() {
     let mut lines = GATHERED
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
