@@ -229,6 +229,21 @@ async fn feedback_survives_a_restart_on_postgres() {
     feedback_survives_a_restart(&url).await;
 }
 
+/// Calls patient-view on the binary at `port` with this request id; its status.
+async fn patient_view_as(port: u16, request_id: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{port}/cds-services/leg-cramps-patient-view"
+        ))
+        .header("X-Request-Id", request_id)
+        .json(&patient_view_request())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
 /// Log lines are written in blocks, but an access line reaches the log
 /// within a moment while the service runs, not only at shutdown.
 #[tokio::test]
@@ -247,16 +262,7 @@ async fn access_lines_reach_the_log_while_the_service_runs() {
             }
         }
     });
-    let response = reqwest::Client::new()
-        .post(format!(
-            "http://127.0.0.1:{port}/cds-services/leg-cramps-patient-view"
-        ))
-        .header("X-Request-Id", "written-while-running")
-        .json(&patient_view_request())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(patient_view_as(port, "written-while-running").await, 200);
     let sent = Instant::now();
     let deadline = sent + Duration::from_secs(5);
     let found = loop {
@@ -289,16 +295,7 @@ async fn json_logs_carry_the_request_id() {
         "--database-url",
         &crate::helpers::temporary_sqlite(),
     ]);
-    let response = reqwest::Client::new()
-        .post(format!(
-            "http://127.0.0.1:{port}/cds-services/leg-cramps-patient-view"
-        ))
-        .header("X-Request-Id", "ci-request-42")
-        .json(&patient_view_request())
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
+    assert_eq!(patient_view_as(port, "ci-request-42").await, 200);
     terminate(&mut child);
     let mut log = String::new();
     stderr.read_to_string(&mut log).unwrap();
