@@ -78,7 +78,9 @@ pub fn init_logging(format: LogFormat) {
 }
 
 /// Log lines are gathered and written to stderr in blocks: a write system
-/// call per line was about 3% of the server's CPU at 4 KB. Warnings and
+/// call per line was about 3% of the server's CPU at 4 KB with stderr a
+/// file, and with stderr a pipe (a container's) 11-16%, as each write woke
+/// the reader (docs/performance.md, "The access log in blocks"). Warnings and
 /// errors are written at once (with the lines before them), and so is
 /// everything at exit and on a panic; an info line waits at most this long.
 const LOG_WRITE_INTERVAL: Duration = Duration::from_millis(20);
