@@ -75,6 +75,9 @@ impl Schemas {
             jsonschema::draft202012::options()
                 .with_registry(&registry)
                 .should_validate_formats(true)
+                // The `regex` engine: our patterns need no look-around, and it
+                // matches in linear time without fancy-regex's wrapper.
+                .with_pattern_options(jsonschema::PatternOptions::regex())
                 .offline()
                 .build(document)
                 .map_err(|e| SchemaError::new(file, e))
