@@ -204,7 +204,14 @@ impl Queue {
         let at = pending.answers.len().min(BATCH);
         let rest = pending.answers.split_off(at);
         let batch = std::mem::replace(&mut pending.answers, rest);
+        // A full batch left behind is written next, not after a tick: `push`
+        // wakes the writer only as the queue reaches a batch, so a writer
+        // that had fallen behind would otherwise drain one batch per tick.
+        let backlog = pending.answers.len() >= BATCH;
         drop(pending);
+        if backlog {
+            self.wake.notify_one();
+        }
         self.room.notify_waiters();
         batch
     }
@@ -966,6 +973,26 @@ mod tests {
         let woken = tokio::time::timeout(Duration::from_millis(50), queue.wake.notified()).await;
         assert!(woken.is_err(), "a busy writer is not woken per answer");
         assert_eq!(queue.take().len(), 2);
+    }
+
+    /// A writer that fell behind drains batch after batch: a full batch
+    /// left in the queue wakes it again at once.
+    #[tokio::test]
+    async fn a_backlog_is_written_without_waiting_for_the_tick() {
+        let queue = Queue::default();
+        for _ in 0..2 * BATCH + 1 {
+            queue.push(answer(1)).unwrap();
+        }
+        let wake = || tokio::time::timeout(Duration::from_secs(1), queue.wake.notified());
+        wake().await.expect("reaching a batch wakes the writer");
+        assert_eq!(queue.take().len(), BATCH);
+        wake()
+            .await
+            .expect("a full batch left behind wakes the writer again");
+        assert_eq!(queue.take().len(), BATCH);
+        let woken = tokio::time::timeout(Duration::from_millis(50), queue.wake.notified()).await;
+        assert!(woken.is_err(), "less than a batch waits for the tick");
+        assert_eq!(queue.take().len(), 1);
     }
 
     /// Every index on issued_cards costs each card written a b-tree insert,
