@@ -123,3 +123,55 @@ fn the_deployment_runs_the_image_as_its_user_read_only_with_the_secrets() {
     let drain = number("CRAMP_CDS_SHUTDOWN_TIMEOUT_SECS\n              value:");
     assert!(grace > pause + drain, "{grace} <= {pause} + {drain}");
 }
+
+/// The release build is trained on these calls (tools/pgo/build.sh, the
+/// Dockerfile): every one must be answered 200, or the build stops, and a
+/// profile of error paths would train the wrong code.
+#[tokio::test]
+async fn the_profile_guided_build_trains_on_calls_the_service_answers() {
+    let app = crate::helpers::spawn_app().await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let output = tokio::process::Command::new("python3")
+        .arg(root.join("tools/pgo/train.py"))
+        .args(["service", &app.address, "1"])
+        .output()
+        .await
+        .expect("python3 runs");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    // Every scenario and example chart, each hook among them.
+    let scenarios = std::fs::read_dir(root.join("tests/scenarios"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json")
+        })
+        .count();
+    let calls: usize = text
+        .split_whitespace()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        calls > scenarios,
+        "{calls} calls for {scenarios} scenarios: {text}"
+    );
+    let metrics = app
+        .client
+        .get(format!("{}/metrics", app.address))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for service in ["patient-view", "order-select", "order-sign"] {
+        let answered =
+            format!("service=\"leg-cramps-{service}\",method=\"POST\",status=\"200\"}} ");
+        assert!(metrics.contains(&answered), "no 200 from {service}");
+    }
+}
