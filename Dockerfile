@@ -2,21 +2,31 @@
 # Build: docker build -t cramp-cds .   Run: see docker-compose.yml and docs/deployment.md.
 
 FROM rust:1.95-bookworm AS build
+# The profile-guided release build (tools/pgo/build.sh): llvm-profdata of
+# rustc's own LLVM from rustup, python3 for the training run.
+RUN rustup component add llvm-tools \
+    && apt-get update \
+    && apt-get install -y --no-install-recommends python3 \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY benches benches
+COPY examples examples
 COPY cds-hooks cds-hooks
 COPY schemas schemas
 COPY migrations migrations
-RUN cargo build --release --locked --bin cramp-cds
+# The training run's charts (tools/pgo/train.py).
+COPY tests/scenarios tests/scenarios
+COPY tools/pgo tools/pgo
+RUN PGO=on tools/pgo/build.sh >built.txt && cp "$(head -n 1 built.txt)" /src/cramp-cds
 
 FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --user-group --home-dir /var/lib/cramp-cds --create-home cramp
-COPY --from=build /src/target/release/cramp-cds /usr/local/bin/cramp-cds
+COPY --from=build /src/cramp-cds /usr/local/bin/cramp-cds
 USER 10001:10001
 WORKDIR /var/lib/cramp-cds
 # Listening beyond loopback requires trusted issuers (CRAMP_CDS_ISSUERS) or,

@@ -4,7 +4,8 @@
 #   1. the base image the Dockerfile's runtime stage names
 #      (debian:bookworm-slim) is made locally with debootstrap (minbase) and
 #      imported under that name, when no such image exists yet;
-#   2. the release binary is built once on the host (cargo build --release;
+#   2. the release binary is built once on the host (tools/pgo/build.sh: the
+#      profile-guided release build, as the Dockerfile's build stage makes;
 #      the host is Debian bookworm, as the image, so glibc matches) and
 #      copied in: the Dockerfile's build stage (rust:1.95-bookworm) cannot be
 #      pulled here, and compiling inside a container would mean vendoring
@@ -76,14 +77,16 @@ DPKG
 fi
 
 echo "== release binary (on the host)"
-cargo build --release --locked --bin cramp-cds >&2
+# As the Dockerfile builds it: profile-guided where it can be (PGO=off: plain).
+{ read -r binary; read -r _; read -r build; } < <(tools/pgo/build.sh)
+echo "build: $build"
 mkdir -p "$work/context"
-cp target/release/cramp-cds "$work/context/cramp-cds"
+cp "$binary" "$work/context/cramp-cds"
 
 echo "== image $IMAGE"
 # The Dockerfile's runtime stage, as written, with the binary from the host.
 awk '/^FROM debian:bookworm-slim/ {on = 1} on' Dockerfile \
-    | sed 's#^COPY --from=build /src/target/release/cramp-cds #COPY cramp-cds #' >"$work/context/Containerfile"
+    | sed 's#^COPY --from=build /src/cramp-cds #COPY cramp-cds #' >"$work/context/Containerfile"
 grep -q '^COPY cramp-cds /usr/local/bin/cramp-cds' "$work/context/Containerfile" \
     || { echo "the Dockerfile's runtime stage no longer copies the binary as expected" >&2; exit 1; }
 # The runtime stage installs ca-certificates from Debian: host networking for

@@ -9,6 +9,7 @@
 #
 #   tools/load/run.sh                # 30 s per run, 60 s soak
 #   DURATION=10 SOAK=20 tools/load/run.sh
+#   PGO=off tools/load/run.sh        # the plain release build (default: as tools/pgo/build.sh builds)
 #
 # Needs wrk and node (apt-get install wrk nodejs). Traffic stays on 127.0.0.1.
 set -euo pipefail
@@ -23,12 +24,16 @@ command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)"
 command -v node >/dev/null || { echo "node is not installed" >&2; exit 1; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-cargo build --release --locked --bin cramp-cds --example ceiling >&2
+# The release build as it ships, the ceiling built the same way: profile-
+# guided where an llvm-profdata of rustc's LLVM is here (tools/pgo/build.sh;
+# PGO=off measures the plain release build).
+{ read -r server_bin; read -r ceiling_bin; read -r build; } < <(tools/pgo/build.sh)
+[ -x "$server_bin" ] && [ -x "$ceiling_bin" ] || { echo "the release build failed" >&2; exit 1; }
 python3 tools/load/requests.py "$work" >&2
 
 server_port=$(free_port)
 start_ns=$(date +%s%N)
-target/release/cramp-cds --port "$server_port" --database-url "sqlite://$work/load.db?mode=rwc" 2>"$work/server.log" &
+"$server_bin" --port "$server_port" --database-url "sqlite://$work/load.db?mode=rwc" 2>"$work/server.log" &
 server_pid=$!
 until curl -fs "http://127.0.0.1:$server_port/readyz" >/dev/null 2>&1; do sleep 0.005; done
 ready_ms=$(( ($(date +%s%N) - start_ns) / 1000000 ))
@@ -39,7 +44,7 @@ baseline_pid=$!
 until curl -fs -X POST -H 'Content-Type: application/json' -d '{}' "http://127.0.0.1:$baseline_port/" >/dev/null 2>&1; do sleep 0.05; done
 
 ceiling_port=$(free_port)
-target/release/examples/ceiling "$ceiling_port" &
+"$ceiling_bin" "$ceiling_port" &
 ceiling_pid=$!
 until curl -fs -X POST -H 'Content-Type: application/json' -d '{}' "http://127.0.0.1:$ceiling_port/lex" >/dev/null 2>&1; do sleep 0.05; done
 
@@ -73,6 +78,7 @@ ratio() { python3 -c "print(f'{$1 / $2:.2f}x ({100 * $1 / $2:.0f}%)' if $2 else 
 cards_seen=0
 
 echo
+echo "build: $build"
 echo "cramp-cds ready ${ready_ms} ms after start (store: SQLite, on)"
 echo
 printf '| request | cramp-cds req/s | p50 ms | p99 ms | errors | Node baseline req/s | ratio |\n|---|---|---|---|---|---|---|\n'
