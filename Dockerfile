@@ -12,14 +12,13 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src src
 COPY benches benches
-COPY examples examples
 COPY cds-hooks cds-hooks
 COPY schemas schemas
 COPY migrations migrations
 # The training run's charts (tools/pgo/train.py).
 COPY tests/scenarios tests/scenarios
 COPY tools/pgo tools/pgo
-RUN PGO=on tools/pgo/build.sh >built.txt && cp "$(head -n 1 built.txt)" /src/cramp-cds
+RUN PGO=on tools/pgo/build.sh --service-only >built.txt && cp "$(head -n 1 built.txt)" /src/cramp-cds
 
 FROM debian:bookworm-slim
 RUN apt-get update \

@@ -78,7 +78,7 @@ fi
 
 echo "== release binary (on the host)"
 # As the Dockerfile builds it: profile-guided where it can be (PGO=off: plain).
-{ read -r binary; read -r _; read -r build; } < <(tools/pgo/build.sh)
+{ read -r binary; read -r _; read -r build; } < <(tools/pgo/build.sh --service-only)
 echo "build: $build"
 mkdir -p "$work/context"
 cp "$binary" "$work/context/cramp-cds"
