@@ -160,15 +160,7 @@ async fn the_profile_guided_build_trains_on_calls_the_service_answers() {
         calls > scenarios,
         "{calls} calls for {scenarios} scenarios: {text}"
     );
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.get("/metrics").await.text().await.unwrap();
     for service in ["patient-view", "order-select", "order-sign"] {
         let answered =
             format!("service=\"leg-cramps-{service}\",method=\"POST\",status=\"200\"}} ");
