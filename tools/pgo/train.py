@@ -29,7 +29,8 @@ import uuid
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 # Where each resource type of a chart goes in the services' prefetch
-# (cds-hooks/services.json); Encounters by class, as the two queries split them.
+# (cds-hooks/services.json). Encounters of an inpatient class go where the
+# class query puts them (inpatientEncounters), the others to visitsByReason.
 SEARCH_KEYS = {
     "Condition": "conditions",
     "MedicationRequest": "medicationRequests",
@@ -103,7 +104,8 @@ def hook_request(hook, chart, draft_orders=None, selections=(), encounter_id=Non
 def training_calls():
     calls = []
     for path in sorted(glob.glob(os.path.join(ROOT, "tests", "scenarios", "*.json"))):
-        s = shifted(json.load(open(path)), days_since(json.load(open(path))["now"]))
+        s = json.load(open(path))
+        s = shifted(s, days_since(s["now"]))
         calls.append((s["hook"], hook_request(s["hook"], s["record"], s.get("draftOrders"),
                                               s.get("selections", ()), s.get("encounterId"))))
     examples = os.path.join(ROOT, "cds-hooks", "examples")
