@@ -70,7 +70,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 keys=""
 
-# pgo NAME CARGO-TARGET BINARY-PATH ARGS...: prints the final binary's path.
+# pgo NAME CARGO-TARGET BINARY-PATH ARGS...: sets `final` to the built binary.
 # ARGS start the instrumented binary; {port} and {work} are filled in.
 pgo() {
     local name=$1 target=$2 path=$3
