@@ -48,13 +48,27 @@ ceiling_port=$(free_port)
 ceiling_pid=$!
 until curl -fs -X POST -H 'Content-Type: application/json' -d '{}' "http://127.0.0.1:$ceiling_port/lex" >/dev/null 2>&1; do sleep 0.05; done
 
-# wrk's summary -> "rps p50 p99 errors answered" (answered: 2xx responses)
+# CPU time a process has used, user and system, in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# measure URL BODY SECONDS PID: wrk's summary -> "rps p50 p99 errors answered
+# server_us wrk_us" (answered: 2xx responses; server_us and wrk_us: CPU per
+# request of the server PID and of wrk). wrk and the server share the two
+# cores, so req/s x (server_us + wrk_us) is at most 2,000,000.
 measure() {
-    local url=$1 body=$2 seconds=$3
+    local url=$1 body=$2 seconds=$3 pid=$4 before after
+    before=$(cpu_ticks "$pid")
     BODY="$body" wrk -t2 -c"$CONNECTIONS" -d"${seconds}s" --latency -s tools/load/post.lua "$url" >"$work/wrk.txt"
-    python3 - "$work/wrk.txt" <<'PY'
+    after=$(cpu_ticks "$pid")
+    # `times`: this subshell's own CPU, then its children's: wrk's.
+    times >"$work/times.txt"
+    python3 - "$work/wrk.txt" "$((after - before))" "$(getconf CLK_TCK)" "$work/times.txt" <<'PY'
 import re, sys
 text = open(sys.argv[1]).read()
+server_s = int(sys.argv[2]) / int(sys.argv[3])
+def seconds(t):
+    m = re.fullmatch(r"(\d+)m([\d.]+)s", t)
+    return int(m.group(1)) * 60 + float(m.group(2))
+wrk_s = sum(seconds(t) for t in open(sys.argv[4]).read().split()[2:4])
 def latency(p):
     m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)", text, re.M)
     value, unit = float(m.group(1)), m.group(2)
@@ -64,7 +78,9 @@ non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
 errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(int(g) for g in socket.groups()) if socket else 0)
 answered = int(re.search(r"(\d+) requests in", text).group(1)) - (int(non_2xx.group(1)) if non_2xx else 0)
-print(f"{rps:.0f} {latency(50):.2f} {latency(99):.2f} {errors} {answered}")
+requests = max(int(re.search(r"(\d+) requests in", text).group(1)), 1)
+print(f"{rps:.0f} {latency(50):.2f} {latency(99):.2f} {errors} {answered} "
+      f"{server_s * 1e6 / requests:.0f} {wrk_s * 1e6 / requests:.0f}")
 PY
 }
 peak_rss_mb() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
@@ -82,17 +98,20 @@ echo "build: $build"
 echo "cramp-cds ready ${ready_ms} ms after start (store: SQLite, on)"
 echo
 printf '| request | cramp-cds req/s | p50 ms | p99 ms | errors | Node baseline req/s | ratio |\n|---|---|---|---|---|---|---|\n'
+costs=$'| request | cramp-cds | Node | ceiling: read body | ceiling: IgnoredAny |\n|---|---|---|---|---|\n'
 ceilings=$'| request | cramp-cds req/s | Node req/s | ceiling: read body req/s | ceiling: IgnoredAny req/s | to Node | to read ceiling | to IgnoredAny ceiling |\n|---|---|---|---|---|---|---|---|\n'
 for name in patient-view-4k patient-view-100k order-sign-4k order-sign-100k; do
     body="$work/$name.json"
     url="http://127.0.0.1:$server_port/cds-services/leg-cramps-${name%-*k}"
     per_answer=$(cards_per_answer "$url" "$body")
     cards_seen=$((cards_seen + per_answer))
-    read -r rps p50 p99 errors answered < <(measure "$url" "$body" "$DURATION")
+    read -r rps p50 p99 errors answered cpu wrk_cpu < <(measure "$url" "$body" "$DURATION" $server_pid)
     cards_seen=$((cards_seen + per_answer * answered))
-    read -r base _ _ base_errors _ < <(measure "http://127.0.0.1:$baseline_port/" "$body" "$DURATION")
-    read -r read_rps _ _ read_errors _ < <(measure "http://127.0.0.1:$ceiling_port/read" "$body" "$DURATION")
-    read -r lex_rps _ _ lex_errors _ < <(measure "http://127.0.0.1:$ceiling_port/lex" "$body" "$DURATION")
+    read -r base _ _ base_errors _ base_cpu base_wrk < <(measure "http://127.0.0.1:$baseline_port/" "$body" "$DURATION" $baseline_pid)
+    read -r read_rps _ _ read_errors _ read_cpu read_wrk < <(measure "http://127.0.0.1:$ceiling_port/read" "$body" "$DURATION" $ceiling_pid)
+    read -r lex_rps _ _ lex_errors _ lex_cpu lex_wrk < <(measure "http://127.0.0.1:$ceiling_port/lex" "$body" "$DURATION" $ceiling_pid)
+    costs+=$(printf '| %s | %s / %s | %s / %s | %s / %s | %s / %s |' "$name" "$cpu" "$wrk_cpu" \
+        "$base_cpu" "$base_wrk" "$read_cpu" "$read_wrk" "$lex_cpu" "$lex_wrk")$'\n'
     ratio=$(python3 -c "print(f'{$rps / $base:.1f}x')")
     printf '| %s (%s bytes) | %s | %s | %s | %s | %s | %s |\n' "$name" "$(stat -c %s "$body")" "$rps" "$p50" "$p99" "$errors" "$base" "$ratio"
     ceilings+=$(printf '| %s | %s | %s | %s | %s | %s | %s | %s |' "$name" "$rps" "$base" "$read_rps" "$lex_rps" \
@@ -104,6 +123,10 @@ echo "the same run, beside the framework's ceiling (examples/ceiling.rs, same wr
 echo
 printf '%s' "$ceilings"
 echo "peak RSS: Node $(peak_rss_mb $baseline_pid) MB, ceiling $(peak_rss_mb $ceiling_pid) MB"
+echo
+echo "CPU per request, us: the server's / wrk's (two cores: req/s x (server + wrk) <= 2,000,000):"
+echo
+printf '%s' "$costs"
 echo
 echo "peak RSS after the runs: $(peak_rss_mb $server_pid) MB"
 
