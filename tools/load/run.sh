@@ -52,8 +52,8 @@ until curl -fs -X POST -H 'Content-Type: application/json' -d '{}' "http://127.0
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # measure URL BODY SECONDS PID: wrk's summary -> "rps p50 p99 errors answered
 # server_us wrk_us" (answered: 2xx responses; server_us and wrk_us: CPU per
-# request of the server PID and of wrk). wrk and the server share the two
-# cores, so req/s x (server_us + wrk_us) is at most 2,000,000.
+# request of the server PID and of wrk). wrk and the server share the
+# machine's cores, so req/s x (server_us + wrk_us) is at most cores x 1,000,000.
 measure() {
     local url=$1 body=$2 seconds=$3 pid=$4 before after
     before=$(cpu_ticks "$pid")
@@ -77,8 +77,9 @@ rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
 non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
 socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
 errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(int(g) for g in socket.groups()) if socket else 0)
-answered = int(re.search(r"(\d+) requests in", text).group(1)) - (int(non_2xx.group(1)) if non_2xx else 0)
-requests = max(int(re.search(r"(\d+) requests in", text).group(1)), 1)
+sent = int(re.search(r"(\d+) requests in", text).group(1))
+answered = sent - (int(non_2xx.group(1)) if non_2xx else 0)
+requests = max(sent, 1)
 print(f"{rps:.0f} {latency(50):.2f} {latency(99):.2f} {errors} {answered} "
       f"{server_s * 1e6 / requests:.0f} {wrk_s * 1e6 / requests:.0f}")
 PY
@@ -124,7 +125,8 @@ echo
 printf '%s' "$ceilings"
 echo "peak RSS: Node $(peak_rss_mb $baseline_pid) MB, ceiling $(peak_rss_mb $ceiling_pid) MB"
 echo
-echo "CPU per request, us: the server's / wrk's (two cores: req/s x (server + wrk) <= 2,000,000):"
+cores=$(nproc)
+echo "CPU per request, us: the server's / wrk's ($cores cores: req/s x (server + wrk) <= $cores,000,000):"
 echo
 printf '%s' "$costs"
 echo
