@@ -27,6 +27,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::pool::PoolConnection;
+use sqlx::Any;
 use sqlx::Arguments;
 use sqlx::{AnyPool, Row};
 use tokio::runtime::Runtime;
@@ -507,20 +509,30 @@ fn patient_hash(shared: &Shared, patient_id: &str) -> Option<String> {
 
 /// Drains the queue every TICK while answers come (at once when a batch
 /// fills), and sleeps while none do, until the next answer wakes it.
+///
+/// The writer keeps one connection while answers come. Taking whichever the
+/// pool handed out next (its longest-idle one) rotated the batches over
+/// every open connection, each acquire pinged the connection first, and the
+/// sqlx thread of each SQLite connection took its turn on the shared cores.
+/// It goes back to the pool when the writer goes idle (closing the pool
+/// waits for it) or after an error (it may be broken).
 async fn write_cards(shared: Arc<Shared>, queue: Arc<Queue>) {
+    let mut held: Option<PoolConnection<Any>> = None;
     loop {
         let _ = tokio::time::timeout(TICK, queue.wake.notified()).await;
         let batch = queue.take();
         if batch.is_empty() {
+            held = None;
             queue.wake.notified().await;
             continue;
         }
         let answers = batch.len() as u64;
         let cards: Vec<IssuedCard> = batch.into_iter().flatten().collect();
         let count = cards.len() as u64;
-        match insert_cards(&shared, cards).await {
+        match insert_cards(&shared, &mut held, cards).await {
             Ok(()) => metrics::counter!("store_cards_written_total").increment(count),
             Err(error) => {
+                held = None;
                 metrics::counter!("store_failures_total", "operation" => "write-cards")
                     .increment(count);
                 log::error!("{count} card(s) not recorded: {error}");
@@ -561,7 +573,11 @@ fn insert_cards_sql(rows: usize, numbered: bool) -> String {
     sql
 }
 
-async fn insert_cards(shared: &Shared, cards: Vec<IssuedCard>) -> Result<(), StoreError> {
+async fn insert_cards(
+    shared: &Shared,
+    held: &mut Option<PoolConnection<Any>>,
+    cards: Vec<IssuedCard>,
+) -> Result<(), StoreError> {
     ready(shared)?;
     let mut tally = aggregates::Tally::default();
     let issued = aggregates::Counts {
@@ -578,7 +594,11 @@ async fn insert_cards(shared: &Shared, cards: Vec<IssuedCard>) -> Result<(), Sto
             issued,
         );
     }
-    let mut transaction = shared.pool.begin().await?;
+    let connection = match held {
+        Some(connection) => connection,
+        None => held.insert(shared.pool.acquire().await?),
+    };
+    let mut transaction = sqlx::Connection::begin(&mut **connection).await?;
     let mut cards = cards.into_iter().peekable();
     // An answer's cards share a patient: hash each patient id once.
     let mut hashed: Option<(String, Option<String>)> = None;
@@ -993,6 +1013,35 @@ mod tests {
         let woken = tokio::time::timeout(Duration::from_millis(50), queue.wake.notified()).await;
         assert!(woken.is_err(), "less than a batch waits for the tick");
         assert_eq!(queue.take().len(), 1);
+    }
+
+    /// The writer holds a connection while answers come and gives it back
+    /// when idle: closing the pool waits for every connection, so a writer
+    /// that kept one would hang shutdown. Every card is written first.
+    #[tokio::test]
+    async fn closing_waits_for_the_cards_and_not_for_the_writers_connection() {
+        let path = std::env::temp_dir().join(format!("cramp-cds-close-{}.db", Uuid::new_v4()));
+        let url = format!("sqlite://{}?mode=rwc", path.display());
+        let store = Store::open(&url, None, 30).unwrap();
+        assert!(store.wait_until_ready(Duration::from_secs(10)).await);
+        let answers = 3 * BATCH + 7;
+        for _ in 0..answers {
+            store.record_cards(answer(2)).await;
+        }
+        tokio::time::timeout(Duration::from_secs(10), store.close())
+            .await
+            .expect("the store closes once the writer is idle");
+        drop(store);
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let written: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM issued_cards")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+        assert_eq!(written, 2 * answers as i64, "no card lost");
     }
 
     /// Every index on issued_cards costs each card written a b-tree insert,
