@@ -385,6 +385,9 @@ impl<'a> RecordBuilder<'a> {
     }
 
     fn add_entries(&mut self, bundle: TypedBundle<'a>) {
+        // One growth instead of a rehash at every doubling (1.9% of the
+        // workers' samples at 100 KB).
+        self.seen.reserve(bundle.entry.len());
         for entry in bundle.entry {
             if let Some(resource) = entry.resource {
                 self.add_resource(resource, entry.full_url.as_ref());
