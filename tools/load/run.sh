@@ -4,8 +4,10 @@
 # actix-web reading the body, and lexing it with IgnoredAny), all driven by
 # wrk with the same realistic requests and settings in the same run.
 # Prints requests/s, p50, p99, errors and peak RSS, the ratio to the
-# baseline and to each ceiling, start-up time, a soak run's memory over
-# time, and cards recorded against cards answered.
+# baseline and to each ceiling, every server's p50 and p99 (with 32
+# connections busy p99 is a multiple of the median, so a slow stretch of
+# the host shows in every server run during it), start-up time, a soak
+# run's memory over time, and cards recorded against cards answered.
 #
 #   tools/load/run.sh                # 30 s per run, 60 s soak
 #   DURATION=10 SOAK=20 tools/load/run.sh
@@ -100,6 +102,7 @@ echo "cramp-cds ready ${ready_ms} ms after start (store: SQLite, on)"
 echo
 printf '| request | cramp-cds req/s | p50 ms | p99 ms | errors | Node baseline req/s | ratio |\n|---|---|---|---|---|---|---|\n'
 costs=$'| request | cramp-cds | Node | ceiling: read body | ceiling: IgnoredAny |\n|---|---|---|---|---|\n'
+latencies=$'| request | cramp-cds | Node | ceiling: read body | ceiling: IgnoredAny |\n|---|---|---|---|---|\n'
 ceilings=$'| request | cramp-cds req/s | Node req/s | ceiling: read body req/s | ceiling: IgnoredAny req/s | to Node | to read ceiling | to IgnoredAny ceiling |\n|---|---|---|---|---|---|---|---|\n'
 for name in patient-view-4k patient-view-100k order-sign-4k order-sign-100k; do
     body="$work/$name.json"
@@ -108,9 +111,11 @@ for name in patient-view-4k patient-view-100k order-sign-4k order-sign-100k; do
     cards_seen=$((cards_seen + per_answer))
     read -r rps p50 p99 errors answered cpu wrk_cpu < <(measure "$url" "$body" "$DURATION" $server_pid)
     cards_seen=$((cards_seen + per_answer * answered))
-    read -r base _ _ base_errors _ base_cpu base_wrk < <(measure "http://127.0.0.1:$baseline_port/" "$body" "$DURATION" $baseline_pid)
-    read -r read_rps _ _ read_errors _ read_cpu read_wrk < <(measure "http://127.0.0.1:$ceiling_port/read" "$body" "$DURATION" $ceiling_pid)
-    read -r lex_rps _ _ lex_errors _ lex_cpu lex_wrk < <(measure "http://127.0.0.1:$ceiling_port/lex" "$body" "$DURATION" $ceiling_pid)
+    read -r base base_p50 base_p99 base_errors _ base_cpu base_wrk < <(measure "http://127.0.0.1:$baseline_port/" "$body" "$DURATION" $baseline_pid)
+    read -r read_rps read_p50 read_p99 read_errors _ read_cpu read_wrk < <(measure "http://127.0.0.1:$ceiling_port/read" "$body" "$DURATION" $ceiling_pid)
+    read -r lex_rps lex_p50 lex_p99 lex_errors _ lex_cpu lex_wrk < <(measure "http://127.0.0.1:$ceiling_port/lex" "$body" "$DURATION" $ceiling_pid)
+    latencies+=$(printf '| %s | %s / %s | %s / %s | %s / %s | %s / %s |' "$name" "$p50" "$p99" \
+        "$base_p50" "$base_p99" "$read_p50" "$read_p99" "$lex_p50" "$lex_p99")$'\n'
     costs+=$(printf '| %s | %s / %s | %s / %s | %s / %s | %s / %s |' "$name" "$cpu" "$wrk_cpu" \
         "$base_cpu" "$base_wrk" "$read_cpu" "$read_wrk" "$lex_cpu" "$lex_wrk")$'\n'
     ratio=$(python3 -c "print(f'{$rps / $base:.1f}x')")
@@ -129,6 +134,10 @@ cores=$(nproc)
 echo "CPU per request, us: the server's / wrk's ($cores cores: req/s x (server + wrk) <= $cores,000,000):"
 echo
 printf '%s' "$costs"
+echo
+echo "latency, p50 / p99 ms, every server (the same runs):"
+echo
+printf '%s' "$latencies"
 echo
 echo "peak RSS after the runs: $(peak_rss_mb $server_pid) MB"
 
