@@ -515,7 +515,8 @@ fn patient_hash(shared: &Shared, patient_id: &str) -> Option<String> {
 /// every open connection, each acquire pinged the connection first, and the
 /// sqlx thread of each SQLite connection took its turn on the shared cores.
 /// It goes back to the pool when the writer goes idle (closing the pool
-/// waits for it) or after an error (it may be broken).
+/// waits for it) or after an error (it may be broken); a batch whose BEGIN
+/// fails on it begins again on a fresh one (`insert_cards`).
 async fn write_cards(shared: Arc<Shared>, queue: Arc<Queue>) {
     let mut held: Option<PoolConnection<Any>> = None;
     loop {
@@ -594,11 +595,31 @@ async fn insert_cards(
             issued,
         );
     }
-    let connection = match held {
-        Some(connection) => connection,
-        None => held.insert(shared.pool.acquire().await?),
-    };
-    let mut transaction = sqlx::Connection::begin(&mut **connection).await?;
+    if let Some(connection) = held {
+        match sqlx::Connection::begin(&mut **connection).await {
+            Ok(transaction) => return write_batch(shared, transaction, tally, cards).await,
+            // The held connection may have died since the last batch (the
+            // database restarted, a proxy dropped it). Nothing is sent
+            // before BEGIN, so the cards go on one the pool checks first.
+            Err(error) => {
+                log::warn!("the card writer's connection failed ({error}); taking another")
+            }
+        }
+    }
+    // Given back before taking another: the pool may be at its limit.
+    *held = None;
+    let connection = held.insert(shared.pool.acquire().await?);
+    let transaction = sqlx::Connection::begin(&mut **connection).await?;
+    write_batch(shared, transaction, tally, cards).await
+}
+
+/// The batch's cards and their aggregate counts, in one transaction.
+async fn write_batch(
+    shared: &Shared,
+    mut transaction: sqlx::Transaction<'_, Any>,
+    tally: aggregates::Tally,
+    cards: Vec<IssuedCard>,
+) -> Result<(), StoreError> {
     let mut cards = cards.into_iter().peekable();
     // An answer's cards share a patient: hash each patient id once.
     let mut hashed: Option<(String, Option<String>)> = None;

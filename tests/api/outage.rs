@@ -121,3 +121,63 @@ async fn hooks_keep_answering_while_the_database_is_down() {
     }
     assert_eq!(app.get("/readyz").await.status(), 200);
 }
+
+/// The card writer keeps its connection between batches while answers
+/// come. When that connection dies in between (here its server process is
+/// ended, as a database restart or a dropped proxy would), the next batch
+/// begins again on a fresh connection instead of being lost.
+#[tokio::test]
+async fn a_writer_connection_lost_between_batches_costs_no_card() {
+    use cramp_cds::store::{IssuedCard, Store};
+    use sqlx::Connection;
+
+    let Some(url) = postgres_database().await else {
+        return;
+    };
+    let answer = || {
+        vec![IssuedCard {
+            uuid: uuid::Uuid::now_v7(),
+            service_id: "leg-cramps-patient-view".into(),
+            hook_instance: uuid::Uuid::nil().to_string(),
+            card_type: "risk-factors".into(),
+            finding_codes: Vec::new(),
+            suggestion_uuids: Vec::new(),
+            patient_id: None,
+            issued_at: chrono::Utc::now(),
+        }]
+    };
+    let store = Store::open(&url, None, 30).unwrap();
+    assert!(store.wait_until_ready(Duration::from_secs(10)).await);
+    let mut admin = sqlx::PgConnection::connect(&url).await.unwrap();
+
+    // One answer written: the writer now waits for the next tick, holding
+    // its connection.
+    store.record_cards(answer()).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while cards_written(&mut admin).await < 1 {
+        assert!(Instant::now() < deadline, "the first card was not written");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_all(&mut admin)
+    .await
+    .unwrap();
+    assert!(!ended.is_empty(), "the writer's connection was ended");
+    store.record_cards(answer()).await;
+    store.close().await;
+    assert_eq!(
+        cards_written(&mut admin).await,
+        2,
+        "the card after the lost connection was written"
+    );
+}
+
+async fn cards_written(database: &mut sqlx::PgConnection) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM issued_cards")
+        .fetch_one(database)
+        .await
+        .unwrap()
+}
