@@ -8,15 +8,21 @@
 # connections busy p99 is a multiple of the median, so a slow stretch of
 # the host shows in every server run during it), start-up time, a soak
 # run's memory over time, and cards recorded against cards answered.
+# Each server gets DURATION seconds per request in ROUNDS slices, the
+# servers taking turns, so that the host's slow stretches fall on all alike.
 #
-#   tools/load/run.sh                # 30 s per run, 60 s soak
+#   tools/load/run.sh                # 30 s per server and request (3 slices of 10 s), 60 s soak
 #   DURATION=10 SOAK=20 tools/load/run.sh
+#   ROUNDS=1 tools/load/run.sh       # each server in one run, one after another
 #   PGO=off tools/load/run.sh        # the plain release build (default: as tools/pgo/build.sh builds)
 #
 # Needs wrk and node (apt-get install wrk nodejs). Traffic stays on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-30}
+ROUNDS=${ROUNDS:-3}
+SLICE=$((DURATION / ROUNDS))
+[ "$SLICE" -ge 1 ] || { echo "DURATION must be at least ROUNDS seconds" >&2; exit 2; }
 SOAK=${SOAK:-60}
 CONNECTIONS=${CONNECTIONS:-32}
 work=$(mktemp -d /tmp/cramp-cds-load.XXXXXX)
@@ -52,38 +58,57 @@ until curl -fs -X POST -H 'Content-Type: application/json' -d '{}' "http://127.0
 
 # CPU time a process has used, user and system, in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# measure URL BODY SECONDS PID: wrk's summary -> "rps p50 p99 errors answered
-# server_us wrk_us" (answered: 2xx responses; server_us and wrk_us: CPU per
-# request of the server PID and of wrk). wrk and the server share the
-# machine's cores, so req/s x (server_us + wrk_us) is at most cores x 1,000,000.
-measure() {
-    local url=$1 body=$2 seconds=$3 pid=$4 before after
+# slice NAME URL BODY SECONDS PID: one wrk run against a server, appended to
+# NAME's results: wrk's counts and latency histogram (post.lua), the server
+# PID's CPU ticks over the run and wrk's own CPU seconds. Run it in a
+# subshell: `times` reports that shell's children, that is wrk.
+slice() {
+    local name=$1 url=$2 body=$3 seconds=$4 pid=$5 before after n
+    n=$(find "$work" -maxdepth 1 -name "result.$name.*" | wc -l)
     before=$(cpu_ticks "$pid")
-    BODY="$body" wrk -t2 -c"$CONNECTIONS" -d"${seconds}s" --latency -s tools/load/post.lua "$url" >"$work/wrk.txt"
+    BODY="$body" RESULT="$work/result.$name.$n" wrk -t2 -c"$CONNECTIONS" -d"${seconds}s" -s tools/load/post.lua "$url" >/dev/null
     after=$(cpu_ticks "$pid")
-    # `times`: this subshell's own CPU, then its children's: wrk's.
+    # Not in a pipe: a forked shell's `times` would not count wrk.
     times >"$work/times.txt"
-    python3 - "$work/wrk.txt" "$((after - before))" "$(getconf CLK_TCK)" "$work/times.txt" <<'PY'
-import re, sys
-text = open(sys.argv[1]).read()
-server_s = int(sys.argv[2]) / int(sys.argv[3])
-def seconds(t):
-    m = re.fullmatch(r"(\d+)m([\d.]+)s", t)
-    return int(m.group(1)) * 60 + float(m.group(2))
-wrk_s = sum(seconds(t) for t in open(sys.argv[4]).read().split()[2:4])
-def latency(p):
-    m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)", text, re.M)
-    value, unit = float(m.group(1)), m.group(2)
-    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
-socket = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
-errors = (int(non_2xx.group(1)) if non_2xx else 0) + (sum(int(g) for g in socket.groups()) if socket else 0)
-sent = int(re.search(r"(\d+) requests in", text).group(1))
-answered = sent - (int(non_2xx.group(1)) if non_2xx else 0)
-requests = max(sent, 1)
-print(f"{rps:.0f} {latency(50):.2f} {latency(99):.2f} {errors} {answered} "
-      f"{server_s * 1e6 / requests:.0f} {wrk_s * 1e6 / requests:.0f}")
+    local wrk_cpu
+    wrk_cpu=$(sed -n 2p "$work/times.txt" | python3 -c 'import re, sys
+print(sum(int(m) * 60 + float(s) for m, s in re.findall(r"(\d+)m([\d.]+)s", sys.stdin.read())))')
+    echo "server_ticks $((after - before))" >>"$work/result.$name.$n"
+    echo "wrk_cpu_s $wrk_cpu" >>"$work/result.$name.$n"
+}
+# measured NAME: NAME's slices added up -> "rps p50 p99 errors answered
+# server_us wrk_us" (answered: 2xx responses; server_us and wrk_us: CPU per
+# request of the server and of wrk, which share the machine's cores, so
+# req/s x (server_us + wrk_us) is at most cores x 1,000,000). Latency
+# percentiles come from the slices' histograms merged, as wrk computes them.
+measured() {
+    python3 - "$(getconf CLK_TCK)" "$work"/result."$1".* <<'PY'
+import sys
+ticks_per_s = int(sys.argv[1])
+total = {"requests": 0, "duration_us": 0, "status_errors": 0, "socket_errors": 0,
+         "server_ticks": 0, "wrk_cpu_s": 0.0}
+histogram = {}
+for path in sys.argv[2:]:
+    for line in open(path):
+        key, value = line.split()
+        if key in total:
+            total[key] += float(value) if key == "wrk_cpu_s" else int(value)
+        else:
+            histogram[int(key)] = histogram.get(int(key), 0) + int(value)
+counted = sum(histogram.values())
+def percentile(p):
+    rank, seen = round(p / 100 * counted + 0.5), 0
+    for value in sorted(histogram):
+        seen += histogram[value]
+        if seen >= rank:
+            return value / 1000
+    return 0.0
+requests = max(total["requests"], 1)
+rps = total["requests"] / (total["duration_us"] / 1e6)
+errors = total["status_errors"] + total["socket_errors"]
+answered = total["requests"] - total["status_errors"]
+print(f"{rps:.0f} {percentile(50):.2f} {percentile(99):.2f} {errors} {answered} "
+      f"{total['server_ticks'] / ticks_per_s * 1e6 / requests:.0f} {total['wrk_cpu_s'] * 1e6 / requests:.0f}")
 PY
 }
 peak_rss_mb() { awk '/VmHWM/ {printf "%.0f", $2 / 1024}' "/proc/$1/status"; }
@@ -109,11 +134,22 @@ for name in patient-view-4k patient-view-100k order-sign-4k order-sign-100k; do
     url="http://127.0.0.1:$server_port/cds-services/leg-cramps-${name%-*k}"
     per_answer=$(cards_per_answer "$url" "$body")
     cards_seen=$((cards_seen + per_answer))
-    read -r rps p50 p99 errors answered cpu wrk_cpu < <(measure "$url" "$body" "$DURATION" $server_pid)
+    # The four servers take turns in ROUNDS slices each, the first turn
+    # moving round by round, so that a slow stretch of the host falls on
+    # all of them alike instead of on whichever ran during it.
+    targets=("service $url $server_pid" "node http://127.0.0.1:$baseline_port/ $baseline_pid"
+        "read http://127.0.0.1:$ceiling_port/read $ceiling_pid" "lex http://127.0.0.1:$ceiling_port/lex $ceiling_pid")
+    for ((round = 0; round < ROUNDS; round++)); do
+        for ((turn = 0; turn < 4; turn++)); do
+            read -r target target_url target_pid <<<"${targets[(round + turn) % 4]}"
+            (slice "$name.$target" "$target_url" "$body" "$SLICE" "$target_pid")
+        done
+    done
+    read -r rps p50 p99 errors answered cpu wrk_cpu < <(measured "$name.service")
     cards_seen=$((cards_seen + per_answer * answered))
-    read -r base base_p50 base_p99 base_errors _ base_cpu base_wrk < <(measure "http://127.0.0.1:$baseline_port/" "$body" "$DURATION" $baseline_pid)
-    read -r read_rps read_p50 read_p99 read_errors _ read_cpu read_wrk < <(measure "http://127.0.0.1:$ceiling_port/read" "$body" "$DURATION" $ceiling_pid)
-    read -r lex_rps lex_p50 lex_p99 lex_errors _ lex_cpu lex_wrk < <(measure "http://127.0.0.1:$ceiling_port/lex" "$body" "$DURATION" $ceiling_pid)
+    read -r base base_p50 base_p99 base_errors _ base_cpu base_wrk < <(measured "$name.node")
+    read -r read_rps read_p50 read_p99 read_errors _ read_cpu read_wrk < <(measured "$name.read")
+    read -r lex_rps lex_p50 lex_p99 lex_errors _ lex_cpu lex_wrk < <(measured "$name.lex")
     latencies+=$(printf '| %s | %s / %s | %s / %s | %s / %s | %s / %s |' "$name" "$p50" "$p99" \
         "$base_p50" "$base_p99" "$read_p50" "$read_p99" "$lex_p50" "$lex_p99")$'\n'
     costs+=$(printf '| %s | %s / %s | %s / %s | %s / %s | %s / %s |' "$name" "$cpu" "$wrk_cpu" \
