@@ -26,7 +26,8 @@ SLICE=$((DURATION / ROUNDS))
 SOAK=${SOAK:-60}
 CONNECTIONS=${CONNECTIONS:-32}
 work=$(mktemp -d /tmp/cramp-cds-load.XXXXXX)
-trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true' EXIT
+# The store grows by about 2 GB in a full run: the servers stopped, it goes.
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"' EXIT
 
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install wrk)" >&2; exit 1; }
 command -v node >/dev/null || { echo "node is not installed" >&2; exit 1; }
