@@ -21,6 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-30}
 ROUNDS=${ROUNDS:-3}
+[ "$ROUNDS" -ge 1 ] 2>/dev/null || { echo "ROUNDS=$ROUNDS: a whole number, 1 or more" >&2; exit 2; }
 SLICE=$((DURATION / ROUNDS))
 [ "$SLICE" -ge 1 ] || { echo "DURATION must be at least ROUNDS seconds" >&2; exit 2; }
 SOAK=${SOAK:-60}
