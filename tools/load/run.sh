@@ -120,7 +120,7 @@ cards_per_answer() {
     curl -fs -X POST -H 'Content-Type: application/json' --data-binary "@$2" "$1" |
         python3 -c 'import json, sys; print(len(json.load(sys.stdin)["cards"]))'
 }
-ratio() { python3 -c "print(f'{$1 / $2:.2f}x ({100 * $1 / $2:.0f}%)' if $2 else 'n/a')"; }
+ratio() { python3 -c "print(f'{$1 / $2:.2f}x ({100 * $1 / $2:.1f}%)' if $2 else 'n/a')"; }
 cards_seen=0
 
 echo
