@@ -1,6 +1,10 @@
 //! The FHIR R4 read model: only the elements the rules read. Unknown elements
-//! are skipped by serde; a resource whose known elements have the wrong shape
-//! fails on its own and is skipped by the record builder, never the request.
+//! are skipped by serde. An element the rules decide on (a code, a status,
+//! a value) with the wrong shape fails its resource, which the record
+//! builder skips, never the request. An element they can do without (a
+//! display, the subject, a dosage, a reference range) with the wrong shape
+//! is read as absent, so it never costs the resource: an order whose
+//! `dispenseRequest` is `5` is still a quinine order.
 
 use chrono::{DateTime, Utc};
 use serde::de::value::{BorrowedStrDeserializer, MapAccessDeserializer, StringDeserializer};
@@ -75,6 +79,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
 pub struct Coding<'a> {
     pub system: Option<Text<'a>>,
     pub code: Option<Text<'a>>,
+    #[serde(deserialize_with = "lenient_text")]
     pub display: Option<Text<'a>>,
 }
 
@@ -82,6 +87,7 @@ pub struct Coding<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct CodeableConcept<'a> {
     pub coding: Vec<Coding<'a>>,
+    #[serde(deserialize_with = "lenient_text")]
     pub text: Option<Text<'a>>,
 }
 
@@ -131,6 +137,7 @@ pub struct Period {
 pub struct Quantity<'a> {
     pub value: Option<f64>,
     pub unit: Option<Text<'a>>,
+    #[serde(deserialize_with = "lenient_text")]
     pub system: Option<Text<'a>>,
     pub code: Option<Text<'a>>,
 }
@@ -172,6 +179,7 @@ struct PatientElements<'a> {
     deceased_boolean: Option<bool>,
     #[serde(deserialize_with = "lenient_datetime")]
     deceased_date_time: Option<DateTime<Utc>>,
+    #[serde(deserialize_with = "lenient_list")]
     link: Vec<PatientLink<'a>>,
 }
 
@@ -216,6 +224,7 @@ impl<'a> From<PatientElements<'a>> for Patient<'a> {
 #[serde(from = "ConditionElements<'a>", bound(deserialize = "'de: 'a"))]
 pub struct Condition<'a> {
     pub id: Option<Text<'a>>,
+    #[serde(deserialize_with = "lenient")]
     pub subject: Option<Reference<'a>>,
     pub clinical_status: Option<CodeableConcept<'a>>,
     pub verification_status: Option<CodeableConcept<'a>>,
@@ -242,6 +251,7 @@ pub struct Condition<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct ConditionElements<'a> {
     id: Option<Text<'a>>,
+    #[serde(deserialize_with = "lenient")]
     subject: Option<Reference<'a>>,
     clinical_status: Option<CodeableConcept<'a>>,
     verification_status: Option<CodeableConcept<'a>>,
@@ -258,6 +268,7 @@ struct ConditionElements<'a> {
     abatement_boolean: Option<bool>,
     #[serde(deserialize_with = "lenient_span")]
     recorded_date: Option<DateSpan>,
+    #[serde(deserialize_with = "lenient_list")]
     body_site: Vec<CodeableConcept<'a>>,
 }
 
@@ -289,6 +300,7 @@ impl<'a> From<ConditionElements<'a>> for Condition<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct Observation<'a> {
     pub id: Option<Text<'a>>,
+    #[serde(deserialize_with = "lenient")]
     pub subject: Option<Reference<'a>>,
     pub status: Option<Text<'a>>,
     pub code: Option<CodeableConcept<'a>>,
@@ -304,8 +316,11 @@ pub struct Observation<'a> {
     /// A symptom recorded as present (true) or absent (false).
     pub value_boolean: Option<bool>,
     pub value_string: Option<Text<'a>>,
+    #[serde(deserialize_with = "lenient")]
     pub body_site: Option<CodeableConcept<'a>>,
+    #[serde(deserialize_with = "lenient_list")]
     pub interpretation: Vec<CodeableConcept<'a>>,
+    #[serde(deserialize_with = "lenient_list")]
     pub reference_range: Vec<ReferenceRange<'a>>,
 }
 
@@ -315,7 +330,9 @@ pub struct Medication<'a> {
     pub id: Option<Text<'a>>,
     pub code: Option<CodeableConcept<'a>>,
     /// Dose form ("ophthalmic solution"): read like a route.
+    #[serde(deserialize_with = "lenient")]
     pub form: Option<CodeableConcept<'a>>,
+    #[serde(deserialize_with = "lenient_list")]
     pub ingredient: Vec<MedicationIngredient<'a>>,
 }
 
@@ -331,17 +348,23 @@ pub struct MedicationIngredient<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct MedicationOrder<'a> {
     pub id: Option<Text<'a>>,
+    #[serde(deserialize_with = "lenient")]
     pub subject: Option<Reference<'a>>,
+    /// Unreadable is unknown: not active, and a draft still checked.
+    #[serde(deserialize_with = "lenient_text")]
     pub status: Option<Text<'a>>,
     pub medication_codeable_concept: Option<CodeableConcept<'a>>,
     pub medication_reference: Option<Reference<'a>>,
+    #[serde(deserialize_with = "lenient_list")]
     pub contained: Vec<Resource<'a>>,
     /// MedicationRequest: when it was ordered.
     #[serde(deserialize_with = "lenient_span")]
     pub authored_on: Option<DateSpan>,
     /// MedicationRequest: how long the order may be dispensed.
+    #[serde(deserialize_with = "lenient")]
     pub dispense_request: Option<DispenseRequest<'a>>,
     /// MedicationRequest: how it is given (route).
+    #[serde(deserialize_with = "lenient_list")]
     pub dosage_instruction: Vec<Dosage<'a>>,
     /// MedicationStatement: when it was recorded.
     #[serde(deserialize_with = "lenient_span")]
@@ -349,8 +372,10 @@ pub struct MedicationOrder<'a> {
     /// MedicationStatement: when it was (or is) taken.
     #[serde(deserialize_with = "lenient_span")]
     pub effective_date_time: Option<DateSpan>,
+    #[serde(deserialize_with = "lenient")]
     pub effective_period: Option<SpanPeriod>,
     /// MedicationStatement: how it is given (route).
+    #[serde(deserialize_with = "lenient_list")]
     pub dosage: Vec<Dosage<'a>>,
 }
 
@@ -412,12 +437,14 @@ pub struct SpanPeriod {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct Procedure<'a> {
     pub id: Option<Text<'a>>,
+    #[serde(deserialize_with = "lenient")]
     pub subject: Option<Reference<'a>>,
     pub status: Option<Text<'a>>,
     pub code: Option<CodeableConcept<'a>>,
     #[serde(deserialize_with = "lenient_datetime")]
     pub performed_date_time: Option<DateTime<Utc>>,
     pub performed_period: Option<Period>,
+    #[serde(deserialize_with = "lenient_list")]
     pub body_site: Vec<CodeableConcept<'a>>,
 }
 
@@ -427,6 +454,7 @@ pub struct Procedure<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct ServiceRequest<'a> {
     pub id: Option<Text<'a>>,
+    #[serde(deserialize_with = "lenient")]
     pub subject: Option<Reference<'a>>,
     pub status: Option<Text<'a>>,
     pub code: Option<CodeableConcept<'a>>,
@@ -441,6 +469,7 @@ pub struct ServiceRequest<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct DiagnosticReport<'a> {
     pub id: Option<Text<'a>>,
+    #[serde(deserialize_with = "lenient")]
     pub subject: Option<Reference<'a>>,
     pub status: Option<Text<'a>>,
     pub code: Option<CodeableConcept<'a>>,
@@ -455,6 +484,7 @@ pub struct DiagnosticReport<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct ImagingStudy<'a> {
     pub id: Option<Text<'a>>,
+    #[serde(deserialize_with = "lenient")]
     pub subject: Option<Reference<'a>>,
     pub status: Option<Text<'a>>,
     pub procedure_code: Vec<CodeableConcept<'a>>,
@@ -466,6 +496,7 @@ pub struct ImagingStudy<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct Encounter<'a> {
     pub id: Option<Text<'a>>,
+    #[serde(deserialize_with = "lenient")]
     pub subject: Option<Reference<'a>>,
     pub status: Option<Text<'a>>,
     /// R4 has a Coding in `class`, R5 a list of CodeableConcepts.
@@ -763,6 +794,103 @@ fn limited_entries<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d.deserialize_seq(EntriesVisitor(std::marker::PhantomData))
 }
 
+/// An element the rules can do without: when anything in it has the wrong
+/// shape it is absent, and its resource is kept. Read twice (raw, then
+/// typed), so only for small elements.
+fn lenient<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    let raw = <&'de RawValue>::deserialize(d)?;
+    Ok(serde_json::from_str(raw.get()).ok())
+}
+
+/// A list of elements the rules can do without: an item with the wrong
+/// shape is dropped on its own; anything but a list is an empty list.
+fn lenient_list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    struct ListVisitor<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for ListVisitor<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(raw) = seq.next_element::<&'de RawValue>()? {
+                if let Ok(item) = serde_json::from_str(raw.get()) {
+                    items.push(item);
+                }
+            }
+            Ok(items)
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(Vec::new())
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+    }
+    d.deserialize_any(ListVisitor(std::marker::PhantomData))
+}
+
+/// Text the rules can do without (a display, a status they only compare):
+/// anything but a string is absent. Borrowed like [`Text`].
+fn lenient_text<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Text<'a>>, D::Error> {
+    struct TextOrNothing;
+    impl<'de> Visitor<'de> for TextOrNothing {
+        type Value = Option<Text<'de>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(Some(Text(Cow::Borrowed(v))))
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(Some(Text(Cow::Owned(v.to_owned()))))
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+            Ok(Some(Text(Cow::Owned(v))))
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+    }
+    d.deserialize_any(TextOrNothing)
+}
+
 /// A date that cannot be read is absent, not an error: one odd date must not
 /// cost the rest of the resource.
 fn lenient_datetime<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
@@ -842,6 +970,33 @@ mod tests {
                 && c.abatement_date_time.is_none()
         );
         assert_eq!(c.id.as_deref(), Some("c1"));
+    }
+
+    /// A wrong shape where no decision rests (a display, a code system of a
+    /// unit, a reference range, a body site) costs that element only; a
+    /// wrong shape in a code still costs the resource.
+    #[test]
+    fn elements_the_rules_can_do_without_are_absent_when_broken() {
+        let c = serde_json::from_str::<Condition>(
+            r#"{"id":"c1","clinicalStatus":{"coding":[{"code":"active","display":5}]},"code":{"text":["x"],"coding":[{"code":"39162006"}]},"bodySite":[5,{"text":"left leg"}],"subject":"Patient/p1"}"#,
+        )
+        .unwrap();
+        assert!(c.clinical_status.unwrap().has_code(&["active"]));
+        assert_eq!(c.code.unwrap().coding[0].code.as_deref(), Some("39162006"));
+        assert_eq!(c.body_site.len(), 1);
+        assert!(c.subject.is_none());
+        let o = serde_json::from_str::<Observation>(
+            r#"{"id":"k","valueQuantity":{"value":3.1,"code":"mmol/L","system":5},"referenceRange":[{"high":{"value":"5.1"}}],"bodySite":"arm","interpretation":{"x":1}}"#,
+        )
+        .unwrap();
+        assert_eq!(o.value_quantity.unwrap().value, Some(3.1));
+        assert!(
+            o.reference_range.is_empty() && o.body_site.is_none() && o.interpretation.is_empty()
+        );
+        assert!(serde_json::from_str::<Condition>(r#"{"code":{"coding":[{"code":5}]}}"#).is_err());
+        assert!(
+            serde_json::from_str::<Observation>(r#"{"valueQuantity":{"value":"3.1"}}"#).is_err()
+        );
     }
 
     /// Bundle entries are read into a vector serde grows by doubling: every

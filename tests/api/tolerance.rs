@@ -190,3 +190,73 @@ async fn what_the_rules_read_stays_a_400_in_every_mode() {
     )
     .await;
 }
+
+/// Members of a quinine order no rule reads for the warning, each with the
+/// wrong shape: the order is still read, and the warning still given.
+fn broken_unread_members() -> Vec<(&'static str, Value)> {
+    vec![
+        ("dispenseRequest", json!(5)),
+        (
+            "dispenseRequest",
+            json!({"expectedSupplyDuration": {"value": "30"}}),
+        ),
+        ("dosageInstruction", json!({"route": "oral"})),
+        ("dosageInstruction", json!([{"route": "oral"}, null])),
+        ("subject", json!("Patient/p1")),
+        ("contained", json!({})),
+        ("status", json!(5)),
+    ]
+}
+
+#[tokio::test]
+async fn a_quinine_draft_with_broken_members_the_warning_does_not_read_is_still_warned_about() {
+    let app = spawn_app().await;
+    for (member, value) in broken_unread_members() {
+        let mut draft = quinine_draft();
+        draft[member] = value.clone();
+        let mut coding_display = quinine_draft();
+        coding_display["medicationCodeableConcept"]["coding"][0]["display"] = json!(5);
+        coding_display["medicationCodeableConcept"]["text"] = json!(["x"]);
+        for draft in [draft, coding_display] {
+            for hook in ["order-select", "order-sign"] {
+                let path = format!("/cds-services/leg-cramps-{hook}");
+                let request = order_request(hook, vec![draft.clone()]);
+                let body = assert_valid_cards(app.post_json(&path, &request).await).await;
+                assert!(
+                    is_quinine_warning(&body),
+                    "{hook}, {member}: {value}: {body:#}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_active_quinine_order_with_broken_unread_members_is_warned_about_on_patient_view() {
+    let app = spawn_app().await;
+    for (member, value) in broken_unread_members() {
+        if member == "status" {
+            continue; // an unreadable status is an unknown one: not active
+        }
+        let mut order = quinine_draft();
+        order["status"] = json!("active");
+        order["intent"] = json!("order");
+        order[member] = value.clone();
+        let mut request = patient_view_request();
+        request["prefetch"]["medicationRequests"] = json!({
+            "resourceType": "Bundle", "type": "searchset",
+            "entry": [{"resource": order}]
+        });
+        let body = assert_valid_cards(
+            app.post_json("/cds-services/leg-cramps-patient-view", &request)
+                .await,
+        )
+        .await;
+        let warned = body["cards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["source"]["topic"]["code"] == "quinine-warning");
+        assert!(warned, "{member}: {value}: {body:#}");
+    }
+}
