@@ -213,7 +213,7 @@ pub async fn observe(
         })
         .map(str::to_owned)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let peer = request
         .peer_addr()
         .map_or_else(|| "-".to_owned(), |address| address.ip().to_string());
@@ -247,7 +247,7 @@ pub async fn observe(
         }
     });
     let status = status.to_string();
-    metrics::counter!("http_requests_total", "route" => route.clone(), "service" => service.clone(), "method" => method.clone(), "status" => status.clone())
+    metrics::counter!("http_requests_total", "route" => route.clone(), "service" => service.clone(), "method" => method, "status" => status.clone())
         .increment(1);
     metrics::histogram!("http_request_duration_seconds", "route" => route, "service" => service, "method" => method, "status" => status)
         .record(elapsed.as_secs_f64());
@@ -257,6 +257,25 @@ pub async fn observe(
             .insert(HeaderName::from_static(REQUEST_ID_HEADER), value);
     }
     Ok(response)
+}
+
+/// The method as a label and in the log: HTTP's own methods by name, any
+/// other (a client may send a 100 KB token) as "other", so a client can
+/// neither make series without end nor flood the log with it.
+fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
 }
 
 /// A request-derived string made safe for a text log line: control
@@ -276,7 +295,10 @@ pub fn escape_for_log(text: &str, max: usize) -> String {
             c if c.is_control()
                 || matches!(
                     c,
-                    '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
+                    // Line separators, and the invisible and direction
+                    // marks that make a line display other than it reads.
+                    '\u{2028}' | '\u{2029}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}'
+                        | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}'
                 ) =>
             {
                 out.extend(c.escape_unicode())
@@ -301,5 +323,24 @@ mod tests {
         assert!(!escape_for_log("x\u{2028}y\u{1b}[31m", 100)
             .chars()
             .any(|c| c.is_control() || c == '\u{2028}'));
+        // Bidi isolates and invisible characters would make a line read
+        // other than it is.
+        let escaped = escape_for_log(
+            "abc\u{2067}\u{202e}FAKE\u{2069}\u{200b}\u{feff}\u{61c}",
+            100,
+        );
+        assert_eq!(
+            escaped.chars().filter(|c| !c.is_ascii()).count(),
+            0,
+            "{escaped}"
+        );
+    }
+
+    #[test]
+    fn methods_outside_http_s_own_are_one_label() {
+        use actix_web::http::Method;
+        assert_eq!(super::method_label(&Method::POST), "POST");
+        let long = Method::from_bytes("X".repeat(20_000).as_bytes()).unwrap();
+        assert_eq!(super::method_label(&long), "other");
     }
 }

@@ -606,3 +606,28 @@ async fn healthz_stays_fast_while_large_records_are_evaluated() {
     eprintln!("two large records in {took:?}; {probes} /healthz probes meanwhile, the slowest {slowest:?}");
     assert!(slowest < Duration::from_secs(1), "{slowest:?}");
 }
+
+#[tokio::test]
+async fn an_invented_method_makes_no_metric_series_of_its_own() {
+    let app = spawn_app().await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let method = "X".repeat(20_000);
+    for _ in 0..3 {
+        let mut stream = TcpStream::connect(&address).await.unwrap();
+        let head =
+            format!("{method} /healthz HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n");
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
+            .await
+            .expect("an answer")
+            .ok();
+    }
+    let metrics = app.get("/metrics").await.text().await.unwrap();
+    assert!(
+        !metrics.contains("XXXX"),
+        "{} bytes of metrics",
+        metrics.len()
+    );
+    assert!(metrics.contains(r#"method="other""#));
+}
