@@ -63,7 +63,7 @@ fn server_trust(
     let allow = AllowList::parse(&settings.fhir.allowed_servers)?;
     let bindings = issuers
         .iter()
-        .map(|i| (i.iss.clone(), i.fhir_servers.clone()))
+        .map(|i| (i.key(), i.fhir_servers.clone()))
         .collect();
     let key_urls: Vec<String> = issuers
         .iter()

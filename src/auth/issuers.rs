@@ -18,7 +18,7 @@ use std::path::Path;
 use jsonwebtoken::jwk::JwkSet;
 use serde::Deserialize;
 
-use crate::prefetch::trust::ServerPattern;
+use crate::prefetch::trust::{IssuerKey, ServerPattern};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -33,6 +33,16 @@ pub struct TrustedIssuer {
     /// scheme, host, port and path prefix).
     #[serde(default)]
     pub fhir_servers: Vec<ServerPattern>,
+}
+
+impl TrustedIssuer {
+    /// The issuer and tenant this entry stands for.
+    pub fn key(&self) -> IssuerKey {
+        IssuerKey {
+            iss: self.iss.clone(),
+            tenant: self.tenant.clone(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -62,6 +72,8 @@ pub enum InvalidIssuers {
     NoKeys(String),
     #[error("issuer '{iss}': '{url}' is not an http(s) URL")]
     NotHttp { iss: String, url: String },
+    #[error("issuer '{0}' has more than one entry: give each its own \"tenant\" (a token then names its tenant), or merge them")]
+    Ambiguous(String),
 }
 
 pub fn load(path: &Path) -> Result<Vec<TrustedIssuer>, IssuersError> {
@@ -75,6 +87,19 @@ pub fn load(path: &Path) -> Result<Vec<TrustedIssuer>, IssuersError> {
 
 pub fn parse(text: &str) -> Result<Vec<TrustedIssuer>, InvalidIssuers> {
     let file: IssuersFile = serde_json::from_str(text)?;
+    // One entry per issuer, or one per tenant of it: otherwise which
+    // entry's keys and servers apply to a token would be a guess.
+    for (index, issuer) in file.issuers.iter().enumerate() {
+        let ambiguous = file.issuers[..index].iter().any(|earlier| {
+            earlier.iss == issuer.iss
+                && (earlier.tenant.is_none()
+                    || issuer.tenant.is_none()
+                    || earlier.tenant == issuer.tenant)
+        });
+        if ambiguous {
+            return Err(InvalidIssuers::Ambiguous(issuer.iss.clone()));
+        }
+    }
     for issuer in &file.issuers {
         if issuer.jwks_url.is_none() && issuer.jwks.is_none() && issuer.allowed_jku.is_empty() {
             return Err(InvalidIssuers::NoKeys(issuer.iss.clone()));
@@ -112,6 +137,26 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    #[test]
+    fn an_issuer_has_one_entry_or_one_per_tenant() {
+        let file = |entries: &str| parse(&format!(r#"{{"issuers":[{entries}]}}"#));
+        let a = r#"{"iss":"x","jwksUrl":"https://x/jwks","tenant":"a"}"#;
+        let b = r#"{"iss":"x","jwksUrl":"https://x/jwks","tenant":"b"}"#;
+        let any = r#"{"iss":"x","jwksUrl":"https://x/jwks"}"#;
+        assert_eq!(file(&format!("{a},{b}")).unwrap().len(), 2);
+        for twice in [
+            format!("{a},{a}"),
+            format!("{any},{any}"),
+            format!("{a},{any}"),
+            format!("{any},{b}"),
+        ] {
+            assert!(
+                matches!(file(&twice), Err(InvalidIssuers::Ambiguous(_))),
+                "{twice}"
+            );
+        }
     }
 
     #[test]

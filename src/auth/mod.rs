@@ -21,6 +21,7 @@ use jwks::{JwksCache, KeyError};
 use replay::{token_key, ReplayGuard};
 pub use replay::{ReplayStoreError, UsedTokens};
 
+use crate::prefetch::trust::IssuerKey;
 use crate::telemetry::escape_for_log;
 
 /// The algorithms CDS Hooks names; the token's header only chooses among them.
@@ -128,6 +129,9 @@ enum AuthError {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub issuer: String,
+    /// The issuers-file entry that verified the token: its servers are
+    /// the ones this call's tokens may go to.
+    pub key: IssuerKey,
     pub subject: Option<String>,
 }
 
@@ -137,6 +141,7 @@ pub struct Caller {
 struct UnverifiedClaims {
     iss: Option<serde_json::Value>,
     aud: Option<serde_json::Value>,
+    tenant: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -203,11 +208,13 @@ impl Authenticator {
         };
         let header = decode_header(token).map_err(AuthError::UnreadableHeader)?;
         seen.kid = header.kid.clone();
+        let mut claimed_tenant = None;
         if let Ok(unverified) =
             jsonwebtoken::dangerous::insecure_decode_claims::<UnverifiedClaims>(token)
         {
             seen.iss = text_of(&unverified.iss);
             seen.aud = text_of(&unverified.aud);
+            claimed_tenant = text_of(&unverified.tenant);
         }
         if !ALLOWED_ALGORITHMS.contains(&header.alg) {
             return Err(AuthError::Algorithm(header.alg));
@@ -220,11 +227,16 @@ impl Authenticator {
         let Some(kid) = header.kid.as_deref() else {
             return Err(AuthError::NoKid);
         };
-        let Some(issuer) = seen
-            .iss
-            .as_deref()
-            .and_then(|iss| self.issuers.iter().find(|i| i.iss == iss))
-        else {
+        // The entry for the token's tenant when the issuer has one per
+        // tenant (chosen before the signature is checked, confirmed after
+        // it: the tenant claim must then match the entry's).
+        let Some(issuer) = seen.iss.as_deref().and_then(|iss| {
+            let mut entries = self.issuers.iter().filter(|i| i.iss == iss);
+            let first = entries.clone().next();
+            entries
+                .find(|i| i.tenant.is_some() && i.tenant == claimed_tenant)
+                .or(first)
+        }) else {
             return Err(AuthError::UntrustedIssuer);
         };
 
@@ -292,6 +304,7 @@ impl Authenticator {
         }
         Ok(Caller {
             issuer: claims.iss,
+            key: issuer.key(),
             subject: claims.sub,
         })
     }

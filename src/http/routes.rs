@@ -133,9 +133,9 @@ async fn call_hook(
                 let issuer = request
                     .extensions()
                     .get::<Caller>()
-                    .map(|caller| caller.issuer.clone());
+                    .map(|caller| caller.key.clone());
                 let (fetched, pages_held) =
-                    prefetch::fetch_missing(&state.fetcher, service, plan, issuer.as_deref()).await;
+                    prefetch::fetch_missing(&state.fetcher, service, plan, issuer.as_ref()).await;
                 held.push(pages_held);
                 let service_id = service_id.clone();
                 (body, step) = off_the_answering_threads(&state, body, move |state, body| {

@@ -14,7 +14,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 use tokio::time::Instant;
 
-use super::trust::{ServerTrust, Untrusted};
+use super::trust::{IssuerKey, ServerTrust, Untrusted};
 use crate::fhir::resource_type_of;
 use crate::limits::{self, ByteBudget, Held};
 
@@ -148,7 +148,7 @@ impl FhirFetcher {
     pub async fn check_server(
         &self,
         server: &str,
-        issuer: Option<&str>,
+        issuer: Option<&IssuerKey>,
     ) -> Result<String, FetchError> {
         self.trust
             .check(server, issuer)

@@ -3,6 +3,7 @@
 //! checked first, every key in parallel, within the call's limits).
 
 use super::fetch::{FetchError, Fetched, FhirFetcher};
+use super::trust::IssuerKey;
 use crate::protocol::discovery::ServiceDefinition;
 use crate::telemetry::escape_for_log;
 
@@ -24,7 +25,7 @@ pub async fn fetch_missing(
     fetcher: &FhirFetcher,
     service: &ServiceDefinition,
     plan: FetchPlan,
-    issuer: Option<&str>,
+    issuer: Option<&IssuerKey>,
 ) -> (Vec<(String, Fetched)>, crate::limits::Held) {
     let FetchPlan {
         keys,

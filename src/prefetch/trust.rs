@@ -143,12 +143,21 @@ fn untrusted<T>(why: impl Into<String>) -> Result<T, Untrusted> {
     Err(Untrusted(why.into()))
 }
 
+/// Whom a call comes from, as the issuers file names it: the issuer, and
+/// the tenant when its entry names one (an EHR that serves several
+/// hospitals under one `iss` has an entry, and servers, per tenant).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IssuerKey {
+    pub iss: String,
+    pub tenant: Option<String>,
+}
+
 /// The trust policy, built once at start-up.
 #[derive(Debug, Clone)]
 pub struct ServerTrust {
     allow: AllowList,
-    /// issuer -> the FHIR servers it may name.
-    bindings: HashMap<String, Vec<ServerPattern>>,
+    /// issuer (and tenant) -> the FHIR servers it may name.
+    bindings: HashMap<IssuerKey, Vec<ServerPattern>>,
     /// Whether a call without a calling issuer (authentication off) may use
     /// the allow-list, or any public server when it is empty.
     authentication: bool,
@@ -171,7 +180,7 @@ impl ServerTrust {
     /// hosts the shared HTTP client may reach whatever they resolve to.
     pub fn new(
         allow: AllowList,
-        bindings: HashMap<String, Vec<ServerPattern>>,
+        bindings: HashMap<IssuerKey, Vec<ServerPattern>>,
         authentication: bool,
         extra_hosts: &[String],
     ) -> Result<Self, NothingTrusted> {
@@ -207,7 +216,11 @@ impl ServerTrust {
     /// Whether `server` may receive the token of a call from `issuer`
     /// (None: authentication is off). Resolves a host name to check every
     /// address; returns the server URL to fetch from, without a trailing `/`.
-    pub async fn check(&self, server: &str, issuer: Option<&str>) -> Result<String, Untrusted> {
+    pub async fn check(
+        &self,
+        server: &str,
+        issuer: Option<&IssuerKey>,
+    ) -> Result<String, Untrusted> {
         let url = match parse_base(server) {
             Ok(url) => url,
             Err(why) => return untrusted(why.to_string()),
@@ -221,7 +234,7 @@ impl ServerTrust {
                 false => {
                     return untrusted(format!(
                         "it is not one of the servers bound to issuer {}",
-                        escape(iss, 200)
+                        escape(&iss.iss, 200)
                     ))
                 }
             },
@@ -454,23 +467,37 @@ mod tests {
 
     #[tokio::test]
     async fn issuers_use_only_their_bound_servers() {
-        let bindings = HashMap::from([(
-            "https://a".to_owned(),
-            vec![ServerPattern::parse("https://ehr-a.example/fhir").unwrap()],
-        )]);
+        let key = |iss: &str, tenant: Option<&str>| IssuerKey {
+            iss: iss.to_owned(),
+            tenant: tenant.map(str::to_owned),
+        };
+        let bindings = HashMap::from([
+            (
+                key("https://a", None),
+                vec![ServerPattern::parse("https://ehr-a.example/fhir").unwrap()],
+            ),
+            (
+                key("https://m", Some("t1")),
+                vec![ServerPattern::parse("https://m.example/t1").unwrap()],
+            ),
+            (
+                key("https://m", Some("t2")),
+                vec![ServerPattern::parse("https://m.example/t2").unwrap()],
+            ),
+        ]);
         let t = ServerTrust::new(AllowList::default(), bindings, true, &[]).unwrap();
-        assert!(t
-            .check("https://ehr-a.example/fhir", Some("https://a"))
-            .await
-            .is_ok());
-        assert!(t
-            .check("https://ehr-a.example/fhir", Some("https://b"))
-            .await
-            .is_err());
-        assert!(t
-            .check("https://ehr-b.example/fhir", Some("https://a"))
-            .await
-            .is_err());
+        let ok = |server: &'static str, k: IssuerKey| {
+            let t = t.clone();
+            async move { t.check(server, Some(&k)).await.is_ok() }
+        };
+        assert!(ok("https://ehr-a.example/fhir", key("https://a", None)).await);
+        assert!(!ok("https://ehr-a.example/fhir", key("https://b", None)).await);
+        assert!(!ok("https://ehr-b.example/fhir", key("https://a", None)).await);
+        // One issuer, two tenants: each tenant's token goes to its own servers only.
+        assert!(ok("https://m.example/t1", key("https://m", Some("t1"))).await);
+        assert!(ok("https://m.example/t2", key("https://m", Some("t2"))).await);
+        assert!(!ok("https://m.example/t2", key("https://m", Some("t1"))).await);
+        assert!(!ok("https://m.example/t1", key("https://m", Some("t2"))).await);
     }
 
     #[tokio::test]

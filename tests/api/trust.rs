@@ -171,6 +171,46 @@ async fn an_issuer_fetches_only_from_its_bound_servers() {
     );
 }
 
+/// One issuer serving two hospitals: each tenant's token goes to its own
+/// FHIR server only, and each tenant can call.
+#[tokio::test]
+async fn each_tenant_of_one_issuer_fetches_only_from_its_own_servers() {
+    let a = counting_listener("127.0.0.1:0").unwrap();
+    let b = counting_listener("127.0.0.1:0").unwrap();
+    let a_url = format!("http://127.0.0.1:{}/fhir", a.port);
+    let b_url = format!("http://127.0.0.1:{}/fhir", b.port);
+    let keys = key_server().await;
+    let path = issuers_file(json!([
+        {"iss": ISSUER, "jwksUrl": keys.jwks_url, "tenant": "hospital-a", "fhirServers": [a_url]},
+        {"iss": ISSUER, "jwksUrl": keys.jwks_url, "tenant": "hospital-b", "fhirServers": [b_url]}
+    ]));
+    let app = spawn_app_with(move |s| s.issuers = Some(path)).await;
+    let audience = format!("{}{SERVICE}", app.address);
+    let post = |tenant: &str, server: &str| {
+        let mut claims = claims(&audience);
+        claims["tenant"] = json!(tenant);
+        let token = sign(Algorithm::ES384, "test-es384", &claims);
+        let request = app
+            .client
+            .post(&audience)
+            .bearer_auth(token)
+            .json(&fetching_call(server));
+        async move { request.send().await.unwrap() }
+    };
+    assert_not_trusted(post("hospital-a", &b_url).await, &b_url).await;
+    assert_not_trusted(post("hospital-b", &a_url).await, &a_url).await;
+    assert_eq!(a.accepted.load(Ordering::SeqCst), 0);
+    assert_eq!(b.accepted.load(Ordering::SeqCst), 0);
+    // Its own server: contacted (the stand-in drops the connection: 412).
+    assert_eq!(post("hospital-b", &b_url).await.status(), 412);
+    assert!(b.accepted.load(Ordering::SeqCst) > 0);
+    assert_eq!(a.accepted.load(Ordering::SeqCst), 0);
+    assert_eq!(post("hospital-a", &a_url).await.status(), 412);
+    assert!(a.accepted.load(Ordering::SeqCst) > 0);
+    // A tenant the file does not name is not let in.
+    assert_eq!(post("hospital-c", &a_url).await.status(), 401);
+}
+
 #[tokio::test]
 async fn authentication_without_trusted_fhir_servers_does_not_start() {
     let keys = key_server().await;
