@@ -461,13 +461,22 @@ fn with_count(query: &str) -> String {
     }
 }
 
-/// Same scheme, host and port as fhirServer: a server cannot send us elsewhere.
+/// Same scheme, host and port as fhirServer, and a path under its base at
+/// a segment boundary: a page cannot send the token elsewhere, not even to
+/// another base (another tenant's) on the same host.
 fn same_server(server: &str, link: &str) -> bool {
+    let segments = |url: &reqwest::Url| -> Vec<String> {
+        url.path_segments()
+            .map(|s| s.filter(|s| !s.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default()
+    };
     match (reqwest::Url::parse(server), reqwest::Url::parse(link)) {
         (Ok(a), Ok(b)) => {
+            let (base, path) = (segments(&a), segments(&b));
             a.scheme() == b.scheme()
                 && a.host_str() == b.host_str()
                 && a.port_or_known_default() == b.port_or_known_default()
+                && path.starts_with(&base)
         }
         _ => false,
     }
@@ -484,9 +493,20 @@ mod tests {
             "https://ehr.example.org/fhir?page=2"
         ));
         assert!(same_server(
-            "https://ehr.example.org/fhir",
-            "https://ehr.example.org:443/other"
+            "https://ehr.example.org/fhir/",
+            "https://ehr.example.org:443/fhir/Observation?page=2"
         ));
+        // Another base on the same host (another tenant's) is elsewhere.
+        for elsewhere in [
+            "https://ehr.example.org/other",
+            "https://ehr.example.org/fhirx?page=2",
+            "https://ehr.example.org/?page=2",
+        ] {
+            assert!(
+                !same_server("https://ehr.example.org/fhir", elsewhere),
+                "{elsewhere}"
+            );
+        }
         assert!(!same_server(
             "https://ehr.example.org/fhir",
             "http://ehr.example.org/fhir"
