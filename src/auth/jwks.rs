@@ -1,7 +1,8 @@
 //! Issuers' key sets, fetched over HTTP and cached; an unknown kid triggers
-//! a refresh, at most once a minute per URL.
+//! a refresh, at most once a minute per URL, one fetch at a time.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use jsonwebtoken::jwk::{Jwk, JwkSet};
@@ -19,6 +20,8 @@ pub enum KeyError {
     UnknownKidRecentlyRefreshed(String),
     #[error("unknown kid '{0}'")]
     UnknownKid(String),
+    #[error("key set {0} could not be fetched a moment ago; not asked again yet")]
+    RecentlyFailed(String),
     #[error("key set {url} unreachable: {error}")]
     Unreachable {
         url: String,
@@ -59,36 +62,82 @@ struct Cached {
     fetched_at: Instant,
 }
 
+/// The last fetch of a key set: when, and whether it failed.
+#[derive(Default)]
+struct Attempt {
+    at: Option<Instant>,
+    failed: bool,
+}
+
+/// After a failed fetch, calls wait this long before the next one tries:
+/// an EHR's key server that is down is not asked once per call.
+const RETRY_FAILED_AFTER: Duration = Duration::from_secs(5);
+
+/// Key sets by URL. The URLs are the issuers file's (`jwksUrl`,
+/// `allowedJku`), so both maps stay as small as that file.
 pub struct JwksCache {
     client: reqwest::Client,
-    entries: Mutex<HashMap<String, Cached>>,
+    sets: std::sync::Mutex<HashMap<String, Cached>>,
+    /// One fetch per URL at a time: calls that miss together wait for the
+    /// one fetch and read its result (forged kids cannot fan out fetches).
+    attempts: std::sync::Mutex<HashMap<String, Arc<Mutex<Attempt>>>>,
 }
 
 impl JwksCache {
     pub fn new(client: reqwest::Client) -> Self {
         Self {
             client,
-            entries: Mutex::new(HashMap::new()),
+            sets: std::sync::Mutex::default(),
+            attempts: std::sync::Mutex::default(),
         }
     }
 
-    /// The key `kid` at `url`, refreshing the set when the kid is unknown.
+    /// `kid` in the cached set at `url` while it is fresh.
+    fn cached(&self, url: &str, kid: &str) -> Option<Jwk> {
+        let sets = self.sets.lock().unwrap_or_else(|e| e.into_inner());
+        let cached = sets.get(url)?;
+        let fresh = cached.fetched_at.elapsed() < KEEP_FOR;
+        cached.set.find(kid).filter(|_| fresh).cloned()
+    }
+
+    /// The key `kid` at `url`, refreshing the set when the kid is unknown
+    /// (at most once a minute, or every 5 s after a failure). A call with a
+    /// cached kid never waits for a fetch.
     pub async fn key(&self, url: &str, kid: &str) -> Result<Jwk, KeyError> {
-        {
-            let entries = self.entries.lock().await;
-            if let Some(cached) = entries.get(url) {
-                let fresh = cached.fetched_at.elapsed() < KEEP_FOR;
-                if let Some(jwk) = cached.set.find(kid).filter(|_| fresh) {
-                    return Ok(jwk.clone());
+        if let Some(jwk) = self.cached(url, kid) {
+            return Ok(jwk);
+        }
+        let attempt = self
+            .attempts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(url.to_owned())
+            .or_default()
+            .clone();
+        let mut attempt = attempt.lock().await;
+        // A fetch finished while this call waited: its set may hold the kid.
+        if let Some(jwk) = self.cached(url, kid) {
+            return Ok(jwk);
+        }
+        if let Some(at) = attempt.at {
+            match attempt.failed {
+                true if at.elapsed() < RETRY_FAILED_AFTER => {
+                    return Err(KeyError::RecentlyFailed(url.to_owned()))
                 }
-                if cached.fetched_at.elapsed() < REFRESH_AT_MOST_EVERY {
-                    return Err(KeyError::UnknownKidRecentlyRefreshed(kid.to_owned()));
+                false if at.elapsed() < REFRESH_AT_MOST_EVERY => {
+                    return Err(KeyError::UnknownKidRecentlyRefreshed(kid.to_owned()))
                 }
+                _ => {}
             }
         }
-        let set = self.fetch(url).await?;
+        let fetched = self.fetch(url).await;
+        *attempt = Attempt {
+            at: Some(Instant::now()),
+            failed: fetched.is_err(),
+        };
+        let set = fetched?;
         let jwk = set.find(kid).cloned();
-        self.entries.lock().await.insert(
+        self.sets.lock().unwrap_or_else(|e| e.into_inner()).insert(
             url.to_owned(),
             Cached {
                 set,
@@ -99,7 +148,7 @@ impl JwksCache {
     }
 
     async fn fetch(&self, url: &str) -> Result<JwkSet, KeyError> {
-        let response = self
+        let mut response = self
             .client
             .get(url)
             .timeout(Duration::from_secs(5))
@@ -121,12 +170,16 @@ impl JwksCache {
         {
             return Err(KeyError::TooLarge(url.to_owned()));
         }
-        let body = response.bytes().await.map_err(|e| KeyError::Body {
+        // Read chunk by chunk: a chunked answer has no length to check first.
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| KeyError::Body {
             url: url.to_owned(),
             error: e.without_url(),
-        })?;
-        if body.len() > MAX_JWKS_BYTES {
-            return Err(KeyError::TooLarge(url.to_owned()));
+        })? {
+            if body.len() + chunk.len() > MAX_JWKS_BYTES {
+                return Err(KeyError::TooLarge(url.to_owned()));
+            }
+            body.extend_from_slice(&chunk);
         }
         serde_json::from_slice(&body).map_err(|error| KeyError::NotJwks {
             url: url.to_owned(),

@@ -471,3 +471,44 @@ async fn inline_keys_tenants_and_key_set_refresh() {
         "no refresh within a minute of the last fetch"
     );
 }
+
+/// Calls that miss the key cache together make one fetch of the key set,
+/// and a key server that fails is not asked again by every call.
+#[tokio::test]
+async fn forged_kids_at_once_make_one_key_set_fetch_and_a_failed_fetch_is_not_repeated() {
+    let keys = key_server().await;
+    let app = secured_app(json!([{"iss": ISSUER, "jwksUrl": keys.jwks_url}])).await;
+    let audience = format!("{}{SERVICE}", app.address);
+    let calls = (0..20).map(|i| {
+        let token = sign(Algorithm::ES384, &format!("forged-{i}"), &claims(&audience));
+        let app = &app;
+        async move { call(app, SERVICE, Some(&token)).await.status() }
+    });
+    let statuses = futures_util::future::join_all(calls).await;
+    assert!(statuses.iter().all(|s| *s == 401), "{statuses:?}");
+    assert_eq!(keys.fetches.load(Ordering::SeqCst), 1, "one fetch for all");
+
+    // A key server that accepts and drops every connection.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            counter.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+        }
+    });
+    let dead = format!("http://127.0.0.1:{port}/jwks.json");
+    let app = secured_app(json!([{"iss": ISSUER, "jwksUrl": dead}])).await;
+    let audience = format!("{}{SERVICE}", app.address);
+    for _ in 0..5 {
+        let token = sign(Algorithm::ES384, "test-es384", &claims(&audience));
+        assert_401(call(&app, SERVICE, Some(&token)).await, "key set down").await;
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "asked once, not per call"
+    );
+}
