@@ -35,6 +35,9 @@ pub struct MedicationUse<'a> {
     pub reference: String,
     pub source: MedicationSource,
     pub status: Option<Text<'a>>,
+    /// An order not to give it (`doNotPerform`): never a medicine taken
+    /// or about to be.
+    pub do_not_perform: bool,
     pub concepts: Vec<CodeableConcept<'a>>,
     /// Dosage routes, and the dose form of a referenced Medication.
     pub routes: Vec<CodeableConcept<'a>>,
@@ -99,6 +102,7 @@ impl<'a> MedicationUse<'a> {
             reference,
             source,
             status: order.status,
+            do_not_perform: order.do_not_perform == Some(true),
             routes: order
                 .dosage_instruction
                 .into_iter()
@@ -123,7 +127,7 @@ impl<'a> MedicationUse<'a> {
     /// Active per the rules: a request or a statement active or on-hold
     /// (r2: a statement "intended" is not yet taken).
     pub fn is_active(&self) -> bool {
-        matches!(self.status.as_deref(), Some("active" | "on-hold"))
+        !self.do_not_perform && matches!(self.status.as_deref(), Some("active" | "on-hold"))
     }
 
     /// A readable name for card text.

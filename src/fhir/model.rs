@@ -355,6 +355,9 @@ pub struct MedicationOrder<'a> {
     pub status: Option<Text<'a>>,
     pub medication_codeable_concept: Option<CodeableConcept<'a>>,
     pub medication_reference: Option<Reference<'a>>,
+    /// MedicationRequest: an order *not* to give the medicine. A modifier
+    /// element: read strictly, since ignoring it would invert the order.
+    pub do_not_perform: Option<bool>,
     #[serde(deserialize_with = "lenient_list")]
     pub contained: Vec<Resource<'a>>,
     /// MedicationRequest: when it was ordered.

@@ -480,10 +480,11 @@ impl Rules {
                 .draft_orders
                 .iter()
                 .filter(|d| {
-                    !matches!(
-                        d.status.as_deref(),
-                        Some("entered-in-error" | "cancelled" | "revoked")
-                    )
+                    !d.do_not_perform
+                        && !matches!(
+                            d.status.as_deref(),
+                            Some("entered-in-error" | "cancelled" | "revoked")
+                        )
                 })
                 .filter(|d| {
                     input.hook == Hook::OrderSign

@@ -353,3 +353,39 @@ async fn dvt_orders_are_for_the_context_patient_when_the_record_holds_a_linked_r
         "Patient/p1"
     );
 }
+
+/// "Do not give quinine" is not quinine given: no warning, no culprit.
+#[tokio::test]
+async fn an_order_not_to_give_quinine_is_not_quinine() {
+    let app = spawn_app().await;
+    let mut prohibition = quinine_draft();
+    prohibition["doNotPerform"] = json!(true);
+    let body = assert_valid_cards(
+        app.post_json(
+            "/cds-services/leg-cramps-order-sign",
+            &order_request("order-sign", vec![prohibition.clone()]),
+        )
+        .await,
+    )
+    .await;
+    assert!(
+        !topics(&body).contains(&"quinine-warning".to_owned()),
+        "{body:#}"
+    );
+    let mut order = prohibition;
+    order["status"] = json!("active");
+    order["intent"] = json!("order");
+    let mut request = patient_view_request();
+    request["prefetch"]["medicationRequests"] = json!({
+        "resourceType": "Bundle", "type": "searchset", "entry": [{"resource": order}]
+    });
+    let body = assert_valid_cards(
+        app.post_json("/cds-services/leg-cramps-patient-view", &request)
+            .await,
+    )
+    .await;
+    assert!(
+        !topics(&body).contains(&"quinine-warning".to_owned()),
+        "{body:#}"
+    );
+}
