@@ -138,6 +138,8 @@ async fn post_feedback(
 const MAX_REASON_SYSTEM_CHARS: usize = 256;
 const MAX_REASON_CODE_CHARS: usize = 128;
 const MAX_REASON_DISPLAY_CHARS: usize = 512;
+/// How far an EHR's clock may run ahead of ours.
+const MAX_CLOCK_SKEW: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
 
 fn to_entry(index: usize, entry: WireEntry) -> Result<FeedbackEntry, ApiError> {
     let at = |member: &str| format!("/feedback/{index}/{member}");
@@ -156,6 +158,17 @@ fn to_entry(index: usize, entry: WireEntry) -> Result<FeedbackEntry, ApiError> {
     let outcome_at = DateTime::parse_from_rfc3339(&entry.outcome_timestamp)
         .map_err(|e| ApiError::invalid(&at("outcomeTimestamp"), format!("not an instant: {e}")))?
         .with_timezone(&Utc);
+    // The newest outcome wins, so one dated in the future would silence
+    // every later real one: beyond the clocks' skew it is refused.
+    if outcome_at > Utc::now() + MAX_CLOCK_SKEW {
+        return Err(ApiError::invalid(
+            &at("outcomeTimestamp"),
+            format!(
+                "is in the future (more than {} minutes past this server's clock)",
+                MAX_CLOCK_SKEW.num_minutes()
+            ),
+        ));
+    }
     let accepted_suggestions = entry
         .accepted_suggestions
         .iter()

@@ -158,6 +158,11 @@ async fn bad_feedback_is_a_400_naming_the_member() {
             json!({"feedback": [{"card": dvt["uuid"], "outcome": "overridden", "outcomeTimestamp": "yesterday"}]}),
             "/feedback/0/outcomeTimestamp",
         ),
+        // The newest outcome wins: one in the year 9999 would lock the card.
+        (
+            json!({"feedback": [{"card": dvt["uuid"], "outcome": "overridden", "outcomeTimestamp": "9999-12-31T23:59:59Z"}]}),
+            "/feedback/0/outcomeTimestamp",
+        ),
     ];
     for (body, pointer) in cases {
         let issues = assert_outcome(app.post_json(feedback, &body).await, 400).await;
