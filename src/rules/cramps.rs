@@ -101,6 +101,11 @@ const OTHER_SITE_WORDS: &[&str] = &[
 const NEGATION_WORDS: &[&str] = &[
     "no", "not", "denies", "denied", "deny", "without", "negative", "absent", "none",
 ];
+/// A review-of-systems answer after the cramp word: "leg cramps: none",
+/// "cramps absent", "leg cramps - denied".
+const ANSWER_NEGATION_WORDS: &[&str] = &[
+    "no", "not", "none", "nil", "denied", "denies", "absent", "negative",
+];
 
 /// Does a coded or written concept document a leg cramp? A code of the
 /// leg-cramps value set counts unless its own text names only a non-leg
@@ -125,6 +130,21 @@ fn cramp_text(text: &str) -> CrampText {
         return CrampText::Silent;
     }
     let lower = text.to_lowercase();
+    // An answer of a word or two after the cramp word, in the same sentence
+    // (a colon does not end it): "Leg cramps: none". A longer rest is a
+    // description ("cramps not relieved by stretching"), not an answer.
+    for sentence in lower.split(['.', ';', ',', '\n']) {
+        let words: Vec<&str> = sentence
+            .split(|c: char| !(c.is_alphanumeric() || c == '\''))
+            .filter(|w| !w.is_empty())
+            .collect();
+        if let Some(at) = words.iter().position(|w| w.starts_with("cramp")) {
+            let answer = &words[at + 1..];
+            if answer.len() <= 2 && answer.iter().any(|w| ANSWER_NEGATION_WORDS.contains(w)) {
+                return CrampText::Negated;
+            }
+        }
+    }
     let mut verdict = CrampText::Silent;
     // A clause at a time: "no fever; leg cramps at night" is not negated.
     for clause in lower.split(['.', ';', ',', ':', '\n']) {
@@ -195,6 +215,13 @@ mod tests {
             ("Swelling without cramps", false),
             ("No fever; leg cramps at night", true),
             ("Leg swelling", false),
+            ("Leg cramps: none", false),
+            ("Leg cramps: denied", false),
+            ("Nocturnal leg cramps - absent", false),
+            ("Cramps: negative", false),
+            ("Leg cramps: none reported", false),
+            ("Leg cramps not relieved by stretching", true),
+            ("Leg cramps: nightly", true),
         ] {
             assert_eq!(documents_leg_cramps(&text(t), false), counts, "{t}");
         }
