@@ -172,12 +172,15 @@ pub fn albumin_g_per_dl(observation: &Observation) -> Option<f64> {
 /// Total calcium adjusted for albumin (a service decision, r2): in mg/dL
 /// Ca + 0.8 x (4.0 - albumin g/dL); in mmol/L Ca + 0.02 x (40 - albumin
 /// g/L). Other units are not adjusted.
+/// Rounded to 4 decimals: binary arithmetic made 2.01 mmol/L with albumin
+/// 34.5 g/L 2.1199999…, low against a limit of 2.12 it equals.
 pub fn albumin_adjusted_calcium(value: f64, unit_text: &str, albumin_g_per_dl: f64) -> Option<f64> {
-    match Unit::parse(unit_text)? {
-        Unit::MgPerDl => Some(value + 0.8 * (4.0 - albumin_g_per_dl)),
-        Unit::MmolPerL => Some(value + 0.02 * (40.0 - albumin_g_per_dl * 10.0)),
-        Unit::MeqPerL => None,
-    }
+    let adjusted = match Unit::parse(unit_text)? {
+        Unit::MgPerDl => value + 0.8 * (4.0 - albumin_g_per_dl),
+        Unit::MmolPerL => value + 0.02 * (40.0 - albumin_g_per_dl * 10.0),
+        Unit::MeqPerL => return None,
+    };
+    Some((adjusted * 1e4).round() / 1e4)
 }
 
 fn same_unit(a: &str, b: &str) -> bool {
@@ -191,6 +194,16 @@ fn same_unit(a: &str, b: &str) -> bool {
 mod tests {
     use super::*;
     use crate::knowledge::LabLimit;
+
+    #[test]
+    fn an_adjusted_calcium_at_the_limit_is_at_it() {
+        // 2.01 + 0.02 x (40 - 34.5) is 2.12 exactly, not 2.1199999...
+        assert_eq!(albumin_adjusted_calcium(2.01, "mmol/L", 3.45), Some(2.12));
+        for (ca, albumin) in [(2.01, 3.45), (2.03, 3.55), (2.11, 3.95)] {
+            let adjusted = albumin_adjusted_calcium(ca, "mmol/L", albumin).unwrap();
+            assert!(adjusted >= 2.12, "{ca} with {albumin}: {adjusted}");
+        }
+    }
 
     fn magnesium() -> LabDefinition {
         let limit = |value: &str, unit: &str| LabLimit {

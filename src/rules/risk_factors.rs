@@ -441,10 +441,11 @@ impl Rules {
                 let judgement = judge_value(calcium, lab, Some((adjusted, unit)), false);
                 let note = match &judgement {
                     Judgement::Low(reason) => format!(
-                        "Calcium {} {unit} on {}, {:.2} {unit} adjusted for albumin {albumin:.1} g/dL of {} ({})",
+                        "Calcium {} {unit} on {}, {:.2} {unit} adjusted for albumin {} g/dL of {} ({})",
                         number(value.unwrap_or_default()),
                         day(at),
                         adjusted,
+                        number(albumin),
                         day(when),
                         why_low(reason)
                     ),
