@@ -250,6 +250,13 @@ impl ServerTrust {
             _ => false,
         };
         if !explicit {
+            // A server nobody named gets tokens and patient data only over
+            // TLS; a plain-http one (a test server) must be listed.
+            if url.scheme() != "https" {
+                return untrusted(
+                    "it is not https, and only listed or bound servers may be plain http",
+                );
+            }
             match url.host() {
                 Some(url::Host::Ipv4(ip)) => refuse_private(IpAddr::V4(ip))?,
                 Some(url::Host::Ipv6(ip)) => refuse_private(IpAddr::V6(ip))?,
@@ -432,6 +439,17 @@ mod tests {
         ] {
             assert_eq!(t.check(fine, None).await.map(|_| ()), Ok(()), "{fine}");
         }
+    }
+
+    #[tokio::test]
+    async fn plain_http_is_refused_unless_listed() {
+        let open = trust(&[]);
+        assert!(refused(&open, "http://93.184.216.34/fhir").await);
+        assert!(!refused(&open, "https://93.184.216.34/fhir").await);
+        let any = trust(&["any"]);
+        assert!(refused(&any, "http://93.184.216.34/fhir").await);
+        let listed = trust(&["http://93.184.216.34/fhir"]);
+        assert!(!refused(&listed, "http://93.184.216.34/fhir/R4").await);
     }
 
     #[tokio::test]
