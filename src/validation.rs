@@ -133,12 +133,25 @@ fn issues(validator: &Validator, document: &Value) -> Vec<Issue> {
                 }
                 _ => Issue::error(
                     "invalid",
-                    clip(&error.to_string()),
+                    without_long_value(&error.to_string(), &error.instance().to_string()),
                     Some(if path.is_empty() { "/".into() } else { path }),
                 ),
             }
         })
         .collect()
+}
+
+/// Schema messages start with the offending value: a long one is cut to
+/// its start, so the reason after it is kept ("… is not of type").
+fn without_long_value(message: &str, value: &str) -> String {
+    const VALUE_CHARS: usize = 60;
+    match message.strip_prefix(value) {
+        Some(reason) if value.chars().count() > VALUE_CHARS => {
+            let start: String = value.chars().take(VALUE_CHARS).collect();
+            clip(&format!("{start}…{reason}"))
+        }
+        _ => clip(message),
+    }
 }
 
 /// Schema messages quote the offending value; a huge value is not echoed.
@@ -152,4 +165,22 @@ fn clip(message: &str) -> String {
         end -= 1;
     }
     format!("{}…", &message[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_long_value_is_cut_and_the_reason_kept() {
+        let value = format!("\"{}\"", "y".repeat(400));
+        let message = format!("{value} is longer than 256 characters");
+        let said = without_long_value(&message, &value);
+        assert!(said.ends_with("is longer than 256 characters"), "{said}");
+        assert!(said.chars().count() < 100, "{said}");
+        assert_eq!(
+            without_long_value("5 is not of type \"string\"", "5"),
+            "5 is not of type \"string\""
+        );
+    }
 }

@@ -104,6 +104,19 @@ pub struct Deviation {
     pub problem: String,
 }
 
+/// What a schema issue says, without the value it quotes.
+fn issue_kind(diagnostics: &str) -> &'static str {
+    if diagnostics.contains("is not of type") {
+        "wrong type"
+    } else if diagnostics.contains("does not match") || diagnostics.contains("is not a") {
+        "wrong format"
+    } else if diagnostics.contains("longer than") || diagnostics.contains("shorter than") {
+        "wrong length"
+    } else {
+        "not valid"
+    }
+}
+
 /// The longest hookInstance kept (it is logged and stored): beyond this it
 /// is refused even when its format is tolerated.
 pub const MAX_HOOK_INSTANCE_CHARS: usize = 256;
@@ -304,7 +317,13 @@ pub fn parse_hook_request_in<'a>(
                 deviations.push(Deviation {
                     member,
                     pointer: issue.expression.first().cloned().unwrap_or_default(),
-                    problem: issue.diagnostics.clone(),
+                    // The kind, never the text: the schema's message quotes
+                    // the value, and a token may sit in the wrong member.
+                    problem: format!(
+                        "{} (the schema's '{}')",
+                        issue_kind(&issue.diagnostics),
+                        issue.code
+                    ),
                 });
                 false
             }
@@ -479,4 +498,39 @@ fn member_issue(pointer: &str, error: &serde_json::Error) -> Issue {
         format!("{pointer}: {error}"),
         Some(pointer.to_owned()),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A tolerated deviation is logged: its text must not carry the value,
+    /// which may be a token an EHR put in the wrong member.
+    #[test]
+    fn a_deviation_names_the_member_and_the_kind_never_the_value() {
+        let schemas = Schemas::compile().unwrap();
+        let body = serde_json::json!({
+            "hook": "patient-view",
+            "hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea",
+            "fhirServer": "https://ehr.example.org/fhir",
+            "fhirAuthorization": {"access_token": "t", "token_type": ["SECRET-TOKEN-abc123"], "expires_in": 300, "scope": "s", "subject": "x"},
+            "context": {"userId": "Practitioner/1", "patientId": "p1"},
+            "prefetch": {}
+        })
+        .to_string();
+        let request = parse_hook_request(body.as_bytes(), &schemas).unwrap();
+        assert_eq!(request.deviations.len(), 1);
+        let deviation = &request.deviations[0];
+        assert_eq!(deviation.pointer, "/fhirAuthorization/token_type");
+        assert!(
+            !deviation.problem.contains("SECRET"),
+            "{}",
+            deviation.problem
+        );
+        assert!(
+            deviation.problem.contains("wrong type"),
+            "{}",
+            deviation.problem
+        );
+    }
 }
