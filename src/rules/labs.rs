@@ -32,16 +32,21 @@ pub enum Judgement {
     NotLow,
     /// No value and no flag, or a unit that cannot be compared.
     Unknown,
-    /// Zero or negative: a data error, skipped (and logged by the caller).
+    /// Zero or negative, or so near zero it would read as 0 on a card
+    /// (1e-300 mmol/L): a data error, skipped (and logged by the caller).
     Impossible,
 }
+
+/// Below this a result prints as 0 (cards show 3 decimals at most); no
+/// electrolyte in any unit the labs use comes near it.
+const NEAR_ZERO: f64 = 0.0005;
 
 /// Judges a result as the lab reported it: the lab's range in the same
 /// unit, else its flag, else the default limit.
 pub fn judge(observation: &Observation, lab: &LabDefinition) -> Judgement {
     let quantity = observation.value_quantity.as_ref();
     let value = quantity.and_then(|q| q.value).filter(|v| v.is_finite());
-    if value.is_some_and(|v| v <= 0.0) {
+    if value.is_some_and(|v| v < NEAR_ZERO) {
         return Judgement::Impossible;
     }
     let unit = quantity.and_then(Quantity::unit_text);
@@ -299,7 +304,7 @@ mod tests {
 
     #[test]
     fn zero_and_negative_values_are_impossible_not_low() {
-        for value in ["0", "-5", "-0.1"] {
+        for value in ["0", "-5", "-0.1", "1e-300"] {
             let json = format!(
                 r#"{{"valueQuantity":{{"value":{value},"unit":"mg/dL"}},"interpretation":[{{"coding":[{{"code":"LL"}}]}}]}}"#
             );

@@ -9,6 +9,9 @@ use crate::knowledge::LabDefinition;
 use crate::record::Cited;
 use labs::{albumin_adjusted_calcium, albumin_g_per_dl, judge, judge_value, Judgement};
 
+/// No one recorded has lived this long.
+const MAX_PLAUSIBLE_AGE: u32 = 130;
+
 /// §2: an ongoing pregnancy, and a recent delivery (postpartum, for the
 /// DVT card only).
 #[derive(Debug, Default)]
@@ -207,7 +210,10 @@ impl Rules {
                 (true, None) => None,
                 (false, None) => Some(now.date_naive()),
             };
-            if let Some(age) = birth.zip(on).and_then(|(b, on)| age_in_years(b, on)) {
+            let age = birth.zip(on).and_then(|(b, on)| age_in_years(b, on));
+            // A birth date 130 years or more back (0001-01-01) is a data
+            // error, not a patient aged 2025: no age is claimed from it.
+            if let Some(age) = age.filter(|age| *age < MAX_PLAUSIBLE_AGE) {
                 if age >= self.settings.older_age_years {
                     found.add("older-age", &patient.reference, format!("Age {age}"));
                     found.set_value("older-age", age.to_string());
@@ -325,7 +331,10 @@ impl Rules {
             .iter()
             .map(|(lab_index, lab_set, _)| {
                 let lab = &self.kb.labs[*lab_index];
-                record
+                // One log line per analyte, however many results: a record
+                // of 30,000 impossible values must not write 30,000 lines.
+                let mut impossible: Option<(&str, usize)> = None;
+                let newest = record
                     .observations
                     .iter()
                     .zip(&classified.observation_codes)
@@ -333,17 +342,21 @@ impl Rules {
                     .filter_map(|(o, _)| Some((observation_date(&o.resource)?, o)))
                     .filter(|(at, _)| within(Some(*at), LAB_WINDOW, now))
                     .filter(|(_, o)| {
-                        let impossible = judge(&o.resource, lab) == Judgement::Impossible;
-                        if impossible {
-                            log::warn!(
-                                "skipped {}: an impossible {} result (zero or negative)",
-                                o.reference,
-                                lab.analyte
-                            );
+                        let skipped = judge(&o.resource, lab) == Judgement::Impossible;
+                        if skipped {
+                            let (_, count) = impossible.get_or_insert((&o.reference, 0));
+                            *count += 1;
                         }
-                        !impossible
+                        !skipped
                     })
-                    .max_by_key(|(at, _)| *at)
+                    .max_by_key(|(at, _)| *at);
+                if let Some((first, count)) = impossible {
+                    log::warn!(
+                        "skipped {count} impossible {} result(s) (zero or negative), the first {first}",
+                        lab.analyte
+                    );
+                }
+                newest
             })
             .collect();
         for (position, (lab_index, _, _)) in self.sets.labs.iter().enumerate() {
