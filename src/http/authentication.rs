@@ -59,11 +59,27 @@ pub async fn require_jwt(
                 .await
                 .map(ServiceResponse::map_into_boxed_body)
         }
+        Err(failure) if failure.store_outage => {
+            // Every other check passed; only the replay check could not be
+            // made. The token is refused (fail closed), but as an outage the
+            // EHR may retry, not as a bad token.
+            metrics::counter!("auth_replay_store_outages_total").increment(1);
+            log::warn!(
+                "503 for {} {}: {failure}",
+                request.method(),
+                crate::telemetry::escape_for_log(request.path(), 200)
+            );
+            let response = HttpResponse::build(StatusCode::SERVICE_UNAVAILABLE)
+                .content_type(FHIR_JSON)
+                .insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")))
+                .json(OperationOutcome::error(
+                    "transient",
+                    "the token cannot be checked against replay now (the service's store does not answer); try again",
+                ));
+            Ok(request.into_response(response))
+        }
         Err(failure) => {
             metrics::counter!("auth_failures_total").increment(1);
-            if failure.store_outage {
-                metrics::counter!("auth_replay_store_outages_total").increment(1);
-            }
             log::warn!(
                 "401 for {} {}: {failure}",
                 request.method(),
