@@ -150,10 +150,15 @@ impl FhirFetcher {
         server: &str,
         issuer: Option<&IssuerKey>,
     ) -> Result<String, FetchError> {
-        self.trust
-            .check(server, issuer)
-            .await
-            .map_err(FetchError::NotTrusted)
+        // The check resolves the host name: a resolver that never answers
+        // must not hold the call past the deadline its fetches would have had.
+        match tokio::time::timeout(self.settings.deadline, self.trust.check(server, issuer)).await {
+            Ok(checked) => checked.map_err(FetchError::NotTrusted),
+            Err(_) => {
+                limits::exceeded("fhir-deadline-ms");
+                Err(FetchError::Timeout)
+            }
+        }
     }
 
     /// Fetches every (key, relative query) in parallel within the deadline.
