@@ -10,16 +10,17 @@ use include_dir::{include_dir, Dir};
 use serde_json::Value;
 
 use super::errors::ApiError;
+use super::routes::only;
 
 static ASSETS: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/src/http/console");
 static EXAMPLES: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/cds-hooks/examples");
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .route("/", web::get().to(index))
-        .route("/console/{file}", web::get().to(asset))
-        .route("/examples", web::get().to(example_index))
-        .route("/examples/{path:.+}", web::get().to(example));
+        .service(only("/", web::get().to(index)))
+        .service(only("/console/{file}", web::get().to(asset)))
+        .service(only("/examples", web::get().to(example_index)))
+        .service(only("/examples/{path:.+}", web::get().to(example)));
 }
 
 /// The console and the examples hold no patient data: open even with

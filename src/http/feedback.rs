@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::body::read_json_body;
 use super::errors::ApiError;
+use super::routes::only;
 use super::routes::requested_service;
 use super::AppState;
 use crate::fhir::outcome::Issue;
@@ -20,26 +21,23 @@ use crate::store::{FeedbackEntry, Outcome, OverrideReason, StoreError};
 pub fn configure_declared(config: &mut web::ServiceConfig, declared: &DeclaredService) {
     let base = format!("/cds-services/{}/feedback", declared.0);
     config
+        .service(only(&base, web::post().to(post_feedback)).app_data(declared.clone()))
         .service(
-            web::resource(base.as_str())
-                .app_data(declared.clone())
-                .route(web::post().to(post_feedback)),
-        )
-        .service(
-            web::resource(format!("{base}/summary"))
-                .app_data(declared.clone())
-                .route(web::get().to(summary)),
+            only(&format!("{base}/summary"), web::get().to(summary)).app_data(declared.clone()),
         );
 }
 
 /// Any other id: answered 404 by the handlers.
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .route("/cds-services/{id}/feedback", web::post().to(post_feedback))
-        .route(
+        .service(only(
+            "/cds-services/{id}/feedback",
+            web::post().to(post_feedback),
+        ))
+        .service(only(
             "/cds-services/{id}/feedback/summary",
             web::get().to(summary),
-        );
+        ));
 }
 
 #[derive(Deserialize)]

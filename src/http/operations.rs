@@ -6,15 +6,16 @@ use actix_web::{web, HttpResponse};
 use serde_json::json;
 
 use super::errors::ApiError;
+use super::routes::only;
 use super::AppState;
 
 const PROBES: [&str; 3] = ["/healthz", "/readyz", "/metrics"];
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+        .service(only("/healthz", web::get().to(healthz)))
+        .service(only("/readyz", web::get().to(readyz)))
+        .service(only("/metrics", web::get().to(metrics)));
 }
 
 pub fn is_probe(path: &str) -> bool {

@@ -8,6 +8,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::errors::ApiError;
+use super::routes::only;
 use super::AppState;
 use crate::pages::{Page, GUIDANCE_PREFIX, HANDOUT_PATH};
 
@@ -15,11 +16,11 @@ const CACHE_CONTROL: &str = "public, max-age=3600";
 
 pub fn configure(config: &mut web::ServiceConfig) {
     config
-        .route(
+        .service(only(
             &format!("{GUIDANCE_PREFIX}{{topic}}"),
             web::get().to(guidance),
-        )
-        .route(HANDOUT_PATH, web::get().to(handout));
+        ))
+        .service(only(HANDOUT_PATH, web::get().to(handout)));
 }
 
 /// Open even with authentication on: no patient data, and an EHR opens

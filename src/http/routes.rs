@@ -307,6 +307,15 @@ async fn not_found(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     )))
 }
 
+/// A path with its one route: any other method is a 405 with an
+/// OperationOutcome (actix's own 405 has no body, and a plain `.route` on
+/// the configuration makes another method a 404).
+pub(super) fn only(path: &str, route: actix_web::Route) -> actix_web::Resource {
+    web::resource(path)
+        .route(route)
+        .default_service(web::to(not_allowed))
+}
+
 async fn not_allowed(request: HttpRequest) -> Result<HttpResponse, ApiError> {
     Err(ApiError::method_not_allowed(format!(
         "{} is not allowed on {}",

@@ -230,6 +230,29 @@ async fn wrong_methods_are_405_with_an_outcome() {
     let app = spawn_app().await;
     assert_outcome(app.get(PATIENT_VIEW).await, 405).await;
     assert_outcome(app.post_json("/cds-services", &json!({})).await, 405).await;
+    // Every fixed path, not only the hooks: feedback, probes, pages.
+    for path in [
+        "/cds-services/leg-cramps-patient-view/feedback/summary",
+        "/cds-services/other/feedback/summary",
+        "/healthz",
+        "/metrics",
+        "/guidance/risk-factors",
+        "/handouts/leg-cramps",
+        "/examples",
+        "/",
+    ] {
+        let response = app.post_json(path, &json!({})).await;
+        assert_eq!(response.status(), 405, "POST {path}");
+        assert_outcome(response, 405).await;
+    }
+    for path in [
+        "/cds-services/leg-cramps-patient-view/feedback",
+        "/cds-services/other/feedback",
+    ] {
+        let response = app.get(path).await;
+        assert_eq!(response.status(), 405, "GET {path}");
+        assert_outcome(response, 405).await;
+    }
 }
 
 #[tokio::test]
