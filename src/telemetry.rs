@@ -138,6 +138,25 @@ impl log::Log for BlockLogger {
     }
 
     fn log(&self, record: &log::Record) {
+        // actix's HTTP/1 parser logs a client's malformed request (a bad
+        // header, a 100 KB URL) as an ERROR: any client could fill the log
+        // with ERROR lines and page whoever watches them. It is the
+        // client's fault: an INFO line, counted.
+        if record.level() == log::Level::Error && record.target().starts_with("actix_http::h1") {
+            metrics::counter!("http_protocol_errors_total").increment(1);
+            let demoted = format!("client protocol error: {}", record.args());
+            self.0.log(
+                &log::Record::builder()
+                    .args(format_args!("{}", escape_for_log(&demoted, 300)))
+                    .level(log::Level::Info)
+                    .target(record.target())
+                    .module_path(record.module_path())
+                    .file(record.file())
+                    .line(record.line())
+                    .build(),
+            );
+            return;
+        }
         self.0.log(record);
         if record.level() <= log::Level::Warn && self.0.matches(record) {
             write_gathered_lines();

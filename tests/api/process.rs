@@ -375,3 +375,36 @@ async fn another_patients_resources_are_a_warning_and_a_metric_without_their_ids
         .expect("the access line");
     assert!(access.contains("4 another patient's"), "{access}");
 }
+
+/// A malformed request is the client's fault: actix's parser logs it as an
+/// ERROR, which the service turns into a counted INFO line, so no client
+/// can fill the log with ERRORs.
+#[tokio::test]
+async fn malformed_http_makes_no_error_lines() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let database = crate::helpers::temporary_sqlite();
+    let (mut child, port, mut stderr) = start(&["--port", "0", "--database-url", &database]);
+    for _ in 0..3 {
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad\x01Header: y\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    }
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    terminate(&mut child);
+    let mut log = String::new();
+    stderr.read_to_string(&mut log).unwrap();
+    assert!(!log.lines().any(|l| l.contains(" ERROR ")), "{log}");
+    assert!(log.contains("client protocol error"), "{log}");
+    assert!(metrics.contains("http_protocol_errors_total"), "{metrics}");
+}
