@@ -133,7 +133,10 @@ pub fn resolve<'a>(
             .collect();
         record.unread = problems
             .into_iter()
-            .filter(|(key, _)| !service.required_prefetch.contains(key))
+            // A key the service never asked for says nothing to the cards.
+            .filter(|(key, _)| {
+                service.prefetch.contains_key(key) && !service.required_prefetch.contains(key)
+            })
             .map(|(key, reason)| Unread { key, reason })
             .chain(absent)
             .chain(cut_short)

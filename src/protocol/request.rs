@@ -133,6 +133,10 @@ fn tolerable(issue: &Issue, shallow: &Value) -> Option<&'static str> {
             .filter(|text| !text.is_empty() && text.chars().count() <= MAX_HOOK_INSTANCE_CHARS)
             .map(|_| "hookInstance"),
         "/context/userId" => Some("context.userId"),
+        // A prefetch value that is not a FHIR resource: the record builder
+        // reads it as unreadable data (a required key: 412 naming it; an
+        // optional one: said on the cards; a key not asked for: ignored).
+        _ if pointer.starts_with("/prefetch/") => Some("prefetch"),
         _ => match pointer.strip_prefix("/fhirAuthorization/") {
             Some(member)
                 if !member.is_empty() && member.split('/').next() != Some("access_token") =>

@@ -48,6 +48,16 @@ fn deviations() -> Vec<(&'static str, Value)> {
             "fhirAuthorization",
             authorization(json!({"access_token": "t"})),
         ),
+        // A key the service never asked for, and an optional one, whose
+        // value is not a FHIR resource.
+        (
+            "prefetch",
+            with(&|r| r["prefetch"]["extraKey"] = json!("x")),
+        ),
+        (
+            "prefetch",
+            with(&|r| r["prefetch"]["procedures"] = json!({"entry": []})),
+        ),
         (
             "fhirAuthorization",
             authorization(
@@ -259,4 +269,35 @@ async fn an_active_quinine_order_with_broken_unread_members_is_warned_about_on_p
             .any(|c| c["source"]["topic"]["code"] == "quinine-warning");
         assert!(warned, "{member}: {value}: {body:#}");
     }
+}
+
+/// A required key whose value is not a FHIR resource cannot be read: a 412
+/// naming it, as for a key the EHR could not send. An optional one is said
+/// on the answer; a key nobody asked for is not.
+#[tokio::test]
+async fn a_broken_prefetch_value_is_unread_data_not_a_refused_call() {
+    let app = spawn_app().await;
+    let mut required = patient_view_request();
+    required["prefetch"]["conditions"] = json!({"entry": []});
+    let issues = assert_outcome(
+        app.post_json("/cds-services/leg-cramps-patient-view", &required)
+            .await,
+        412,
+    )
+    .await;
+    assert!(
+        pointers(&issues).contains(&"/prefetch/conditions".to_owned()),
+        "{issues:?}"
+    );
+    let mut optional = patient_view_request();
+    optional["prefetch"]["procedures"] = json!("x");
+    optional["prefetch"]["extraKey"] = json!(42);
+    let body = assert_valid_cards(
+        app.post_json("/cds-services/leg-cramps-patient-view", &optional)
+            .await,
+    )
+    .await;
+    let incomplete = body["extension"]["cramp-cds"]["incomplete"].to_string();
+    assert!(incomplete.contains("procedures"), "{body:#}");
+    assert!(!incomplete.contains("extraKey"), "{body:#}");
 }
