@@ -20,7 +20,10 @@ use crate::protocol::request::{
 };
 use crate::protocol::response::CdsResponse;
 use crate::protocol::Hook;
-use crate::record::{record_from, PatientRecord, Payload, RecordBuilder, RecordStats};
+use crate::record::{
+    record_from, record_knowing, MedicineKnown, PatientRecord, Payload, RecordBuilder, RecordStats,
+    Unread,
+};
 use crate::store::IssuedCard;
 use crate::telemetry::escape_for_log;
 use crate::validation::Schemas;
@@ -162,6 +165,21 @@ pub fn hook_call(
     within_entry_limit(p.max_entries, || {
         let mut hook_request =
             parse_hook_request_in(body, p.schemas, p.conformance).map_err(Refusal::bad_request)?;
+        // A prefetch value that is not a resource is tolerated under a key
+        // the rules can do without; under a required key (which the rules
+        // read) it stays the client's error, named.
+        if let Some(broken) = hook_request.deviations.iter().find(|d| {
+            d.member == "prefetch"
+                && d.pointer
+                    .strip_prefix("/prefetch/")
+                    .and_then(|rest| rest.split('/').next())
+                    .is_some_and(|key| service.required_prefetch.iter().any(|r| r == key))
+        }) {
+            return Err(Refusal::invalid(
+                &broken.pointer,
+                "the value of a required prefetch key must be a FHIR resource (an object with a resourceType) or null",
+            ));
+        }
         if let Pass::First {
             missing_content_type,
         } = pass
@@ -253,10 +271,12 @@ pub fn hook_call(
             .iter()
             .filter(|(key, _)| key.starts_with("Medication/"))
             .filter_map(|(_, r)| r.as_ref().ok());
+        // Or one the prefetch included.
         let drafts = match hook_request.context.draft_orders {
-            Some(raw) => record_from(
+            Some(raw) => record_knowing(
                 std::iter::once(raw.get())
                     .chain(medication_pages.flat_map(|p| p.documents.iter().map(String::as_str))),
+                &record.included,
             ),
             None => record_from([]),
         };
@@ -287,6 +307,19 @@ pub fn hook_call(
             }
         }
         let drafts = drafts.medications;
+        // A draft whose medicine nobody could read is said, not hidden.
+        record.unread.extend(
+            drafts
+                .iter()
+                .filter(|d| d.medicine == MedicineKnown::Unread)
+                .map(|d| Unread {
+                    key: "draftOrders".into(),
+                    reason: format!(
+                        "{} names its medicine only by a reference that could not be read: it was not checked (for quinine among others)",
+                        d.reference
+                    ),
+                }),
+        );
         let note = format!(
             "hook {} instance {} patient {}: {} resources read, {} malformed skipped, {} duplicates, {} other types, {} another patient's",
             service.id,

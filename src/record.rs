@@ -44,7 +44,23 @@ pub struct MedicationUse<'a> {
     pub dates: MedicationDates,
     subject: Option<Text<'a>>,
     medication_reference: Option<Text<'a>>,
+    medication_display: Option<Text<'a>>,
     contained: Vec<Medication<'a>>,
+    /// What the medicine is known by when its reference resolved to no
+    /// Medication (see [`MedicineKnown`]).
+    pub medicine: MedicineKnown,
+}
+
+/// How a MedicationRequest or MedicationStatement names its medicine.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MedicineKnown {
+    /// Coded or written inline, or its referenced Medication was read.
+    #[default]
+    Read,
+    /// Only by the reference's display text: the Medication was not read.
+    ByDisplayOnly,
+    /// Not at all: a reference to a Medication nobody sent or fetched.
+    Unread,
 }
 
 /// The dates that say whether a medicine is still taken (clinical-rules.md
@@ -112,7 +128,12 @@ impl<'a> MedicationUse<'a> {
             dates,
             concepts: order.medication_codeable_concept.into_iter().collect(),
             subject: order.subject.and_then(|s| s.reference),
+            medication_display: order
+                .medication_reference
+                .as_ref()
+                .and_then(|r| r.display.clone()),
             medication_reference: order.medication_reference.and_then(|r| r.reference),
+            medicine: MedicineKnown::Read,
             contained: order
                 .contained
                 .into_iter()
@@ -160,6 +181,8 @@ pub struct PatientRecord<'a> {
     /// Prefetch keys that could not be read, or not whole (r2 §5): the
     /// rules say what they could not check.
     pub unread: Vec<Unread>,
+    /// The Medications read, for orders read later (the drafts).
+    pub included: IncludedMedications<'a>,
     /// (fullUrl, Patient.id) of each Patient entry, to tell whom a
     /// `urn:uuid:` subject names.
     patient_urls: Vec<(Text<'a>, Option<Text<'a>>)>,
@@ -329,8 +352,16 @@ pub struct RecordBuilder<'a> {
     /// foldhash is randomly seeded, so ids chosen to collide cannot make
     /// this set quadratic.
     seen: HashSet<(&'static str, Text<'a>)>,
-    medications: HashMap<String, Medication<'a>>,
-    medication_aliases: HashMap<Text<'a>, String>,
+    included: IncludedMedications<'a>,
+}
+
+/// The Medication resources a record read (an `_include`, a fetch), by
+/// reference, for the orders that name their medicine by reference.
+#[derive(Debug, Default, Clone)]
+pub struct IncludedMedications<'a> {
+    by_reference: HashMap<String, Medication<'a>>,
+    /// fullUrl -> "Medication/id".
+    aliases: HashMap<Text<'a>, String>,
 }
 
 impl<'a> RecordBuilder<'a> {
@@ -469,10 +500,9 @@ impl<'a> RecordBuilder<'a> {
             }),
             Resource::Medication(medication) => {
                 if let Some(url) = full_url {
-                    self.medication_aliases
-                        .insert(url.clone(), reference.clone());
+                    self.included.aliases.insert(url.clone(), reference.clone());
                 }
-                self.medications.insert(reference, *medication);
+                self.included.by_reference.insert(reference, *medication);
             }
             Resource::MedicationRequest(order) => record.medications.push(MedicationUse::new(
                 reference,
@@ -521,6 +551,7 @@ impl<'a> RecordBuilder<'a> {
                 continue;
             }
             let Some(target) = use_.medication_reference.as_deref() else {
+                use_.medicine = MedicineKnown::Unread;
                 continue;
             };
             let medication = match target.strip_prefix('#') {
@@ -530,24 +561,39 @@ impl<'a> RecordBuilder<'a> {
                     .find(|m| m.id.as_deref() == Some(local)),
                 None => {
                     let key = self
-                        .medication_aliases
+                        .included
+                        .aliases
                         .get(target)
                         .cloned()
                         .unwrap_or_else(|| relative_reference(target));
-                    self.medications.get(&key)
+                    self.included.by_reference.get(&key)
                 }
             };
-            if let Some(medication) = medication {
-                use_.concepts.extend(medication.code.iter().cloned());
-                use_.routes.extend(medication.form.iter().cloned());
-                use_.concepts.extend(
-                    medication
-                        .ingredient
-                        .iter()
-                        .filter_map(|i| i.item_codeable_concept.clone()),
-                );
+            match (medication, &use_.medication_display) {
+                (Some(medication), _) => {
+                    use_.concepts.extend(medication.code.iter().cloned());
+                    use_.routes.extend(medication.form.iter().cloned());
+                    use_.concepts.extend(
+                        medication
+                            .ingredient
+                            .iter()
+                            .filter_map(|i| i.item_codeable_concept.clone()),
+                    );
+                }
+                // The reference's own text names the medicine: read as the
+                // medicine's text ("quinine sulfate 324 mg"), so it is still
+                // checked, and the Medication is still fetched when it can be.
+                (None, Some(display)) => {
+                    use_.concepts.push(CodeableConcept {
+                        coding: Vec::new(),
+                        text: Some(display.clone()),
+                    });
+                    use_.medicine = MedicineKnown::ByDisplayOnly;
+                }
+                (None, None) => use_.medicine = MedicineKnown::Unread,
             }
         }
+        self.record.included = self.included;
         self.record
     }
 }
@@ -570,7 +616,7 @@ impl PatientRecord<'_> {
         let mut references: Vec<String> = self
             .medications
             .iter()
-            .filter(|m| m.concepts.is_empty())
+            .filter(|m| m.medicine != MedicineKnown::Read)
             .filter_map(|m| m.medication_reference.as_deref())
             .filter(|r| !r.starts_with('#'))
             .map(relative_reference)
@@ -584,7 +630,17 @@ impl PatientRecord<'_> {
 }
 
 pub fn record_from<'a>(values: impl IntoIterator<Item = &'a str>) -> PatientRecord<'a> {
+    record_knowing(values, &IncludedMedications::default())
+}
+
+/// [`record_from`], its orders' references resolved also against Medications
+/// read elsewhere: draft orders may name a Medication the prefetch holds.
+pub fn record_knowing<'a>(
+    values: impl IntoIterator<Item = &'a str>,
+    known: &IncludedMedications<'a>,
+) -> PatientRecord<'a> {
     let mut builder = RecordBuilder::new();
+    builder.included = known.clone();
     for raw in values {
         builder.add_json(raw);
     }

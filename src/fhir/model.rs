@@ -121,6 +121,9 @@ impl CodeableConcept<'_> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct Reference<'a> {
     pub reference: Option<Text<'a>>,
+    /// What the reference names, as text ("quinine sulfate 324 mg").
+    #[serde(deserialize_with = "lenient_text")]
+    pub display: Option<Text<'a>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -224,7 +227,7 @@ impl<'a> From<PatientElements<'a>> for Patient<'a> {
 #[serde(from = "ConditionElements<'a>", bound(deserialize = "'de: 'a"))]
 pub struct Condition<'a> {
     pub id: Option<Text<'a>>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_reference")]
     pub subject: Option<Reference<'a>>,
     pub clinical_status: Option<CodeableConcept<'a>>,
     pub verification_status: Option<CodeableConcept<'a>>,
@@ -251,7 +254,7 @@ pub struct Condition<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 struct ConditionElements<'a> {
     id: Option<Text<'a>>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_reference")]
     subject: Option<Reference<'a>>,
     clinical_status: Option<CodeableConcept<'a>>,
     verification_status: Option<CodeableConcept<'a>>,
@@ -300,7 +303,7 @@ impl<'a> From<ConditionElements<'a>> for Condition<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct Observation<'a> {
     pub id: Option<Text<'a>>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_reference")]
     pub subject: Option<Reference<'a>>,
     pub status: Option<Text<'a>>,
     pub code: Option<CodeableConcept<'a>>,
@@ -348,7 +351,7 @@ pub struct MedicationIngredient<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct MedicationOrder<'a> {
     pub id: Option<Text<'a>>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_reference")]
     pub subject: Option<Reference<'a>>,
     /// Unreadable is unknown: not active, and a draft still checked.
     #[serde(deserialize_with = "lenient_text")]
@@ -440,7 +443,7 @@ pub struct SpanPeriod {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct Procedure<'a> {
     pub id: Option<Text<'a>>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_reference")]
     pub subject: Option<Reference<'a>>,
     pub status: Option<Text<'a>>,
     pub code: Option<CodeableConcept<'a>>,
@@ -457,7 +460,7 @@ pub struct Procedure<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct ServiceRequest<'a> {
     pub id: Option<Text<'a>>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_reference")]
     pub subject: Option<Reference<'a>>,
     pub status: Option<Text<'a>>,
     pub code: Option<CodeableConcept<'a>>,
@@ -472,7 +475,7 @@ pub struct ServiceRequest<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct DiagnosticReport<'a> {
     pub id: Option<Text<'a>>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_reference")]
     pub subject: Option<Reference<'a>>,
     pub status: Option<Text<'a>>,
     pub code: Option<CodeableConcept<'a>>,
@@ -487,7 +490,7 @@ pub struct DiagnosticReport<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct ImagingStudy<'a> {
     pub id: Option<Text<'a>>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_reference")]
     pub subject: Option<Reference<'a>>,
     pub status: Option<Text<'a>>,
     pub procedure_code: Vec<CodeableConcept<'a>>,
@@ -499,7 +502,7 @@ pub struct ImagingStudy<'a> {
 #[serde(default, rename_all = "camelCase", bound(deserialize = "'de: 'a"))]
 pub struct Encounter<'a> {
     pub id: Option<Text<'a>>,
-    #[serde(deserialize_with = "lenient")]
+    #[serde(deserialize_with = "lenient_reference")]
     pub subject: Option<Reference<'a>>,
     pub status: Option<Text<'a>>,
     /// R4 has a Coding in `class`, R5 a list of CodeableConcepts.
@@ -803,6 +806,68 @@ fn limited_entries<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 fn lenient<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
     let raw = <&'de RawValue>::deserialize(d)?;
     Ok(serde_json::from_str(raw.get()).ok())
+}
+
+/// A reference the rules can do without (a subject): read in one pass, as
+/// it is on every resource; anything but an object is absent, and so is a
+/// `reference` that is not a string.
+fn lenient_reference<'de: 'a, 'a, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Reference<'a>>, D::Error> {
+    struct ReferenceOrNothing;
+    impl<'de> Visitor<'de> for ReferenceOrNothing {
+        type Value = Option<Reference<'de>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a Reference")
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut reference = None;
+            while let Some(key) = map.next_key::<Text<'de>>()? {
+                if &*key == "reference" {
+                    reference = map.next_value_seed(LenientTextSeed)?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            Ok(Some(Reference {
+                reference,
+                display: None,
+            }))
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(None)
+        }
+        fn visit_str<E: de::Error>(self, _: &str) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+    }
+    d.deserialize_any(ReferenceOrNothing)
+}
+
+/// [`lenient_text`] as a seed, for a visitor reading a map by hand.
+struct LenientTextSeed;
+
+impl<'de> DeserializeSeed<'de> for LenientTextSeed {
+    type Value = Option<Text<'de>>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        lenient_text(d)
+    }
 }
 
 /// A list of elements the rules can do without: an item with the wrong

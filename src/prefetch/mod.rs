@@ -133,9 +133,11 @@ pub fn resolve<'a>(
             .collect();
         record.unread = problems
             .into_iter()
-            // A key the service never asked for says nothing to the cards.
+            // A key the EHR sent that the service never asked for says
+            // nothing to the answer; a Medication fetched by id does.
             .filter(|(key, _)| {
-                service.prefetch.contains_key(key) && !service.required_prefetch.contains(key)
+                (service.prefetch.contains_key(key) || fetched.iter().any(|(k, _)| k == key))
+                    && !service.required_prefetch.contains(key)
             })
             .map(|(key, reason)| Unread { key, reason })
             .chain(absent)

@@ -129,3 +129,54 @@ async fn a_quinine_draft_by_reference_still_gets_its_warning() {
     let unread = body["extension"]["cramp-cds"]["incomplete"].to_string();
     assert!(unread.contains("Medication/gone"), "{body:#}");
 }
+
+/// A draft naming its medicine by reference, with no fhirServer to fetch it
+/// from: resolved from the prefetch when the EHR included the Medication
+/// there, else read by the reference's display, else said to be unchecked.
+#[tokio::test]
+async fn a_draft_by_reference_is_checked_from_the_prefetch_or_its_display_or_said_unchecked() {
+    let app = spawn_app().await;
+    let draft = |reference: Value| {
+        json!({"resourceType": "MedicationRequest", "id": "draft-q", "status": "draft", "intent": "proposal",
+               "medicationReference": reference, "subject": {"reference": "Patient/p1"}})
+    };
+    let call = |draft: Value, included: Option<Value>| {
+        let mut request = order_request("order-sign", vec![draft]);
+        if let Some(medication) = included {
+            request["prefetch"]["medicationRequests"] = searchset(vec![medication]);
+        }
+        let app = &app;
+        async move {
+            assert_valid_cards(
+                app.post_json("/cds-services/leg-cramps-order-sign", &request)
+                    .await,
+            )
+            .await
+        }
+    };
+    let included = call(
+        draft(json!({"reference": "Medication/q"})),
+        Some(medication("q", "9071", "quinine")),
+    )
+    .await;
+    assert!(
+        topics(&included).contains(&"quinine-warning".to_owned()),
+        "{included:#}"
+    );
+    let by_display = call(
+        draft(json!({"reference": "Medication/q", "display": "quinine sulfate 324 mg capsule"})),
+        None,
+    )
+    .await;
+    assert!(
+        topics(&by_display).contains(&"quinine-warning".to_owned()),
+        "{by_display:#}"
+    );
+    let unread = call(draft(json!({"reference": "Medication/q"})), None).await;
+    assert!(!topics(&unread).contains(&"quinine-warning".to_owned()));
+    let incomplete = &unread["extension"]["cramp-cds"]["incomplete"];
+    assert!(
+        incomplete.to_string().contains("MedicationRequest/draft-q"),
+        "{unread:#}"
+    );
+}
