@@ -11,7 +11,7 @@ use crate::fhir::outcome::Issue;
 static SCHEMA_DIR: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/schemas");
 
 /// At most this many schema errors are reported for one document.
-const MAX_ISSUES: usize = 20;
+pub const MAX_ISSUES: usize = 20;
 
 pub struct Schemas {
     request: Validator,

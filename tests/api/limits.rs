@@ -631,3 +631,21 @@ async fn an_invented_method_makes_no_metric_series_of_its_own() {
     );
     assert!(metrics.contains(r#"method="other""#));
 }
+
+#[tokio::test]
+async fn thousands_of_bad_selections_make_a_short_outcome() {
+    let app = spawn_app().await;
+    let mut request = order_request("order-select", vec![quinine_draft()]);
+    request["context"]["selections"] = json!((0..5_000)
+        .map(|i| format!("MedicationRequest/nope-{i}"))
+        .collect::<Vec<_>>());
+    let response = app
+        .post_json("/cds-services/leg-cramps-order-select", &request)
+        .await;
+    let issues = assert_outcome(response, 400).await;
+    assert_eq!(issues.len(), 21, "20 issues and a count of the rest");
+    assert!(issues[20]["diagnostics"]
+        .as_str()
+        .unwrap()
+        .contains("4980 more"));
+}
