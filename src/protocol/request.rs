@@ -433,6 +433,15 @@ fn context_document(raw: &RawValue) -> Result<Value, Vec<Issue>> {
     };
     let mut context = Map::new();
     for (name, value) in members {
+        // Only the draft orders' envelope is checked: read as a summary, so
+        // a value serde_json cannot hold (1e999999) or deep nesting in a
+        // draft's unknown member costs nothing (the drafts are read apart).
+        if name == "draftOrders" {
+            if let Some(summary) = draft_orders_summary(value) {
+                context.insert(name, summary);
+                continue;
+            }
+        }
         match serde_json::from_str(value.get()) {
             Ok(value) => {
                 context.insert(name, value);
@@ -444,6 +453,44 @@ fn context_document(raw: &RawValue) -> Result<Value, Vec<Issue>> {
         }
     }
     Ok(Value::Object(context))
+}
+
+/// The draftOrders Bundle as its schema checks it: `resourceType`, `type`,
+/// and each entry's `fullUrl` and the resource's `resourceType`. None when
+/// it is not an object of that shape, to be read whole for the message.
+fn draft_orders_summary(raw: &RawValue) -> Option<Value> {
+    let members = serde_json::from_str::<BTreeMap<String, &RawValue>>(raw.get()).ok()?;
+    let mut summary = Map::new();
+    for (name, value) in members {
+        let value = match name.as_str() {
+            "resourceType" | "type" => serde_json::from_str(value.get()).ok()?,
+            "entry" => {
+                let entries = serde_json::from_str::<Vec<&RawValue>>(value.get()).ok()?;
+                let mut summarised = Vec::with_capacity(entries.len());
+                for entry in entries {
+                    let members =
+                        serde_json::from_str::<BTreeMap<String, &RawValue>>(entry.get()).ok()?;
+                    let mut out = Map::new();
+                    for (name, value) in members {
+                        match name.as_str() {
+                            "fullUrl" => {
+                                out.insert(name, serde_json::from_str(value.get()).ok()?);
+                            }
+                            "resource" => {
+                                out.insert(name, resource_summary(value));
+                            }
+                            _ => {}
+                        }
+                    }
+                    summarised.push(Value::Object(out));
+                }
+                Value::Array(summarised)
+            }
+            _ => continue,
+        };
+        summary.insert(name, value);
+    }
+    Some(Value::Object(summary))
 }
 
 fn summarise(resource_type: Value) -> Value {

@@ -71,6 +71,35 @@ async fn a_huge_number_out_of_range_in_an_unknown_context_member_is_ignored() {
     assert!(topics(&answer).contains(&"risk-factors".to_owned()));
 }
 
+/// The same inside a draft order, with deep nesting beside it: the quinine
+/// warning still comes.
+#[tokio::test]
+async fn a_huge_number_or_deep_nesting_in_a_drafts_unknown_member_is_ignored() {
+    let app = spawn_app().await;
+    let deep = format!("{}1{}", "[".repeat(300), "]".repeat(300));
+    let body = order_request("order-sign", vec![quinine_draft()])
+        .to_string()
+        .replacen(
+            r#""id":"draft-quinine","#,
+            &format!(r#""id":"draft-quinine","vendorScore":1e999999,"vendorTree":{deep},"#),
+            1,
+        );
+    assert!(body.contains("1e999999"));
+    let answer = assert_valid_cards(
+        app.post_raw(
+            "/cds-services/leg-cramps-order-sign",
+            "application/json",
+            body,
+        )
+        .await,
+    )
+    .await;
+    assert!(
+        topics(&answer).contains(&"quinine-warning".to_owned()),
+        "{answer:#}"
+    );
+}
+
 /// Just under the default 8 MiB body limit: about 2.8 million `{}` entries.
 fn expansion_body() -> String {
     let request = patient_view_request().to_string();
