@@ -167,9 +167,16 @@ impl Rules {
         }
 
         let mut pregnant = Findings::default();
+        // Evidence of the episode an outcome ended: begun before it (a
+        // Z3A.39 coded at the delivery dates 39 weeks back), or documented
+        // no later than its day (a delivery encounter codes the pregnancy
+        // beside the O80). Only evidence begun and documented after it is
+        // a new pregnancy.
         let current: Vec<&PregnancyEvidence> = evidence
             .iter()
-            .filter(|e| ended.is_none_or(|end| e.documented > end))
+            .filter(|e| {
+                ended.is_none_or(|end| e.start > end && e.documented > end + Duration::days(1))
+            })
             .collect();
         let episode_start = current.iter().map(|e| e.start).min();
         if episode_start
