@@ -25,7 +25,18 @@ impl CardRenderer {
         // Facts that change the question: a DVT of the other leg, a D-dimer
         // that is not negative.
         for finding in with_code(&["active-dvt", "d-dimer-positive"]) {
-            self.bullet(&mut draft, finding);
+            if next_step == DvtNextStep::UltrasoundInPregnancy {
+                // The record's fact alone: these findings cite the Wells
+                // pathway, which does not cover pregnancy (§6 r2); the card's
+                // next step cites Le Gal and RCOG.
+                draft.line(format!(
+                    "- **{}**: {}",
+                    self.display(&finding.code),
+                    describe_notes(&finding.notes)
+                ));
+            } else {
+                self.bullet(&mut draft, finding);
+            }
         }
         let chart_items: Vec<&Finding> = findings
             .iter()
