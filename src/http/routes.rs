@@ -101,7 +101,7 @@ async fn call_hook(
     let missing_content_type = request.extensions().contains::<MissingContentType>();
     let (body, step) = {
         let service_id = service_id.clone();
-        off_the_answering_threads(&state, body, move |state, body| {
+        off_the_answering_threads(&state, body, 0, move |state, body| {
             application::hook_call(
                 &state.pipeline(),
                 &service_id,
@@ -138,19 +138,28 @@ async fn call_hook(
                     prefetch::fetch_missing(&state.fetcher, service, plan, issuer.as_ref()).await;
                 held.push(pages_held);
                 let service_id = service_id.clone();
-                (body, step) = off_the_answering_threads(&state, body, move |state, body| {
-                    application::hook_call(
-                        &state.pipeline(),
-                        &service_id,
-                        body,
-                        Pass::Fetched {
-                            fetched,
-                            medications_fetched,
-                        },
-                        arrived,
-                    )
-                })
-                .await?;
+                // A small call whose FHIR server sent megabytes is a large
+                // evaluation too.
+                let fetched_bytes: usize = fetched
+                    .iter()
+                    .filter_map(|(_, pages)| pages.as_ref().ok())
+                    .flat_map(|pages| &pages.documents)
+                    .map(String::len)
+                    .sum();
+                (body, step) =
+                    off_the_answering_threads(&state, body, fetched_bytes, move |state, body| {
+                        application::hook_call(
+                            &state.pipeline(),
+                            &service_id,
+                            body,
+                            Pass::Fetched {
+                                fetched,
+                                medications_fetched,
+                            },
+                            arrived,
+                        )
+                    })
+                    .await?;
             }
         }
     };
@@ -166,13 +175,15 @@ async fn call_hook(
 /// Runs `work` on the body: inline when it is small, else on the blocking
 /// pool, at most one large evaluation per core at a time, so that a huge
 /// record never holds up the threads that answer other requests (/healthz
-/// among them). Gives the body back for a second step.
+/// among them). `fetched`: the bytes the FHIR server sent for this call,
+/// which the evaluation reads too. Gives the body back for a second step.
 async fn off_the_answering_threads<T: Send + 'static>(
     state: &web::Data<AppState>,
     body: Body,
+    fetched: usize,
     work: impl FnOnce(&AppState, &[u8]) -> T + Send + 'static,
 ) -> Result<(Body, T), ApiError> {
-    if body.len() < state.request_limits.large_body_bytes {
+    if body.len() + fetched < state.request_limits.large_body_bytes {
         let out = work(state, &body);
         return Ok((body, out));
     }
@@ -235,7 +246,7 @@ async fn analyze(
     };
     let body = read_json_body(&request, payload, &state).await?;
     let now = Utc::now();
-    let (_, answer) = off_the_answering_threads(&state, body, move |state, body| {
+    let (_, answer) = off_the_answering_threads(&state, body, 0, move |state, body| {
         application::analyze_bundle(
             &state.engine,
             state.request_limits.max_entries,
