@@ -93,8 +93,16 @@ impl Rules {
             }
             // An undated pregnancy says nothing about now (r2 §5).
             let Some(documented) = latest else { continue };
-            let start = gestational_weeks(code)
-                .map_or(documented, |weeks| documented - Duration::weeks(weeks));
+            // The episode began at the onset when the Condition gives one (a
+            // recent recordedDate does not restart a pregnancy begun 17
+            // months ago); a Z3A.NN dates it NN weeks before the code's date.
+            let onset = c
+                .onset_date_time
+                .or_else(|| c.onset_period.as_ref().and_then(|p| p.start));
+            let start = match gestational_weeks(code) {
+                Some(weeks) => documented - Duration::weeks(weeks),
+                None => onset.unwrap_or(documented),
+            };
             evidence.push(PregnancyEvidence {
                 start,
                 documented,
