@@ -26,10 +26,16 @@ struct DraftEntry<'a> {
     resource: Option<&'a RawValue>,
 }
 
-/// The id as written: anything but a string is unreadable.
+/// The id as written: anything but a string is unreadable. `resourceType`
+/// is named so that one given twice is an error: the sniffer takes the
+/// first, and a quinine draft written
+/// `"resourceType":"ServiceRequest","resourceType":"MedicationRequest"`
+/// would never be checked.
 #[derive(Deserialize)]
 struct Identity {
     id: Option<serde_json::Value>,
+    #[serde(rename = "resourceType")]
+    _resource_type: Option<serde::de::IgnoredAny>,
 }
 
 /// Every draft must be readable: a resource with a resourceType and a valid
