@@ -307,6 +307,22 @@ pub fn hook_call(
             }
         }
         let drafts = drafts.medications;
+        // So is an order of the record whose medicine could not be read (a
+        // Medication neither sent nor fetched: at most 50 are fetched).
+        let unread_orders = record
+            .medications
+            .iter()
+            .filter(|m| m.medicine == MedicineKnown::Unread)
+            .count();
+        if unread_orders > 0 {
+            record.unread.push(Unread {
+                key: "Medication".into(),
+                reason: format!(
+                    "{unread_orders} medication order(s) name their medicine only by a reference that could not be read (not sent, and not fetched: at most {} are fetched per call); they were not checked",
+                    crate::record::MAX_MEDICATION_FETCHES
+                ),
+            });
+        }
         // A draft whose medicine nobody could read is said, not hidden.
         record.unread.extend(
             drafts

@@ -180,3 +180,20 @@ async fn a_draft_by_reference_is_checked_from_the_prefetch_or_its_display_or_sai
         "{unread:#}"
     );
 }
+
+/// An order of the record whose Medication nobody sent and nobody can fetch
+/// is said to be unchecked, not silently skipped.
+#[tokio::test]
+async fn an_order_whose_medicine_cannot_be_read_is_said_unchecked() {
+    let app = spawn_app().await;
+    let mut request = patient_view_request();
+    request["prefetch"]["medicationRequests"] =
+        searchset(vec![by_reference("mr-unknown", "gone", "active")]);
+    let body = assert_valid_cards(
+        app.post_json("/cds-services/leg-cramps-patient-view", &request)
+            .await,
+    )
+    .await;
+    let incomplete = body["extension"]["cramp-cds"]["incomplete"].to_string();
+    assert!(incomplete.contains("1 medication order(s)"), "{body:#}");
+}
