@@ -122,6 +122,10 @@ defaults
     timeout connect 1s
     timeout client 30s
     timeout server 30s
+    # Every request's head, not only a connection's first (the service's
+    # own --header-timeout-ms covers only the first: see deployment.md).
+    timeout http-request 5s
+    timeout http-keep-alive 5s
     # A request that could not reach a replica (refused, or the connection
     # closed before any answer) goes to another one.
     retries 2
