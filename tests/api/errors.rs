@@ -225,6 +225,29 @@ async fn unknown_services_and_paths_are_404() {
     assert_outcome(app.get("/nothing-here").await, 404).await;
 }
 
+/// A prefetch key given twice (a quinine order's Bundle, then `null`) is
+/// refused like a top-level member given twice: which value counts would
+/// be a guess.
+#[tokio::test]
+async fn a_prefetch_key_given_twice_is_a_400_naming_it() {
+    let app = spawn_app().await;
+    let body = patient_view_request().to_string().replacen(
+        r#""prefetch":{"#,
+        r#""prefetch":{"medicationRequests":null,"#,
+        1,
+    );
+    assert_eq!(body.matches(r#""medicationRequests""#).count(), 2);
+    let issues = assert_outcome(
+        app.post_raw(PATIENT_VIEW, "application/json", body).await,
+        400,
+    )
+    .await;
+    assert!(
+        pointers(&issues).contains(&"/prefetch/medicationRequests".to_owned()),
+        "{issues:?}"
+    );
+}
+
 #[tokio::test]
 async fn wrong_methods_are_405_with_an_outcome() {
     let app = spawn_app().await;
