@@ -85,7 +85,6 @@ const OTHER_SITE_WORDS: &[&str] = &[
     "uterine",
     "pelvic",
     "pelvis",
-    "back",
     "arm",
     "arms",
     "hand",
@@ -163,6 +162,7 @@ fn cramp_text(text: &str) -> CrampText {
         } else if words.iter().any(|w| OTHER_SITE_WORDS.contains(w))
             // "period cramps", not "cramps for a period of weeks"
             || (at > 0 && matches!(words[at - 1], "period" | "periods"))
+            || names_the_back(&words, at)
         {
             CrampText::OtherSite
         } else {
@@ -175,6 +175,30 @@ fn cramp_text(text: &str) -> CrampText {
         };
     }
     verdict
+}
+
+/// "Back" as a site: right before the cramp word ("back cramps"), or after
+/// a word that makes it a place ("cramps in the lower back"); never "the
+/// cramps came back".
+fn names_the_back(words: &[&str], cramp_at: usize) -> bool {
+    words.iter().enumerate().any(|(i, word)| {
+        *word == "back"
+            && (i + 1 == cramp_at
+                || (i > 0
+                    && matches!(
+                        words[i - 1],
+                        "the"
+                            | "her"
+                            | "his"
+                            | "my"
+                            | "their"
+                            | "lower"
+                            | "upper"
+                            | "low"
+                            | "mid"
+                            | "in"
+                    )))
+    })
 }
 
 fn contains_ignoring_case(text: &str, needle: &str) -> bool {
@@ -209,6 +233,12 @@ mod tests {
             ("Heat cramps", false),
             ("Period cramps", false),
             ("Cramps for a period of weeks", true),
+            ("Back cramps", false),
+            ("Lower back cramps", false),
+            ("The cramps came back", true),
+            ("Cramps in the lower back", false),
+            ("Cramping in her back", false),
+            ("Leg cramps are back", true),
             ("Cramping in the hands", false),
             ("No cramps", false),
             ("Denies leg cramps", false),
