@@ -28,7 +28,14 @@ const READ_FOR: &[(&str, Part, &[&str])] = &[
     (
         "procedures",
         Part::Dvt,
-        &["recent-surgery", "active-cancer", "immobilization", WORK_UP],
+        // A delivery is often a Procedure (a caesarean): postpartum too.
+        &[
+            "recent-surgery",
+            "active-cancer",
+            "immobilization",
+            "postpartum",
+            WORK_UP,
+        ],
     ),
     ("visitsByReason", Part::RiskFactors, &["dialysis"]),
     ("visitsByType", Part::RiskFactors, &["dialysis"]),

@@ -466,6 +466,38 @@ async fn a_dvt_prompt_without_the_work_up_keys_says_a_duplex_was_not_checked() {
         .expect("a DVT card");
     let detail = dvt["detail"].as_str().unwrap();
     assert!(detail.contains("Service requests could not be read: a duplex ultrasound already done or ordered not checked"), "{detail}");
+
+    // Procedures unread: a delivery by caesarean would be one, so the
+    // postpartum question is among what the card says it could not check.
+    let mut request = patient_view_request();
+    let prefetch = request["prefetch"].as_object_mut().unwrap();
+    prefetch.remove("procedures");
+    prefetch["conditions"]["entry"] = json!([
+        condition(
+            "swelling",
+            "R22.42",
+            "Localized swelling, mass and lump, left lower limb"
+        ),
+        condition("pain", "M79.662", "Pain in left lower leg")
+    ]);
+    let body = assert_valid_cards(app.post_json(SERVICE, &request).await).await;
+    let dvt = body["cards"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["source"]["topic"]["code"] == "dvt-rule-out")
+        .expect("a DVT card");
+    let detail = dvt["detail"].as_str().unwrap();
+    let line = detail
+        .lines()
+        .find(|l| l.contains("Procedures could not be read"))
+        .unwrap_or_default();
+    assert!(
+        line.to_lowercase().contains("childbirth")
+            || line.to_lowercase().contains("postpartum")
+            || line.to_lowercase().contains("delivery"),
+        "{detail}"
+    );
 }
 
 /// A patient whose cramps are the reason for today's visit, with one
