@@ -177,8 +177,7 @@ struct Envelope<'a, P> {
 }
 
 /// `prefetch` in the single typed pass: fails on anything but FHIR JSON in
-/// the shape the rules read, and on a key given twice (the careful pass
-/// then names it).
+/// the shape the rules read.
 type TypedPrefetch<'a> = UniqueKeys<Option<FhirValue<'a>>>;
 
 /// A key as a JSON pointer token (RFC 6901: `~` and `/` escaped).
@@ -186,14 +185,53 @@ fn pointer_token(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
-/// An object whose keys must each come once: of a prefetch key given twice
+/// Prefetch values by key, and the keys given twice: of a key given twice
 /// (a quinine order's Bundle, then `null`), which value counts would be a
-/// guess, as for the request's own members.
-struct UniqueKeys<V>(BTreeMap<String, V>);
+/// guess, so the call is refused, as for the request's own members.
+struct UniqueKeys<V> {
+    values: BTreeMap<String, V>,
+    twice: Vec<String>,
+}
 
 impl<V> Default for UniqueKeys<V> {
     fn default() -> Self {
-        UniqueKeys(BTreeMap::new())
+        UniqueKeys {
+            values: BTreeMap::new(),
+            twice: Vec::new(),
+        }
+    }
+}
+
+impl<V> UniqueKeys<V> {
+    fn read<'de, A: serde::de::MapAccess<'de>>(mut map: A) -> Result<Self, A::Error>
+    where
+        V: Deserialize<'de>,
+    {
+        let mut keys = UniqueKeys::default();
+        while let Some((key, value)) = map.next_entry::<String, V>()? {
+            if keys.values.insert(key.clone(), value).is_some() {
+                keys.twice.push(key);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// A 400 naming each key given twice.
+    fn refuse_twice(&self) -> Result<(), Vec<Issue>> {
+        if self.twice.is_empty() {
+            return Ok(());
+        }
+        Err(self
+            .twice
+            .iter()
+            .map(|key| {
+                Issue::error(
+                    "invalid",
+                    "this prefetch key is given twice: which value counts would be a guess",
+                    Some(format!("/prefetch/{}", pointer_token(key))),
+                )
+            })
+            .collect())
     }
 }
 
@@ -207,15 +245,9 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueKeys<V> {
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> Result<Self::Value, A::Error> {
-                let mut values = BTreeMap::new();
-                while let Some((key, value)) = map.next_entry::<String, V>()? {
-                    if values.insert(key, value).is_some() {
-                        return Err(serde::de::Error::custom("a prefetch key is given twice"));
-                    }
-                }
-                Ok(UniqueKeys(values))
+                UniqueKeys::read(map)
             }
         }
         deserializer.deserialize_map(KeysVisitor(std::marker::PhantomData))
@@ -225,8 +257,7 @@ impl<'de, V: Deserialize<'de>> Deserialize<'de> for UniqueKeys<V> {
 /// `prefetch` read in the same pass as the envelope: an object's values are
 /// kept raw; anything else is kept as a value for the schema to reject.
 enum PrefetchMember<'a> {
-    /// The values, and any key given twice.
-    Values(BTreeMap<String, &'a RawValue>, Vec<String>),
+    Values(UniqueKeys<&'a RawValue>),
     Other(Value),
 }
 
@@ -240,16 +271,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for PrefetchMember<'a> {
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
-                mut map: A,
+                map: A,
             ) -> Result<Self::Value, A::Error> {
-                let mut values = BTreeMap::new();
-                let mut twice = Vec::new();
-                while let Some((key, value)) = map.next_entry::<String, &'de RawValue>()? {
-                    if values.insert(key.clone(), value).is_some() {
-                        twice.push(key);
-                    }
-                }
-                Ok(PrefetchMember::Values(values, twice))
+                UniqueKeys::read(map).map(PrefetchMember::Values)
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
@@ -306,70 +330,64 @@ pub fn parse_hook_request_in<'a>(
             None,
         )]
     })?;
-    let (members, prefetch_summary, prefetch) = match serde_json::from_str::<Envelope<TypedPrefetch>>(
-        text,
-    ) {
-        Ok(envelope) => {
-            let summary = envelope.prefetch.as_ref().map(|values| {
-                let summaries = values.0.iter().map(|(key, value)| {
-                    let summary = match value {
-                        Some(value) => summarise(Value::String(value.resource_type().to_owned())),
-                        None => Value::Null,
-                    };
-                    (key.clone(), summary)
-                });
-                Value::Object(summaries.collect())
-            });
-            let members = envelope_members(&envelope);
-            let prefetch = envelope.prefetch.unwrap_or_default().0;
-            let prefetch = prefetch
-                .into_iter()
-                .map(|(key, value)| (key, value.map(Prefetched::Read)))
-                .collect();
-            (members, summary, prefetch)
-        }
-        Err(_) => {
-            let envelope: Envelope<PrefetchMember> =
-                serde_json::from_str(text).map_err(|e| vec![json_syntax_issue(&e)])?;
-            let summary = envelope.prefetch.as_ref().map(|prefetch| match prefetch {
-                PrefetchMember::Values(values, _) => Value::Object(
-                    values
-                        .iter()
-                        .map(|(key, value)| (key.clone(), resource_summary(value)))
-                        .collect(),
-                ),
-                PrefetchMember::Other(value) => value.clone(),
-            });
-            let members = envelope_members(&envelope);
-            if let Some(PrefetchMember::Values(_, twice)) = &envelope.prefetch {
-                if !twice.is_empty() {
-                    return Err(twice
-                            .iter()
-                            .map(|key| {
-                                Issue::error(
-                                    "invalid",
-                                    "this prefetch key is given twice: which value counts would be a guess",
-                                    Some(format!("/prefetch/{}", pointer_token(key))),
-                                )
-                            })
-                            .collect());
+    let (members, prefetch_summary, prefetch) =
+        match serde_json::from_str::<Envelope<TypedPrefetch>>(text) {
+            Ok(envelope) => {
+                if let Some(keys) = &envelope.prefetch {
+                    keys.refuse_twice()?;
                 }
-            }
-            let prefetch = match envelope.prefetch {
-                Some(PrefetchMember::Values(values, _)) => values
+                let summary = envelope.prefetch.as_ref().map(|keys| {
+                    let summaries = keys.values.iter().map(|(key, value)| {
+                        let summary = match value {
+                            Some(value) => {
+                                summarise(Value::String(value.resource_type().to_owned()))
+                            }
+                            None => Value::Null,
+                        };
+                        (key.clone(), summary)
+                    });
+                    Value::Object(summaries.collect())
+                });
+                let members = envelope_members(&envelope);
+                let prefetch = envelope.prefetch.unwrap_or_default().values;
+                let prefetch = prefetch
                     .into_iter()
-                    .map(|(key, value)| {
-                        (
-                            key,
-                            (value.get() != "null").then_some(Prefetched::Raw(value)),
-                        )
-                    })
-                    .collect(),
-                _ => BTreeMap::new(),
-            };
-            (members, summary, prefetch)
-        }
-    };
+                    .map(|(key, value)| (key, value.map(Prefetched::Read)))
+                    .collect();
+                (members, summary, prefetch)
+            }
+            Err(_) => {
+                let envelope: Envelope<PrefetchMember> =
+                    serde_json::from_str(text).map_err(|e| vec![json_syntax_issue(&e)])?;
+                let summary = envelope.prefetch.as_ref().map(|prefetch| match prefetch {
+                    PrefetchMember::Values(keys) => Value::Object(
+                        keys.values
+                            .iter()
+                            .map(|(key, value)| (key.clone(), resource_summary(value)))
+                            .collect(),
+                    ),
+                    PrefetchMember::Other(value) => value.clone(),
+                });
+                let members = envelope_members(&envelope);
+                if let Some(PrefetchMember::Values(keys)) = &envelope.prefetch {
+                    keys.refuse_twice()?;
+                }
+                let prefetch = match envelope.prefetch {
+                    Some(PrefetchMember::Values(keys)) => keys
+                        .values
+                        .into_iter()
+                        .map(|(key, value)| {
+                            (
+                                key,
+                                (value.get() != "null").then_some(Prefetched::Raw(value)),
+                            )
+                        })
+                        .collect(),
+                    _ => BTreeMap::new(),
+                };
+                (members, summary, prefetch)
+            }
+        };
 
     let shallow = shallow_document(members, prefetch_summary)?;
     let mut deviations = Vec::new();

@@ -489,17 +489,8 @@ async fn forged_kids_at_once_make_one_key_set_fetch_and_a_failed_fetch_is_not_re
     assert_eq!(keys.fetches.load(Ordering::SeqCst), 1, "one fetch for all");
 
     // A key server that accepts and drops every connection.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let accepted = Arc::new(AtomicUsize::new(0));
-    let counter = accepted.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            counter.fetch_add(1, Ordering::SeqCst);
-            drop(stream);
-        }
-    });
-    let dead = format!("http://127.0.0.1:{port}/jwks.json");
+    let dropping = crate::trust::counting_listener("127.0.0.1:0").unwrap();
+    let dead = format!("http://127.0.0.1:{}/jwks.json", dropping.port);
     let app = secured_app(json!([{"iss": ISSUER, "jwksUrl": dead}])).await;
     let audience = format!("{}{SERVICE}", app.address);
     for _ in 0..5 {
@@ -507,7 +498,7 @@ async fn forged_kids_at_once_make_one_key_set_fetch_and_a_failed_fetch_is_not_re
         assert_401(call(&app, SERVICE, Some(&token)).await, "key set down").await;
     }
     assert_eq!(
-        accepted.load(Ordering::SeqCst),
+        dropping.accepted.load(Ordering::SeqCst),
         1,
         "asked once, not per call"
     );

@@ -169,49 +169,37 @@ async fn unreadable_quinine_drafts_are_a_400_naming_each() {
             );
         }
     }
-    // A duplicated member: the raw text, since a JSON value cannot hold one.
-    let request = order_request("order-sign", vec![quinine_draft()])
-        .to_string()
-        .replacen(
+    // A member given twice, `status` or `resourceType` (which type the
+    // draft is would be a guess): the raw text, since a JSON value cannot
+    // hold one.
+    for (once, twice) in [
+        (
             r#""status":"draft""#,
             r#""status":"draft","status":"draft""#,
-            1,
-        );
-    let response = app
-        .post_raw(
-            "/cds-services/leg-cramps-order-sign",
-            "application/json",
-            request,
-        )
-        .await;
-    let issues = assert_outcome(response, 400).await;
-    assert!(
-        crate::helpers::pointers(&issues)
-            .contains(&"/context/draftOrders/entry/0/resource".to_owned()),
-        "{issues:?}"
-    );
-    // A resourceType given twice: which type the draft is would be a guess.
-    let request = order_request("order-sign", vec![quinine_draft()])
-        .to_string()
-        .replacen(
+        ),
+        (
             r#""resourceType":"MedicationRequest""#,
             r#""resourceType":"ServiceRequest","resourceType":"MedicationRequest""#,
-            1,
+        ),
+    ] {
+        let request = order_request("order-sign", vec![quinine_draft()])
+            .to_string()
+            .replacen(once, twice, 1);
+        let response = app
+            .post_raw(
+                "/cds-services/leg-cramps-order-sign",
+                "application/json",
+                request,
+            )
+            .await;
+        let issues = assert_outcome(response, 400).await;
+        assert!(
+            crate::helpers::pointers(&issues)
+                .iter()
+                .any(|p| p.starts_with("/context/draftOrders/entry/0/resource")),
+            "{twice}: {issues:?}"
         );
-    let response = app
-        .post_raw(
-            "/cds-services/leg-cramps-order-sign",
-            "application/json",
-            request,
-        )
-        .await;
-    let issues = assert_outcome(response, 400).await;
-    assert!(
-        crate::helpers::pointers(&issues)
-            .iter()
-            .any(|p| p.starts_with("/context/draftOrders/entry/0/resource")),
-        "{issues:?}"
-    );
+    }
     // The readable quinine draft still gets its warning.
     let body = assert_valid_cards(
         app.post_json(

@@ -323,7 +323,7 @@ async fn json_logs_carry_the_request_id() {
 
 #[tokio::test]
 async fn another_patients_resources_are_a_warning_and_a_metric_without_their_ids() {
-    let (mut child, port, mut stderr) = start(&[
+    let (child, port, stderr) = start(&[
         "--port",
         "0",
         "--database-url",
@@ -341,17 +341,7 @@ async fn another_patients_resources_are_a_warning_and_a_metric_without_their_ids
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
-    let metrics = client
-        .get(format!("http://127.0.0.1:{port}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    terminate(&mut child);
-    let mut log = String::new();
-    stderr.read_to_string(&mut log).unwrap();
+    let (metrics, log) = metrics_then_log(child, port, stderr).await;
     // The patient, the cramp, the furosemide and the potassium are all p1's.
     assert!(
         metrics.contains("other_patient_resources_total 4"),
@@ -383,7 +373,7 @@ async fn another_patients_resources_are_a_warning_and_a_metric_without_their_ids
 async fn malformed_http_makes_no_error_lines() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let database = crate::helpers::temporary_sqlite();
-    let (mut child, port, mut stderr) = start(&["--port", "0", "--database-url", &database]);
+    let (child, port, stderr) = start(&["--port", "0", "--database-url", &database]);
     for _ in 0..3 {
         let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
@@ -395,6 +385,18 @@ async fn malformed_http_makes_no_error_lines() {
         let mut answer = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
     }
+    let (metrics, log) = metrics_then_log(child, port, stderr).await;
+    assert!(!log.lines().any(|l| l.contains(" ERROR ")), "{log}");
+    assert!(log.contains("client protocol error"), "{log}");
+    assert!(metrics.contains("http_protocol_errors_total"), "{metrics}");
+}
+
+/// The running binary's metrics, then its whole log once it has stopped.
+async fn metrics_then_log(
+    mut child: Child,
+    port: u16,
+    mut stderr: BufReader<std::process::ChildStderr>,
+) -> (String, String) {
     let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await
         .unwrap()
@@ -404,7 +406,5 @@ async fn malformed_http_makes_no_error_lines() {
     terminate(&mut child);
     let mut log = String::new();
     stderr.read_to_string(&mut log).unwrap();
-    assert!(!log.lines().any(|l| l.contains(" ERROR ")), "{log}");
-    assert!(log.contains("client protocol error"), "{log}");
-    assert!(metrics.contains("http_protocol_errors_total"), "{metrics}");
+    (metrics, log)
 }

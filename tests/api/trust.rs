@@ -16,12 +16,12 @@ use crate::helpers::*;
 const SERVICE: &str = "/cds-services/leg-cramps-patient-view";
 
 /// A loopback listener that counts accepted connections and drops them.
-struct Counting {
-    port: u16,
-    accepted: Arc<AtomicUsize>,
+pub struct Counting {
+    pub port: u16,
+    pub accepted: Arc<AtomicUsize>,
 }
 
-fn counting_listener(address: &str) -> Option<Counting> {
+pub fn counting_listener(address: &str) -> Option<Counting> {
     let listener = TcpListener::bind(address).ok()?;
     let port = listener.local_addr().unwrap().port();
     let accepted = Arc::new(AtomicUsize::new(0));
