@@ -7,8 +7,13 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Mutex;
 
-/// Entries kept in memory before expired ones are swept.
+/// Entries kept in memory before expired ones are swept (at most once a
+/// second: a sweep walks them all).
 const SWEEP_ABOVE: usize = 10_000;
+
+/// Entries kept in memory at most. Past it the memory is emptied: it only
+/// spares the shared store a round trip, which still refuses every replay.
+const REMEMBER_AT_MOST: usize = 200_000;
 
 /// The store's side: records a token key until `expires_at` (Unix seconds);
 /// Ok(false) when it was already recorded, Err when the store cannot say.
@@ -38,7 +43,13 @@ pub fn token_key(issuer: &str, jti: &str) -> String {
 
 #[derive(Default)]
 pub struct ReplayGuard {
-    seen: Mutex<HashMap<String, u64>>,
+    seen: Mutex<Seen>,
+}
+
+#[derive(Default)]
+struct Seen {
+    expiries: HashMap<String, u64>,
+    swept_at: u64,
 }
 
 impl ReplayGuard {
@@ -48,13 +59,17 @@ impl ReplayGuard {
             .seen
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if seen.len() > SWEEP_ABOVE {
-            seen.retain(|_, expiry| *expiry >= now);
+        if seen.expiries.len() > SWEEP_ABOVE && seen.swept_at < now {
+            seen.expiries.retain(|_, expiry| *expiry >= now);
+            seen.swept_at = now;
         }
-        match seen.get(key) {
+        if seen.expiries.len() >= REMEMBER_AT_MOST {
+            seen.expiries.clear();
+        }
+        match seen.expiries.get(key) {
             Some(expiry) if *expiry >= now => false,
             _ => {
-                seen.insert(key.to_owned(), expires_at);
+                seen.expiries.insert(key.to_owned(), expires_at);
                 true
             }
         }
@@ -76,6 +91,24 @@ mod tests {
             guard.first_use(&a, 200, 101),
             "after expiry the id may come back"
         );
+    }
+
+    /// Live ids past the cap empty the memory (the shared store still
+    /// refuses replays); expired ones are swept at most once a second.
+    #[test]
+    fn the_memory_is_bounded() {
+        let guard = ReplayGuard::default();
+        for i in 0..REMEMBER_AT_MOST + 10 {
+            assert!(guard.first_use(&i.to_string(), 1_000, 10));
+        }
+        let remembered = guard.seen.lock().unwrap().expiries.len();
+        assert!(remembered <= REMEMBER_AT_MOST, "{remembered}");
+        let expired = ReplayGuard::default();
+        for i in 0..SWEEP_ABOVE + 1 {
+            expired.first_use(&i.to_string(), 5, 1);
+        }
+        expired.first_use("late", 50, 10);
+        assert_eq!(expired.seen.lock().unwrap().expiries.len(), 1);
     }
 
     #[test]
