@@ -603,19 +603,24 @@ fn resource_summary(raw: &RawValue) -> Value {
 }
 
 pub(crate) fn json_syntax_issue(error: &serde_json::Error) -> Issue {
+    // serde's own words, without the name of our Rust type.
+    let detail = error
+        .to_string()
+        .replace("struct Envelope with 6 elements", "a JSON object")
+        .replace("struct Envelope", "a JSON object");
     let problem = match error.classify() {
         serde_json::error::Category::Eof => "the JSON ends too early",
+        // Valid JSON all the same: a number no reader here can hold.
+        serde_json::error::Category::Syntax if detail.starts_with("number out of range") => {
+            "the body holds a number too large to read"
+        }
         serde_json::error::Category::Syntax => "the body is not valid JSON",
         serde_json::error::Category::Data => "the body is not a CDS Hooks request object",
         serde_json::error::Category::Io => "the body could not be read",
     };
     Issue::error(
         "structure",
-        format!(
-            "{problem}: {error} (line {}, column {})",
-            error.line(),
-            error.column()
-        ),
+        format!("{problem}: {detail}"),
         Some("/".into()),
     )
 }
@@ -631,6 +636,28 @@ fn member_issue(pointer: &str, error: &serde_json::Error) -> Issue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn body_errors_speak_of_json_not_of_rust() {
+        let schemas = Schemas::compile().unwrap();
+        let said = |body: &str| {
+            parse_hook_request(body.as_bytes(), &schemas).err().unwrap()[0]
+                .diagnostics
+                .clone()
+        };
+        let array = said("[]");
+        assert!(
+            array.contains("a JSON object") && !array.contains("Envelope"),
+            "{array}"
+        );
+        let huge = said("1e999999");
+        assert!(huge.contains("number too large"), "{huge}");
+        let early = said("{");
+        assert!(
+            early.contains("ends too early") && early.contains("line 1 column 1"),
+            "{early}"
+        );
+    }
 
     /// A tolerated deviation is logged: its text must not carry the value,
     /// which may be a token an EHR put in the wrong member.
